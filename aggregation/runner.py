@@ -1,0 +1,182 @@
+"""Run sections concurrently in a bounded, process-wide thread pool.
+
+Each section gets its own deadline (``QUERY_TIMEOUT`` or its own, never beyond
+the request's ``REQUEST_TIMEOUT`` budget). The waiter stops waiting at the
+deadline, and the database stops the query too: ``statement_timeout`` on
+PostgreSQL, a progress handler on SQLite. So a timed-out query does not keep a
+worker and a connection busy for minutes after its response was sent.
+
+Worker threads own their Django connections: stale or broken ones are dropped
+(``close_old_connections``) before and after every task; with the psycopg pool
+closing a connection returns it to the pool.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
+from dataclasses import dataclass
+
+from django.conf import settings
+from django.db import DatabaseError, InterfaceError, OperationalError, close_old_connections
+from django.db import connection as db_connection
+
+from .errors import ErrorCode
+from .sections import Section, SectionContext, SectionPayload
+
+logger = logging.getLogger(__name__)
+
+_executor: ThreadPoolExecutor | None = None
+_executor_lock = threading.Lock()
+
+
+class SectionTimeout(Exception):
+    """A section did not finish before its deadline."""
+
+
+@dataclass
+class SectionOutcome:
+    """The result of running one section: a payload, or an error code and message."""
+
+    section: Section
+    payload: SectionPayload | None
+    error_code: ErrorCode | None = None
+    error_message: str | None = None
+    duration_ms: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        """True when the section produced a payload."""
+        return self.error_code is None
+
+
+def get_executor() -> ThreadPoolExecutor:
+    """The process-wide pool, created on first use (after a fork, in each worker)."""
+    global _executor
+    if _executor is None:
+        with _executor_lock:
+            if _executor is None:
+                _executor = ThreadPoolExecutor(
+                    max_workers=settings.AGGREGATION_MAX_WORKERS,
+                    thread_name_prefix="section",
+                )
+    return _executor
+
+
+def _limit_query_time(deadline: float) -> None:
+    """Make the database itself give up on this thread's queries at ``deadline``."""
+    remaining_ms = int((deadline - time.monotonic()) * 1000)
+    if remaining_ms <= 0:
+        raise SectionTimeout
+    db_connection.ensure_connection()
+    if db_connection.vendor == "postgresql":
+        with db_connection.cursor() as cursor:
+            cursor.execute("SELECT set_config('statement_timeout', %s, false)", [str(remaining_ms)])
+    elif db_connection.vendor == "sqlite":
+        db_connection.connection.set_progress_handler(
+            lambda: int(time.monotonic() > deadline), 10_000
+        )
+
+
+def _clear_query_limit() -> None:
+    if db_connection.vendor == "sqlite" and db_connection.connection is not None:
+        db_connection.connection.set_progress_handler(None, 0)
+
+
+def _run_in_worker(
+    section: Section, context: SectionContext, deadline: float
+) -> tuple[SectionPayload, float]:
+    """Runs in a pool thread: fetch one section on this thread's own connection."""
+    close_old_connections()
+    started = time.monotonic()
+    try:
+        _limit_query_time(deadline)
+        payload = section.fetch(context)
+        return payload, (time.monotonic() - started) * 1000
+    finally:
+        try:
+            _clear_query_limit()
+        finally:
+            close_old_connections()
+
+
+def _is_query_timeout(exc: BaseException) -> bool:
+    cause = exc.__cause__
+    if cause is not None and type(cause).__name__ == "QueryCanceled":
+        return True  # psycopg: statement_timeout fired
+    return "interrupted" in str(exc).lower()  # sqlite: progress handler fired
+
+
+def classify_error(exc: BaseException) -> ErrorCode:
+    """Map an exception raised by a section to a stable error code."""
+    if isinstance(exc, SectionTimeout | FutureTimeout):
+        return ErrorCode.TIMEOUT_ERROR
+    if isinstance(exc, OperationalError) and _is_query_timeout(exc):
+        return ErrorCode.TIMEOUT_ERROR
+    if isinstance(exc, OperationalError | InterfaceError):
+        return ErrorCode.DB_CONNECTION_ERROR
+    if isinstance(exc, DatabaseError):
+        return ErrorCode.SECTION_FETCH_ERROR
+    return ErrorCode.SECTION_FETCH_ERROR
+
+
+_MESSAGES = {
+    ErrorCode.TIMEOUT_ERROR: "Timed out fetching {title}",
+    ErrorCode.DB_CONNECTION_ERROR: "Database unavailable while fetching {title}",
+    ErrorCode.SECTION_FETCH_ERROR: "Failed to fetch {title}",
+}
+
+
+def run_sections(
+    sections: list[Section],
+    context: SectionContext,
+    *,
+    query_timeout_ms: int | None = None,
+    request_timeout_ms: int | None = None,
+) -> list[SectionOutcome]:
+    """Run ``sections`` concurrently and return one outcome each, in order.
+
+    Never raises for a section's failure: a failed or timed-out section becomes
+    an outcome with an error code. Returns by the request budget at the latest.
+    """
+    query_timeout_ms = query_timeout_ms or settings.QUERY_TIMEOUT
+    request_timeout_ms = request_timeout_ms or settings.REQUEST_TIMEOUT
+    start = time.monotonic()
+    budget_end = start + request_timeout_ms / 1000
+    executor = get_executor()
+
+    submitted: list[tuple[Section, Future, float]] = []
+    for section in sections:
+        deadline = min(start + (section.timeout_ms or query_timeout_ms) / 1000, budget_end)
+        future = executor.submit(_run_in_worker, section, context, deadline)
+        submitted.append((section, future, deadline))
+
+    outcomes = []
+    for section, future, deadline in submitted:
+        try:
+            payload, duration = future.result(timeout=max(0.0, deadline - time.monotonic()))
+            outcomes.append(SectionOutcome(section, payload, duration_ms=duration))
+            continue
+        except FutureTimeout as exc:
+            future.cancel()  # still queued: never start it
+            error: BaseException = exc
+        except Exception as exc:  # a section's failure must not fail the request
+            error = exc
+        code = classify_error(error)
+        if code == ErrorCode.TIMEOUT_ERROR:
+            logger.warning("Section %s timed out", section.id)
+        else:
+            logger.error("Section %s failed", section.id, exc_info=error)
+        outcomes.append(
+            SectionOutcome(
+                section,
+                None,
+                error_code=code,
+                error_message=_MESSAGES[code].format(title=section.title.lower()),
+                duration_ms=(time.monotonic() - start) * 1000,
+            )
+        )
+    return outcomes

@@ -1,0 +1,104 @@
+"""Generic serializers: section-list and fieldset parameters, envelopes for OpenAPI."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rest_framework import serializers
+
+from .sections import SectionRegistry, UnknownSection
+from .sparse import InvalidFieldset, parse_fieldset
+
+MAX_LIST_PARAM_LENGTH = 2_000
+
+
+class _CommaListField(serializers.CharField):
+    """A comma-separated query parameter; blank entries are ignored."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        kwargs.setdefault("max_length", MAX_LIST_PARAM_LENGTH)
+        kwargs.setdefault("required", False)
+        super().__init__(**kwargs)
+
+    def split(self, data: Any) -> list[str]:
+        raw = super().to_internal_value(data)
+        parts = [p.strip() for p in raw.split(",") if p.strip()]
+        if not parts:
+            raise serializers.ValidationError("Must name at least one entry.")
+        return parts
+
+
+class SectionListField(_CommaListField):
+    """``sections=events,trending_stores``: canonical ids; unknown names are an error.
+
+    Reads the registry from the serializer context key ``registry``.
+    """
+
+    def to_internal_value(self, data: Any) -> list[str]:
+        registry: SectionRegistry = self.context["registry"]
+        try:
+            return [s.id for s in registry.resolve(self.split(data))]
+        except UnknownSection as exc:
+            raise serializers.ValidationError(
+                f"Unknown section(s): {', '.join(exc.names)}. "
+                f"Valid: {', '.join(registry.ids)} (snake_case accepted)."
+            ) from exc
+
+
+class FieldsetField(_CommaListField):
+    """``fields=justForYou.items.name,events.total``: a validated sparse fieldset."""
+
+    def to_internal_value(self, data: Any) -> dict:
+        paths = self.split(data)
+        try:
+            return {
+                "paths": sorted(set(paths)),
+                "spec": parse_fieldset(paths, self.context["registry"]),
+            }
+        except InvalidFieldset as exc:
+            raise serializers.ValidationError(str(exc)) from exc
+
+
+class ErrorItemSerializer(serializers.Serializer):
+    field = serializers.CharField(required=False, help_text="The parameter at fault.")
+    section = serializers.CharField(required=False, help_text="The section that failed.")
+    code = serializers.CharField(help_text="Stable error code, e.g. VALIDATION_ERROR.")
+    message = serializers.CharField()
+
+
+class ErrorEnvelopeSerializer(serializers.Serializer):
+    """The body of every error response."""
+
+    success = serializers.BooleanField(default=False)
+    message = serializers.CharField()
+    errors = ErrorItemSerializer(many=True)
+
+
+class BatchMetadataSerializer(serializers.Serializer):
+    timestamp = serializers.DateTimeField()
+    userId = serializers.CharField(allow_null=True, required=False)
+    cacheKey = serializers.CharField()
+    ttl = serializers.IntegerField(help_text="Seconds the response is cached for.")
+    fromCache = serializers.BooleanField()
+    executionTime = serializers.FloatField(help_text="Milliseconds spent answering.")
+    partialFailure = serializers.BooleanField()
+
+
+def section_serializer(
+    name: str, item: type[serializers.Serializer]
+) -> type[serializers.Serializer]:
+    """A section object's schema (seed 004 §1.3) with typed items."""
+    attrs = {
+        "id": serializers.CharField(),
+        "title": serializers.CharField(required=False),
+        "type": serializers.CharField(required=False),
+        "items": item(many=True, required=False),
+        "total": serializers.IntegerField(required=False),
+        "hasMore": serializers.BooleanField(required=False),
+        "lastUpdated": serializers.DateTimeField(required=False),
+        "error": serializers.BooleanField(
+            required=False, help_text="Present and true when the section failed."
+        ),
+        "__doc__": "A section; a sparse fieldset may leave out any key but id.",
+    }
+    return type(name, (serializers.Serializer,), attrs)

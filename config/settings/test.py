@@ -1,0 +1,16 @@
+"""Test settings: the real PostgreSQL and Redis, never in-process stand-ins.
+
+The suite uses its own Redis database number (flushed per test) and pytest-django
+creates its own PostgreSQL database (``test_<name>``).
+"""
+
+import os
+
+os.environ.setdefault("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/test")
+os.environ.setdefault("REDIS_URL", "redis://127.0.0.1:6379/15")
+os.environ.setdefault("CELERY_TASK_ALWAYS_EAGER", "true")
+os.environ.setdefault("DB_POOL_SIZE", "20")
+
+from .base import *  # noqa: E402, F403
+
+PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]

@@ -1,0 +1,18 @@
+"""URL configuration: the API under /api/v1/, docs under /api/, admin under /admin/."""
+
+from django.contrib import admin
+from django.urls import include, path
+from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
+
+urlpatterns = [
+    path("admin/", admin.site.urls),
+    path("api/v1/", include("homepage.urls")),
+    path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
+    path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="swagger-ui"),
+    path("api/redoc/", SpectacularRedocView.as_view(url_name="schema"), name="redoc"),
+]
+
+handler400 = "aggregation.errors.bad_request_view"
+handler403 = "aggregation.errors.permission_denied_view"
+handler404 = "aggregation.errors.not_found_view"
+handler500 = "aggregation.errors.server_error_view"

@@ -1,0 +1,8 @@
+from django.apps import AppConfig
+
+
+class HomepageConfig(AppConfig):
+    """Storefront domain: products, stores, events, offers and the homepage batch."""
+
+    name = "homepage"
+    default_auto_field = "django.db.models.BigAutoField"

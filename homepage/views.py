@@ -1,0 +1,200 @@
+"""Homepage batch endpoint and the legacy single-list endpoints (seed 004 §7.1)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from django.conf import settings
+from drf_spectacular.utils import OpenApiResponse, extend_schema
+from rest_framework import exceptions, serializers
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from aggregation.access import subject_user_id
+from aggregation.batch import batch_envelope, serve_batch
+from aggregation.errors import APIError, ErrorCode
+from aggregation.runner import run_sections
+from aggregation.sections import Section, SectionContext
+from aggregation.serializers import ErrorEnvelopeSerializer
+
+from .keys import homepage_cache_key, homepage_variant
+from .sections import all_valid_offers, homepage_analytics, homepage_sections
+from .serializers import (
+    EventSectionSerializer,
+    HomepageQuerySerializer,
+    HomepageResponseSerializer,
+    LimitQuerySerializer,
+    LocatedListQuerySerializer,
+    OfferSectionSerializer,
+    OffersQuerySerializer,
+    ProductSectionSerializer,
+    StoreSectionSerializer,
+    legacy_response_serializer,
+)
+
+ERRORS = {
+    code: OpenApiResponse(ErrorEnvelopeSerializer, description=text)
+    for code, text in {
+        400: "Invalid parameters (VALIDATION_ERROR, naming the field).",
+        401: "userId given without authentication (NOT_AUTHENTICATED).",
+        403: "userId of someone else (PERMISSION_DENIED).",
+        404: "Not found (NOT_FOUND).",
+        429: "Rate limited (RATE_LIMITED), with Retry-After.",
+        500: "Every section failed, or an unexpected error.",
+        503: "Service temporarily unavailable.",
+    }.items()
+}
+
+
+def _validated(serializer_class: type[serializers.Serializer], request: Request) -> dict:
+    serializer = serializer_class(
+        data=request.query_params, context={"registry": homepage_sections}
+    )
+    serializer.is_valid(raise_exception=True)
+    return serializer.validated_data
+
+
+def _cache_control(user_id: int | None) -> str:
+    # Per-user content must never sit in a shared cache.
+    if user_id is None:
+        return f"public, max-age=0, s-maxage={settings.CDN_MAX_AGE}"
+    return "private, max-age=0"
+
+
+class HomepageView(APIView):
+    """``GET /api/v1/homepage``: every homepage section in one response."""
+
+    @extend_schema(
+        operation_id="homepage_batch",
+        parameters=[HomepageQuerySerializer],
+        responses={200: HomepageResponseSerializer, **ERRORS},
+        tags=["homepage"],
+    )
+    def get(self, request: Request) -> Response:
+        if not settings.ENABLE_BATCH_ENDPOINT:
+            raise exceptions.NotFound()
+        params = _validated(HomepageQuerySerializer, request)
+        user_id = subject_user_id(request.user, params.get("userId"))
+        section_ids = params.get("sections")
+        fieldset = params.get("fields")
+        variant = homepage_variant(
+            limit=params["limit"],
+            sections=section_ids,
+            location=params.get("location"),
+            fieldset_paths=fieldset["paths"] if fieldset else None,
+        )
+        result = serve_batch(
+            sections=homepage_sections.resolve(section_ids),
+            context=SectionContext(
+                now=datetime.now(UTC),
+                limit=params["limit"],
+                user_id=user_id,
+                options={"location": params.get("location")},
+            ),
+            cache_key=homepage_cache_key(user_id, variant),
+            fresh=params["fresh"],
+            fieldset=fieldset["spec"] if fieldset else None,
+            extras=homepage_analytics,
+        )
+        extra = {"analytics": result.body.extras} if params["includeAnalytics"] else None
+        response = Response(
+            batch_envelope(result.body, metadata=result.metadata, extra=extra),
+            status=result.status_code,
+        )
+        response["Cache-Control"] = _cache_control(user_id)
+        response["Vary"] = "Authorization, Cookie"
+        return response
+
+
+class LegacySectionView(APIView):
+    """One homepage section on its own, as the pre-batch endpoints served it.
+
+    The section is the very one the batch endpoint runs, so both always agree.
+    """
+
+    section: Section
+    query_serializer: type[serializers.Serializer] = LimitQuerySerializer
+
+    def section_for(self, params: dict) -> Section:
+        return self.section
+
+    def get(self, request: Request) -> Response:
+        params = _validated(self.query_serializer, request)
+        context = SectionContext(
+            now=datetime.now(UTC),
+            limit=params["limit"],
+            options={"location": params.get("location")},
+        )
+        section = self.section_for(params)
+        (outcome,) = run_sections([section], context)
+        if not outcome.ok:
+            status_code = {
+                ErrorCode.TIMEOUT_ERROR: 504,
+                ErrorCode.DB_CONNECTION_ERROR: 503,
+            }.get(outcome.error_code, 500)
+            raise APIError(outcome.error_message, code=outcome.error_code, status_code=status_code)
+        stamp = context.now.isoformat().replace("+00:00", "Z")
+        body = {"success": True, "data": section.envelope(outcome.payload, last_updated=stamp)}
+        response = Response(body)
+        response["Cache-Control"] = _cache_control(None)
+        return response
+
+
+def _legacy(section_id: str, name: str, response, query=LimitQuerySerializer, summary=""):
+    section = homepage_sections[section_id]
+    view = type(name, (LegacySectionView,), {"section": section, "query_serializer": query})
+    view.get = extend_schema(
+        operation_id=name,
+        summary=summary,
+        parameters=[query],
+        responses={200: legacy_response_serializer(f"{name}Response", response), **ERRORS},
+        tags=["legacy"],
+    )(view.get)
+    return view
+
+
+FeaturedProductsView = _legacy(
+    "justForYou",
+    "FeaturedProducts",
+    ProductSectionSerializer,
+    summary="Featured products (the justForYou section, anonymous).",
+)
+NewArrivalsView = _legacy(
+    "newArrivals", "NewArrivals", ProductSectionSerializer, summary="Newest in-stock products."
+)
+FeaturedStoresView = _legacy(
+    "trendingStores",
+    "FeaturedStores",
+    StoreSectionSerializer,
+    LocatedListQuerySerializer,
+    summary="Featured stores (the trendingStores section).",
+)
+FeaturedEventsView = _legacy(
+    "events",
+    "FeaturedEvents",
+    EventSectionSerializer,
+    LocatedListQuerySerializer,
+    summary="Upcoming featured events (the events section).",
+)
+
+
+class OffersView(LegacySectionView):
+    """``/offers``: with ``featured=true`` exactly the homepage's offers section."""
+
+    query_serializer = OffersQuerySerializer
+
+    def section_for(self, params: dict) -> Section:
+        return homepage_sections["offers"] if params["featured"] else all_valid_offers
+
+    @extend_schema(
+        operation_id="Offers",
+        parameters=[OffersQuerySerializer],
+        responses={
+            200: legacy_response_serializer("OffersResponse", OfferSectionSerializer),
+            **ERRORS,
+        },
+        tags=["legacy"],
+    )
+    def get(self, request: Request) -> Response:
+        return super().get(request)

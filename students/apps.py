@@ -1,0 +1,8 @@
+from django.apps import AppConfig
+
+
+class StudentsConfig(AppConfig):
+    """Students, progress, achievements and course progress (bootstrap domain)."""
+
+    name = "students"
+    default_auto_field = "django.db.models.BigAutoField"

@@ -1,0 +1,8 @@
+from django.apps import AppConfig
+
+
+class TrainersConfig(AppConfig):
+    """Trainers, courses, allocations, sessions and payout claims (bootstrap domain)."""
+
+    name = "trainers"
+    default_auto_field = "django.db.models.BigAutoField"
