@@ -6,6 +6,7 @@ from datetime import timedelta
 from decimal import Decimal
 
 from django.contrib import admin, messages
+from django.db import models
 from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.utils import timezone
@@ -37,6 +38,7 @@ class CuratedAdmin(admin.ModelAdmin):
     list_editable = ("featured",)
     list_per_page = 50
     show_full_result_count = False  # no COUNT(*) over a million rows per page view
+    formfield_overrides = {models.URLField: {"assume_scheme": "https"}}
 
 
 @admin.register(Product)

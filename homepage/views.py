@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from django.conf import settings
-from drf_spectacular.utils import OpenApiResponse, extend_schema
+from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_view
 from rest_framework import exceptions, serializers
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -144,14 +144,15 @@ class LegacySectionView(APIView):
 def _legacy(section_id: str, name: str, response, query=LimitQuerySerializer, summary=""):
     section = homepage_sections[section_id]
     view = type(name, (LegacySectionView,), {"section": section, "query_serializer": query})
-    view.get = extend_schema(
-        operation_id=name,
-        summary=summary,
-        parameters=[query],
-        responses={200: legacy_response_serializer(f"{name}Response", response), **ERRORS},
-        tags=["legacy"],
-    )(view.get)
-    return view
+    return extend_schema_view(
+        get=extend_schema(
+            operation_id=name,
+            summary=summary,
+            parameters=[query],
+            responses={200: legacy_response_serializer(f"{name}Response", response), **ERRORS},
+            tags=["legacy"],
+        )
+    )(view)
 
 
 FeaturedProductsView = _legacy(

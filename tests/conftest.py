@@ -1,0 +1,63 @@
+"""Shared fixtures. The suite runs against the real PostgreSQL and Redis."""
+
+from __future__ import annotations
+
+import pytest
+from django.contrib.auth import get_user_model
+from django.core.cache import cache
+from django_redis import get_redis_connection
+from rest_framework.authtoken.models import Token
+from rest_framework.test import APIClient
+
+
+@pytest.fixture(autouse=True)
+def _clean_redis():
+    """Each test starts with an empty Redis database of the suite's own."""
+    get_redis_connection("default").flushdb()
+    yield
+    cache.close()
+
+
+@pytest.fixture
+def api_client() -> APIClient:
+    return APIClient()
+
+
+@pytest.fixture
+def user(db):
+    return get_user_model().objects.create_user(username="shopper", password="pw-shopper-1")
+
+
+@pytest.fixture
+def other_user(db):
+    return get_user_model().objects.create_user(username="other", password="pw-other-1")
+
+
+@pytest.fixture
+def staff_user(db):
+    return get_user_model().objects.create_user(
+        username="staff", password="pw-staff-1", is_staff=True, is_superuser=True
+    )
+
+
+def _client_for(user) -> APIClient:
+    client = APIClient()
+    token, _ = Token.objects.get_or_create(user=user)
+    client.credentials(HTTP_AUTHORIZATION=f"Token {token.key}")
+    return client
+
+
+@pytest.fixture
+def client_for():
+    """Build an API client authenticated (by token) as the given user."""
+    return _client_for
+
+
+@pytest.fixture
+def user_client(user) -> APIClient:
+    return _client_for(user)
+
+
+@pytest.fixture
+def staff_client(staff_user) -> APIClient:
+    return _client_for(staff_user)

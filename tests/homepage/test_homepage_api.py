@@ -1,0 +1,437 @@
+"""``GET /api/v1/homepage`` end to end: sections, failures, cache, parameters, access."""
+
+from __future__ import annotations
+
+import gzip
+import threading
+import time
+from datetime import timedelta
+
+import orjson
+import pytest
+from django.db import connection
+from django.utils import timezone
+
+from aggregation.sections import SectionPayload
+from homepage.sections import homepage_sections
+
+from .factories import (
+    CategoryAffinityFactory,
+    EventFactory,
+    OfferFactory,
+    ProductFactory,
+    StoreFactory,
+)
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+URL = "/api/v1/homepage"
+ALL_SECTIONS = ["justForYou", "newArrivals", "trendingStores", "events", "offers", "flashSales"]
+
+
+@pytest.fixture
+def catalogue():
+    """A little of everything, plus rows every section must leave out."""
+    now = timezone.now()
+    products = ProductFactory.create_batch(3)
+    ProductFactory(stock=0, name="sold out")
+    ProductFactory(is_active=False, name="delisted")
+    ProductFactory(featured=False, name="not featured")
+    stores = StoreFactory.create_batch(2)
+    StoreFactory(featured=False, name="plain store")
+    events = EventFactory.create_batch(2)
+    EventFactory(starts_at=now - timedelta(hours=1), title="past event")
+    offers = OfferFactory.create_batch(2, store=stores[0])
+    OfferFactory(valid_until=now - timedelta(minutes=1), title="expired offer", store=stores[0])
+    flash = OfferFactory(flash=True, featured=False, store=stores[1])
+    return {"products": products, "stores": stores, "events": events, "offers": offers, "flash": flash}
+
+
+def _ids(section: dict) -> list[str]:
+    return [item["id"] for item in section["items"]]
+
+
+def test_all_sections_succeed(api_client, catalogue):
+    response = api_client.get(URL)
+
+    assert response.status_code == 200
+    body = response.json()
+    assert body["success"] is True
+    assert body["version"] == "1.0.0"
+    assert "errors" not in body
+    sections = body["data"]["sections"]
+    assert list(sections) == ALL_SECTIONS
+    for section_id, section in sections.items():
+        assert section["id"] == section_id
+        assert set(section) == {"id", "title", "type", "items", "total", "hasMore", "lastUpdated"}
+    assert sections["justForYou"]["type"] == "recommendations"
+    assert sorted(_ids(sections["justForYou"])) == sorted(str(p.pk) for p in catalogue["products"])
+    assert sections["justForYou"]["total"] == 3
+    assert sections["justForYou"]["hasMore"] is False
+    assert _ids(sections["trendingStores"]) and "plain store" not in str(sections["trendingStores"])
+    assert "past event" not in str(sections["events"])
+    assert "expired offer" not in str(sections["offers"])
+    assert _ids(sections["flashSales"]) == [str(catalogue["flash"].pk)]
+    assert sections["flashSales"]["items"][0]["metadata"]["flashSale"]["salePrice"] == 50.0
+    metadata = body["data"]["metadata"]
+    assert metadata["cacheKey"] == "homepage:anonymous:v1"
+    assert metadata["fromCache"] is False
+    assert metadata["partialFailure"] is False
+    assert metadata["userId"] is None
+    assert metadata["ttl"] > 0
+    assert isinstance(metadata["executionTime"], float)
+    assert "analytics" not in body["data"]
+
+
+def test_item_shapes(api_client, catalogue):
+    sections = api_client.get(URL).json()["data"]["sections"]
+    product = sections["justForYou"]["items"][0]
+    assert set(product) == {
+        "id", "name", "brand", "image", "price", "originalPrice", "currency", "category",
+        "rating", "cashback", "inventory", "createdAt",
+    }
+    assert product["inventory"] == {"stock": 10}
+    store = sections["trendingStores"]["items"][0]
+    assert store["location"]["coordinates"] == [77.5946, 12.9716]
+    assert store["distance"] is None
+    event = sections["events"]["items"][0]
+    assert {"date", "time", "location", "organizer"} <= set(event)
+    offer = sections["offers"]["items"][0]
+    assert offer["store"]["id"] == str(catalogue["stores"][0].pk)
+    assert offer["metadata"] == {"flashSale": None}
+
+
+def test_limit_and_has_more(api_client, db):
+    ProductFactory.create_batch(5)
+    section = api_client.get(URL, {"limit": 2, "sections": "justForYou"}).json()["data"]["sections"][
+        "justForYou"
+    ]
+    assert len(section["items"]) == 2
+    assert section["total"] == 5
+    assert section["hasMore"] is True
+
+
+def test_empty_results(api_client, db):
+    body = api_client.get(URL).json()
+    assert body["success"] is True
+    for section in body["data"]["sections"].values():
+        assert section["items"] == [] and section["total"] == 0 and section["hasMore"] is False
+
+
+def test_analytics_on_request(api_client, catalogue):
+    body = api_client.get(URL, {"includeAnalytics": "true"}).json()
+    analytics = body["data"]["analytics"]
+    assert analytics["sectionViews"]["justForYou"] == 300  # three products, 100 views each
+    assert analytics["recommendationScore"] == 0.5
+
+
+# --- failures --------------------------------------------------------------------
+
+
+def test_a_failing_section_gives_a_partial_response(api_client, catalogue, monkeypatch):
+    def boom(ctx):
+        raise RuntimeError("SELECT secret FROM internals")
+
+    monkeypatch.setattr(homepage_sections["offers"], "fetch", boom)
+    response = api_client.get(URL)
+
+    assert response.status_code == 200
+    body = response.json()
+    assert body["success"] is True
+    assert body["data"]["metadata"]["partialFailure"] is True
+    offers = body["data"]["sections"]["offers"]
+    assert offers["items"] == [] and offers["error"] is True and offers["total"] == 0
+    assert body["errors"] == [
+        {"section": "offers", "code": "SECTION_FETCH_ERROR", "message": "Failed to fetch offers"}
+    ]
+    assert "secret" not in response.content.decode()
+    assert len(body["data"]["sections"]["justForYou"]["items"]) == 3
+
+
+def test_a_hanging_section_times_out_within_the_budget(api_client, catalogue, monkeypatch, settings):
+    settings.QUERY_TIMEOUT = 300
+    settings.REQUEST_TIMEOUT = 1_000
+    release = threading.Event()
+
+    def hang(ctx):
+        release.wait(10)
+        return SectionPayload(items=[], total=0)
+
+    monkeypatch.setattr(homepage_sections["events"], "fetch", hang)
+    started = time.monotonic()
+    try:
+        response = api_client.get(URL)
+    finally:
+        release.set()
+    elapsed = time.monotonic() - started
+
+    assert response.status_code == 200
+    assert elapsed < settings.REQUEST_TIMEOUT / 1000
+    body = response.json()
+    assert body["errors"][0]["section"] == "events"
+    assert body["errors"][0]["code"] == "TIMEOUT_ERROR"
+    assert body["data"]["sections"]["events"]["error"] is True
+    assert body["data"]["sections"]["justForYou"]["total"] == 3
+
+
+def test_a_slow_query_is_stopped_by_the_database(api_client, catalogue, monkeypatch, settings):
+    settings.QUERY_TIMEOUT = 300
+
+    def slow(ctx):
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_sleep(20)")
+        return SectionPayload(items=[], total=0)
+
+    monkeypatch.setattr(homepage_sections["newArrivals"], "fetch", slow)
+    body = api_client.get(URL).json()
+    assert body["errors"] == [
+        {"section": "newArrivals", "code": "TIMEOUT_ERROR", "message": "Timed out fetching new arrivals"}
+    ]
+
+
+def test_all_sections_failing_is_a_500_in_the_envelope(api_client, db, monkeypatch):
+    def boom(ctx):
+        raise RuntimeError("down")
+
+    for section in homepage_sections:
+        monkeypatch.setattr(section, "fetch", boom)
+    response = api_client.get(URL)
+
+    assert response.status_code == 500
+    body = response.json()
+    assert body["success"] is False
+    assert body["message"]
+    assert {e["section"] for e in body["errors"]} == set(ALL_SECTIONS)
+    # Nothing was cached: the next request computes again.
+    assert api_client.get(URL).json()["data"]["metadata"]["fromCache"] is False
+
+
+def test_a_partial_response_is_cached_only_briefly(api_client, catalogue, monkeypatch, settings):
+    monkeypatch.setattr(homepage_sections["offers"], "fetch", lambda ctx: 1 / 0)
+    metadata = api_client.get(URL).json()["data"]["metadata"]
+    assert metadata["ttl"] == settings.CACHE_PARTIAL_TTL < settings.CACHE_TTL
+
+
+# --- cache -------------------------------------------------------------------------
+
+
+def test_cache_miss_then_hit(api_client, catalogue):
+    first = api_client.get(URL).json()
+    second = api_client.get(URL).json()
+    assert first["data"]["metadata"]["fromCache"] is False
+    assert second["data"]["metadata"]["fromCache"] is True
+    assert second["data"]["sections"] == first["data"]["sections"]
+    assert second["data"]["metadata"]["timestamp"] >= first["data"]["metadata"]["timestamp"]
+
+
+def test_the_cache_is_served_without_the_database(api_client, catalogue, monkeypatch):
+    api_client.get(URL)
+
+    def must_not_run(ctx):
+        raise AssertionError("section ran on a cache hit")
+
+    for section in homepage_sections:
+        monkeypatch.setattr(section, "fetch", must_not_run)
+    body = api_client.get(URL).json()
+    assert body["data"]["metadata"]["fromCache"] is True
+    assert "errors" not in body
+
+
+def test_fresh_bypasses_the_cache_read(api_client, catalogue):
+    api_client.get(URL)
+    ProductFactory(name="brand new", views=10_000)
+    cached = api_client.get(URL).json()
+    fresh = api_client.get(URL, {"fresh": "true"}).json()
+    assert "brand new" not in str(cached["data"]["sections"]["justForYou"])
+    assert fresh["data"]["metadata"]["fromCache"] is False
+    assert fresh["data"]["sections"]["justForYou"]["items"][0]["name"] == "brand new"
+    # fresh=true stored its result for everyone else.
+    after = api_client.get(URL).json()
+    assert after["data"]["metadata"]["fromCache"] is True
+    assert after["data"]["sections"]["justForYou"]["items"][0]["name"] == "brand new"
+
+
+def test_parameters_that_change_content_change_the_key(api_client, catalogue):
+    keys = {
+        api_client.get(URL, params).json()["data"]["metadata"]["cacheKey"]
+        for params in [
+            {},
+            {"limit": 5},
+            {"sections": "events,trending_stores"},
+            {"sections": "trendingStores,events"},  # same content as the line above
+            {"location": "77.5946,12.9716"},
+            {"fields": "events.total"},
+            {"includeAnalytics": "true"},  # analytics never changes the sections
+        ]
+    }
+    assert keys == {
+        "homepage:anonymous:v1",
+        "homepage:anonymous:v1:limit5",
+        "homepage:anonymous:v1:s=events,trendingStores",
+        "homepage:anonymous:v1:loc=77.595,12.972",
+        "homepage:anonymous:v1:f=events.total",
+    }
+
+
+def test_ttl_is_capped_at_the_first_offer_expiry(api_client, db, settings):
+    OfferFactory(valid_until=timezone.now() + timedelta(seconds=40))
+    ttl = api_client.get(URL, {"sections": "offers"}).json()["data"]["metadata"]["ttl"]
+    assert 0 < ttl <= 40 < settings.CACHE_TTL
+
+
+def test_ttl_is_capped_at_the_next_event_start(api_client, db):
+    EventFactory(starts_at=timezone.now() + timedelta(seconds=90))
+    ttl = api_client.get(URL, {"sections": "events"}).json()["data"]["metadata"]["ttl"]
+    assert 0 < ttl <= 90
+
+
+def test_responses_are_gzipped_when_accepted(api_client, catalogue):
+    response = api_client.get(URL, HTTP_ACCEPT_ENCODING="gzip")
+    assert response["Content-Encoding"] == "gzip"
+    assert orjson.loads(gzip.decompress(response.content))["success"] is True
+
+
+# --- parameters ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("params", "field"),
+    [
+        ({"limit": 0}, "limit"),
+        ({"limit": 21}, "limit"),
+        ({"limit": "ten"}, "limit"),
+        ({"limit": "1.5"}, "limit"),
+        ({"sections": "events,bogus"}, "sections"),
+        ({"sections": ","}, "sections"),
+        ({"location": "77.5"}, "location"),
+        ({"location": "abc,def"}, "location"),
+        ({"location": "181,10"}, "location"),
+        ({"location": "10,-91"}, "location"),
+        ({"location": "nan,10"}, "location"),
+        ({"includeAnalytics": "maybe"}, "includeAnalytics"),
+        ({"fresh": "sometimes"}, "fresh"),
+        ({"userId": "abc"}, "userId"),
+        ({"userId": "0"}, "userId"),
+        ({"userId": "99999999999999999999999"}, "userId"),
+        ({"fields": "justForYou.items.nope"}, "fields"),
+        ({"fields": "nope.items.name"}, "fields"),
+        ({"sections": "x" * 3000}, "sections"),
+    ],
+)
+def test_invalid_parameters_are_400_naming_the_field(api_client, db, params, field):
+    response = api_client.get(URL, params)
+    assert response.status_code == 400
+    body = response.json()
+    assert body["success"] is False
+    assert body["errors"][0]["field"] == field
+    assert body["errors"][0]["code"] == "VALIDATION_ERROR"
+
+
+def test_snake_case_section_names_are_accepted(api_client, catalogue):
+    body = api_client.get(URL, {"sections": "trending_stores,flash_sales,just_for_you"}).json()
+    assert list(body["data"]["sections"]) == ["justForYou", "trendingStores", "flashSales"]
+
+
+def test_sparse_fields(api_client, catalogue):
+    body = api_client.get(
+        URL, {"fields": "justForYou.items.name,justForYou.items.price", "sections": "justForYou,events"}
+    ).json()
+    just_for_you = body["data"]["sections"]["justForYou"]
+    assert set(just_for_you) == {"id", "items"}
+    assert all(set(item) == {"name", "price"} for item in just_for_you["items"])
+    assert "title" in body["data"]["sections"]["events"]  # not named: whole
+
+
+def test_location_orders_stores_and_events_by_distance(api_client, db):
+    # Bengaluru centre, then ~5 km and ~20 km away; and one in Mumbai (out of range).
+    near = StoreFactory(name="near", latitude=12.9716, longitude=77.6400, rating=1)
+    nearest = StoreFactory(name="nearest", latitude=12.9716, longitude=77.5950, rating=2)
+    far = StoreFactory(name="far", latitude=13.15, longitude=77.5946, rating=5)
+    StoreFactory(name="mumbai", latitude=19.0760, longitude=72.8777, rating=5)
+    ev_far = EventFactory(latitude=13.10, longitude=77.5946)
+    ev_near = EventFactory(latitude=12.98, longitude=77.5946)
+
+    sections = api_client.get(URL, {"location": "77.5946,12.9716"}).json()["data"]["sections"]
+
+    stores = sections["trendingStores"]
+    assert _ids(stores) == [str(nearest.pk), str(near.pk), str(far.pk)]
+    distances = [item["distance"] for item in stores["items"]]
+    assert distances == sorted(distances) and distances[0] < 0.1 and 15 < distances[2] < 25
+    assert _ids(sections["events"]) == [str(ev_near.pk), str(ev_far.pk)]
+    # Without a location: by rating, Mumbai included.
+    plain = api_client.get(URL, {"sections": "trendingStores"}).json()["data"]["sections"]
+    assert len(plain["trendingStores"]["items"]) == 4
+
+
+# --- who may see what ----------------------------------------------------------------
+
+
+def test_user_id_without_authentication_is_401(api_client, user):
+    response = api_client.get(URL, {"userId": user.pk})
+    assert response.status_code == 401
+    assert response.json()["errors"][0]["code"] == "NOT_AUTHENTICATED"
+
+
+def test_someone_elses_user_id_is_403(user_client, other_user):
+    response = user_client.get(URL, {"userId": other_user.pk})
+    assert response.status_code == 403
+    assert response.json()["errors"][0]["code"] == "PERMISSION_DENIED"
+
+
+def test_staff_may_ask_for_any_user_and_get_404_for_a_missing_one(staff_client, user):
+    assert staff_client.get(URL, {"userId": user.pk}).status_code == 200
+    response = staff_client.get(URL, {"userId": 987654})
+    assert response.status_code == 404
+    assert response.json()["errors"][0]["code"] == "NOT_FOUND"
+
+
+def test_authenticated_users_get_their_own_personalised_homepage(user_client, user, api_client):
+    books = ProductFactory(category="books", views=1, name="a book")
+    ProductFactory(category="electronics", views=1_000, name="popular gadget")
+    CategoryAffinityFactory(user=user, category="books", score=0.9)
+
+    mine = user_client.get(URL, {"sections": "justForYou"})
+    anonymous = api_client.get(URL, {"sections": "justForYou"})
+
+    assert mine.json()["data"]["metadata"]["userId"] == str(user.pk)
+    assert mine.json()["data"]["metadata"]["cacheKey"].startswith(f"homepage:{user.pk}:v1")
+    assert _ids(mine.json()["data"]["sections"]["justForYou"])[0] == str(books.pk)
+    assert anonymous.json()["data"]["sections"]["justForYou"]["items"][0]["name"] == "popular gadget"
+    assert mine["Cache-Control"].startswith("private")
+    assert anonymous["Cache-Control"].startswith("public")
+    # Same answer with an explicit, own userId.
+    explicit = user_client.get(URL, {"sections": "justForYou", "userId": user.pk}).json()
+    assert explicit["data"]["metadata"]["fromCache"] is True
+
+
+def test_one_users_cached_homepage_is_never_served_to_another(db, user, other_user, client_for):
+    ProductFactory(category="books", name="book", views=1)
+    ProductFactory(category="toys", name="toy", views=1)
+    CategoryAffinityFactory(user=user, category="books")
+    CategoryAffinityFactory(user=other_user, category="toys")
+
+    first = client_for(user).get(URL, {"sections": "justForYou"}).json()
+    second = client_for(other_user).get(URL, {"sections": "justForYou"}).json()
+    assert first["data"]["sections"]["justForYou"]["items"][0]["name"] == "book"
+    assert second["data"]["sections"]["justForYou"]["items"][0]["name"] == "toy"
+    assert second["data"]["metadata"]["fromCache"] is False
+
+
+def test_bad_token_is_401(api_client, db):
+    api_client.credentials(HTTP_AUTHORIZATION="Token not-a-real-token")
+    response = api_client.get(URL)
+    assert response.status_code == 401
+    assert response.json()["errors"][0]["code"] == "NOT_AUTHENTICATED"
+
+
+def test_batch_endpoint_can_be_switched_off(api_client, db, settings):
+    settings.ENABLE_BATCH_ENDPOINT = False
+    response = api_client.get(URL)
+    assert response.status_code == 404
+    assert response.json()["errors"][0]["code"] == "NOT_FOUND"
+
+
+def test_other_methods_are_405_in_the_envelope(api_client, db):
+    response = api_client.post(URL, {}, format="json")
+    assert response.status_code == 405
+    assert response.json()["errors"][0]["code"] == "METHOD_NOT_ALLOWED"

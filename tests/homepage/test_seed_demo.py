@@ -1,0 +1,45 @@
+"""``manage.py seed_demo``."""
+
+from __future__ import annotations
+
+from io import StringIO
+
+import pytest
+from django.core.management import call_command
+from django.db.models import Count
+from django.utils import timezone
+
+from homepage.models import CategoryAffinity, Event, Offer, Product, Store
+
+pytestmark = pytest.mark.django_db
+
+
+def _seed(**options) -> str:
+    out = StringIO()
+    call_command("seed_demo", no_progress=True, stdout=out, **options)
+    return out.getvalue()
+
+
+def test_seeds_the_requested_counts():
+    _seed(products=300, stores=20, events=30, offers=40, users=5)
+    assert Product.objects.count() == 300
+    assert Store.objects.count() == 20
+    assert Event.objects.count() == 30
+    assert Offer.objects.count() == 40
+    assert CategoryAffinity.objects.values("user").distinct().count() == 5
+    # Realistic: every homepage list has something in it.
+    now = timezone.now()
+    assert Product.objects.featured_in_stock().exists()
+    assert Store.objects.featured().exists()
+    assert Event.objects.upcoming_featured(now).exists()
+    assert Offer.objects.featured_valid(now).exists()
+    assert Product.objects.values("category").annotate(n=Count("id")).count() > 5
+
+
+def test_is_reproducible_and_if_empty_skips():
+    _seed(products=50, stores=5, events=5, offers=5, users=1, seed=7)
+    names = list(Product.objects.order_by("pk").values_list("name", flat=True))
+    assert "nothing to do" in _seed(products=50, if_empty=True)
+    assert Product.objects.count() == 50
+    _seed(products=50, stores=5, events=5, offers=5, users=1, seed=7, clear=True)
+    assert list(Product.objects.order_by("pk").values_list("name", flat=True)) == names
