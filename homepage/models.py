@@ -101,6 +101,12 @@ class Product(models.Model):
             ),
             # { isActive: 1, createdAt: -1 }
             models.Index(fields=["-created_at"], condition=_ACTIVE, name="product_active_new_idx"),
+            # Exactly the new-arrivals filter: its page and its total (an index-only count).
+            models.Index(
+                fields=["-created_at"],
+                condition=Q(is_active=True, stock__gt=0),
+                name="product_in_stock_new_idx",
+            ),
         ]
 
     def __str__(self) -> str:
@@ -179,11 +185,23 @@ class Offer(models.Model):
                 condition=_FEATURED_ACTIVE,
                 name="offer_featured_validity_idx",
             ),
+            # The offers section's order: newest featured first, read straight off the index.
+            models.Index(
+                fields=["-created_at"],
+                condition=_FEATURED_ACTIVE,
+                name="offer_featured_new_idx",
+            ),
             # { 'metadata.flashSale.isActive': 1, isActive: 1, validity: 1 }
             models.Index(
                 fields=["valid_until", "flash_sale_price"],
                 condition=Q(flash_sale_active=True, is_active=True),
                 name="offer_flash_validity_idx",
+            ),
+            # The flash sales section's order: cheapest running sale first.
+            models.Index(
+                fields=["flash_sale_price"],
+                condition=Q(flash_sale_active=True, is_active=True),
+                name="offer_flash_price_idx",
             ),
         ]
 

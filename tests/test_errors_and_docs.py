@@ -27,8 +27,12 @@ def test_schema_generates_without_warnings(tmp_path, capsys):
     schema = yaml.safe_load(out.read_text())
     paths = schema["paths"]
     for path in [
-        "/api/v1/homepage", "/api/v1/products/featured", "/api/v1/products/new-arrivals",
-        "/api/v1/stores/featured", "/api/v1/events/featured", "/api/v1/offers",
+        "/api/v1/homepage",
+        "/api/v1/products/featured",
+        "/api/v1/products/new-arrivals",
+        "/api/v1/stores/featured",
+        "/api/v1/events/featured",
+        "/api/v1/offers",
     ]:
         assert path in paths
         responses = paths[path]["get"]["responses"]

@@ -62,7 +62,9 @@ def test_a_raising_section_becomes_an_error_outcome_and_others_succeed():
     def boom(ctx):
         raise RuntimeError("secret internal detail")
 
-    outcomes = run_sections([_section("ok", _query_payload("SELECT 1")), _section("bad", boom)], _ctx())
+    outcomes = run_sections(
+        [_section("ok", _query_payload("SELECT 1")), _section("bad", boom)], _ctx()
+    )
 
     assert outcomes[0].ok
     assert outcomes[1].error_code == ErrorCode.SECTION_FETCH_ERROR
@@ -121,7 +123,9 @@ def test_request_budget_bounds_every_section():
 
 
 def test_database_errors_are_classified():
-    outcomes = run_sections([_section("bad_sql", _query_payload("SELECT * FROM no_such_table"))], _ctx())
+    outcomes = run_sections(
+        [_section("bad_sql", _query_payload("SELECT * FROM no_such_table"))], _ctx()
+    )
     assert outcomes[0].error_code == ErrorCode.SECTION_FETCH_ERROR
     assert classify_error(OperationalError("connection refused")) == ErrorCode.DB_CONNECTION_ERROR
 
@@ -141,8 +145,6 @@ def test_worker_connections_stay_bounded_and_healthy_across_many_runs(settings):
     assert all(o.ok for o in run_sections(sections, _ctx()))
 
     with connection.cursor() as cursor:
-        cursor.execute(
-            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
-        )
+        cursor.execute("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()")
         open_connections = cursor.fetchone()[0]
     assert open_connections <= settings.DB_POOL_SIZE + 2

@@ -10,7 +10,11 @@ from aggregation.sparse import InvalidFieldset, apply_fieldset, parse_fieldset
 REGISTRY = SectionRegistry(
     [
         Section(
-            id="justForYou", title="J", type="t", fetch=None, aliases=("just_for_you",),
+            id="justForYou",
+            title="J",
+            type="t",
+            fetch=None,
+            aliases=("just_for_you",),
             item_fields=("id", "name", "price"),
         ),
         Section(id="events", title="E", type="t", fetch=None, item_fields=("id", "title")),
@@ -19,8 +23,13 @@ REGISTRY = SectionRegistry(
 
 SECTIONS = {
     "justForYou": {
-        "id": "justForYou", "title": "J", "type": "t", "total": 1, "hasMore": False,
-        "lastUpdated": "x", "items": [{"id": "1", "name": "A", "price": 2.0}],
+        "id": "justForYou",
+        "title": "J",
+        "type": "t",
+        "total": 1,
+        "hasMore": False,
+        "lastUpdated": "x",
+        "items": [{"id": "1", "name": "A", "price": 2.0}],
     },
     "events": {"id": "events", "title": "E", "items": [{"id": "9", "title": "T"}], "total": 1},
 }
@@ -36,7 +45,9 @@ def test_item_fields_are_kept_and_other_keys_dropped():
 def test_section_keys_and_whole_items():
     spec = parse_fieldset(["events.total", "events.items"], REGISTRY)
     assert apply_fieldset(SECTIONS, spec)["events"] == {
-        "id": "events", "total": 1, "items": [{"id": "9", "title": "T"}],
+        "id": "events",
+        "total": 1,
+        "items": [{"id": "9", "title": "T"}],
     }
 
 
@@ -48,7 +59,11 @@ def test_naming_a_section_alone_keeps_it_whole():
 def test_error_flag_survives_a_fieldset():
     failed = {"justForYou": {**SECTIONS["justForYou"], "items": [], "error": True}}
     spec = parse_fieldset(["justForYou.total"], REGISTRY)
-    assert apply_fieldset(failed, spec)["justForYou"] == {"id": "justForYou", "total": 1, "error": True}
+    assert apply_fieldset(failed, spec)["justForYou"] == {
+        "id": "justForYou",
+        "total": 1,
+        "error": True,
+    }
 
 
 @pytest.mark.parametrize(

@@ -44,7 +44,13 @@ def catalogue():
     offers = OfferFactory.create_batch(2, store=stores[0])
     OfferFactory(valid_until=now - timedelta(minutes=1), title="expired offer", store=stores[0])
     flash = OfferFactory(flash=True, featured=False, store=stores[1])
-    return {"products": products, "stores": stores, "events": events, "offers": offers, "flash": flash}
+    return {
+        "products": products,
+        "stores": stores,
+        "events": events,
+        "offers": offers,
+        "flash": flash,
+    }
 
 
 def _ids(section: dict) -> list[str]:
@@ -87,8 +93,18 @@ def test_item_shapes(api_client, catalogue):
     sections = api_client.get(URL).json()["data"]["sections"]
     product = sections["justForYou"]["items"][0]
     assert set(product) == {
-        "id", "name", "brand", "image", "price", "originalPrice", "currency", "category",
-        "rating", "cashback", "inventory", "createdAt",
+        "id",
+        "name",
+        "brand",
+        "image",
+        "price",
+        "originalPrice",
+        "currency",
+        "category",
+        "rating",
+        "cashback",
+        "inventory",
+        "createdAt",
     }
     assert product["inventory"] == {"stock": 10}
     store = sections["trendingStores"]["items"][0]
@@ -103,9 +119,9 @@ def test_item_shapes(api_client, catalogue):
 
 def test_limit_and_has_more(api_client, db):
     ProductFactory.create_batch(5)
-    section = api_client.get(URL, {"limit": 2, "sections": "justForYou"}).json()["data"]["sections"][
-        "justForYou"
-    ]
+    section = api_client.get(URL, {"limit": 2, "sections": "justForYou"}).json()["data"][
+        "sections"
+    ]["justForYou"]
     assert len(section["items"]) == 2
     assert section["total"] == 5
     assert section["hasMore"] is True
@@ -148,7 +164,9 @@ def test_a_failing_section_gives_a_partial_response(api_client, catalogue, monke
     assert len(body["data"]["sections"]["justForYou"]["items"]) == 3
 
 
-def test_a_hanging_section_times_out_within_the_budget(api_client, catalogue, monkeypatch, settings):
+def test_a_hanging_section_times_out_within_the_budget(
+    api_client, catalogue, monkeypatch, settings
+):
     settings.QUERY_TIMEOUT = 300
     settings.REQUEST_TIMEOUT = 1_000
     release = threading.Event()
@@ -185,7 +203,11 @@ def test_a_slow_query_is_stopped_by_the_database(api_client, catalogue, monkeypa
     monkeypatch.setattr(homepage_sections["newArrivals"], "fetch", slow)
     body = api_client.get(URL).json()
     assert body["errors"] == [
-        {"section": "newArrivals", "code": "TIMEOUT_ERROR", "message": "Timed out fetching new arrivals"}
+        {
+            "section": "newArrivals",
+            "code": "TIMEOUT_ERROR",
+            "message": "Timed out fetching new arrivals",
+        }
     ]
 
 
@@ -334,7 +356,8 @@ def test_snake_case_section_names_are_accepted(api_client, catalogue):
 
 def test_sparse_fields(api_client, catalogue):
     body = api_client.get(
-        URL, {"fields": "justForYou.items.name,justForYou.items.price", "sections": "justForYou,events"}
+        URL,
+        {"fields": "justForYou.items.name,justForYou.items.price", "sections": "justForYou,events"},
     ).json()
     just_for_you = body["data"]["sections"]["justForYou"]
     assert set(just_for_you) == {"id", "items"}
@@ -396,7 +419,9 @@ def test_authenticated_users_get_their_own_personalised_homepage(user_client, us
     assert mine.json()["data"]["metadata"]["userId"] == str(user.pk)
     assert mine.json()["data"]["metadata"]["cacheKey"].startswith(f"homepage:{user.pk}:v1")
     assert _ids(mine.json()["data"]["sections"]["justForYou"])[0] == str(books.pk)
-    assert anonymous.json()["data"]["sections"]["justForYou"]["items"][0]["name"] == "popular gadget"
+    assert (
+        anonymous.json()["data"]["sections"]["justForYou"]["items"][0]["name"] == "popular gadget"
+    )
     assert mine["Cache-Control"].startswith("private")
     assert anonymous["Cache-Control"].startswith("public")
     # Same answer with an explicit, own userId.

@@ -1,0 +1,368 @@
+"""Benchmark: the six legacy calls vs the batch homepage, uncached and cached.
+
+Starts gunicorn on PostgreSQL + Redis with a seeded catalogue, drives it over
+HTTP from a bounded pool of client threads on loopback, prints a table and
+writes JSON. Every scenario runs in the same process against the same server,
+so the ratios compare like with like.
+
+    .venv/bin/python bench/run.py --products 100000 --requests 400 --concurrency 8
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip as gzip_module
+import http.client
+import json
+import os
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
+from pathlib import Path
+
+import psutil
+from tabulate import tabulate
+from tqdm import tqdm
+
+ROOT = Path(__file__).resolve().parent.parent
+PYTHON = str(ROOT / ".venv" / "bin" / "python")
+LEGACY = [
+    "/api/v1/products/featured",
+    "/api/v1/products/new-arrivals",
+    "/api/v1/stores/featured",
+    "/api/v1/events/featured",
+    "/api/v1/offers?featured=true",
+    "/api/v1/offers?featured=true",  # flash sales came from /offers too (seed 004 §3.2)
+]
+# Seed 004 §6.1 / §12.1 targets, milliseconds.
+TARGETS = {"p50": 250.0, "p95": 500.0, "p99": 800.0}
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _manage(env: dict, *args: str) -> None:
+    subprocess.run([PYTHON, "manage.py", *args], cwd=ROOT, env=env, check=True)
+
+
+def _prepare_database(env: dict, products: int) -> None:
+    db = env["DATABASE_URL"].rsplit("/", 1)
+    subprocess.run(
+        ["psql", f"{db[0]}/postgres", "-qc", f'CREATE DATABASE "{db[1]}"'],
+        capture_output=True,
+    )
+    _manage(env, "migrate", "--noinput", "-v0")
+    count = subprocess.run(
+        [
+            PYTHON,
+            "manage.py",
+            "shell",
+            "-v0",
+            "-c",
+            "from homepage.models import Product; print(Product.objects.count())",
+        ],
+        cwd=ROOT,
+        env=env,
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout.strip()
+    if int(count or 0) != products:
+        _manage(
+            env,
+            "seed_demo",
+            "--clear",
+            "--products",
+            str(products),
+            "--stores",
+            str(max(products // 20, 50)),
+            "--events",
+            str(max(products // 20, 50)),
+            "--offers",
+            str(max(products // 5, 100)),
+            "--users",
+            "200",
+        )
+    _manage(
+        env,
+        "shell",
+        "-v0",
+        "-c",
+        "from django.db import connection; connection.cursor().execute('VACUUM ANALYZE')",
+    )
+
+
+def _tokens(env: dict) -> list[str]:
+    out = subprocess.run(
+        [
+            PYTHON,
+            "manage.py",
+            "shell",
+            "-v0",
+            "-c",
+            "from rest_framework.authtoken.models import Token; "
+            "print('\\n'.join(Token.objects.filter(user__username__startswith='shopper')"
+            ".values_list('key', flat=True)[:200]))",
+        ],
+        cwd=ROOT,
+        env=env,
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
+    return out.split()
+
+
+class Client:
+    """One keep-alive HTTP connection per client thread."""
+
+    def __init__(self, port: int) -> None:
+        self.port = port
+        self.conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+
+    def get(self, path: str, headers: dict | None = None) -> tuple[int, bytes, dict]:
+        try:
+            self.conn.request("GET", path, headers=headers or {})
+            response = self.conn.getresponse()
+        except (http.client.HTTPException, OSError):
+            self.conn.close()
+            self.conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)
+            self.conn.request("GET", path, headers=headers or {})
+            response = self.conn.getresponse()
+        return response.status, response.read(), dict(response.getheaders())
+
+
+def _percentile(values: list[float], pct: float) -> float:
+    ordered = sorted(values)
+    index = min(len(ordered) - 1, max(0, round(pct / 100 * len(ordered)) - 1))
+    return ordered[index]
+
+
+def _run(name: str, port: int, requests: int, concurrency: int, job) -> dict:
+    """Run ``job(client, i)`` ``requests`` times; job returns (status, bytes, from_cache)."""
+    local = threading.local()
+    latencies: list[float] = []
+    statuses: dict[int, int] = {}
+    sizes: list[int] = []
+    hits = 0
+
+    def one(i: int) -> None:
+        nonlocal hits
+        if not hasattr(local, "client"):
+            local.client = Client(port)
+        client = local.client
+        started = time.perf_counter()
+        status, size, from_cache = job(client, i)
+        latencies.append((time.perf_counter() - started) * 1000)
+        statuses[status] = statuses.get(status, 0) + 1
+        sizes.append(size)
+        hits += bool(from_cache)
+
+    began = time.perf_counter()
+    with (
+        ThreadPoolExecutor(concurrency) as pool,
+        tqdm(total=requests, desc=name, leave=False) as bar,
+    ):
+        for _ in pool.map(one, range(requests)):
+            bar.update()
+    wall = time.perf_counter() - began
+    return {
+        "scenario": name,
+        "requests": requests,
+        "concurrency": concurrency,
+        "p50_ms": round(_percentile(latencies, 50), 2),
+        "p95_ms": round(_percentile(latencies, 95), 2),
+        "p99_ms": round(_percentile(latencies, 99), 2),
+        "mean_ms": round(statistics.fmean(latencies), 2),
+        "throughput_rps": round(requests / wall, 1),
+        "bytes_mean": round(statistics.fmean(sizes)),
+        "cache_hit_rate": round(hits / requests, 3),
+        "statuses": statuses,
+    }
+
+
+def _batch(path: str, gzip: bool = True, token_of=None):
+    def job(client: Client, i: int):
+        headers = {"Accept-Encoding": "gzip"} if gzip else {}
+        if token_of:
+            headers["Authorization"] = f"Token {token_of(i)}"
+        status, body, response_headers = client.get(path, headers)
+        text = body
+        if response_headers.get("Content-Encoding") == "gzip":
+            text = gzip_module.decompress(body)
+        return status, len(body), b'"fromCache":true' in text
+
+    return job
+
+
+def _legacy_page_load(client: Client, i: int):
+    total, statuses = 0, set()
+    for path in LEGACY:
+        status, body, _ = client.get(path, {"Accept-Encoding": "gzip"})
+        total += len(body)
+        statuses.add(status)
+    return max(statuses), total, False
+
+
+def _server_rss_mb(pid: int) -> float:
+    process = psutil.Process(pid)
+    return sum(p.memory_info().rss for p in [process, *process.children(recursive=True)]) / 2**20
+
+
+def main() -> int:
+    """Seed, start gunicorn, run every scenario, print the table and write JSON."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--products", type=int, default=100_000)
+    parser.add_argument("--requests", type=int, default=400)
+    parser.add_argument("--concurrency", type=int, default=8)
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--threads", type=int, default=8)
+    parser.add_argument(
+        "--database-url", default="postgres://postgres@127.0.0.1:5432/bench_aggregation"
+    )
+    parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/3")
+    parser.add_argument("--out", default=str(ROOT / "bench" / "results" / "latest.json"))
+    args = parser.parse_args()
+
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "config.settings.local",
+        "DJANGO_DEBUG": "false",
+        "DATABASE_URL": args.database_url,
+        "REDIS_URL": args.redis_url,
+        "CELERY_TASK_ALWAYS_EAGER": "true",
+        "LOG_LEVEL": "WARNING",
+    }
+    _prepare_database(env, args.products)
+    tokens = _tokens(env)
+    subprocess.run(["redis-cli", "-u", args.redis_url, "flushdb"], check=True, capture_output=True)
+
+    port = _free_port()
+    server = subprocess.Popen(
+        [
+            str(ROOT / ".venv" / "bin" / "gunicorn"),
+            "config.wsgi:application",
+            "--bind",
+            f"127.0.0.1:{port}",
+            "--workers",
+            str(args.workers),
+            "--threads",
+            str(args.threads),
+            "--log-level",
+            "warning",
+        ],
+        cwd=ROOT,
+        env=env,
+        start_new_session=True,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                if Client(port).get("/api/v1/products/featured")[0] == 200:
+                    break
+            except OSError:
+                pass
+            if time.monotonic() > deadline or server.poll() is not None:
+                print("server did not start", file=sys.stderr)
+                return 1
+            time.sleep(0.2)
+
+        n, c = args.requests, args.concurrency
+        rss_before = _server_rss_mb(server.pid)
+        rows = [
+            _run("legacy: 6 calls / page", port, max(n // 6, 20), c, _legacy_page_load),
+            _run(
+                "batch: uncached (fresh=true)",
+                port,
+                n,
+                c,
+                _batch("/api/v1/homepage?fresh=true", gzip=False),
+            ),
+            _run("batch: cached, anonymous", port, n, c, _batch("/api/v1/homepage", gzip=False)),
+            _run("batch: cached, gzip", port, n, c, _batch("/api/v1/homepage")),
+            _run(
+                "batch: 200 users, personalised",
+                port,
+                n * 2,
+                c,
+                _batch("/api/v1/homepage", gzip=False, token_of=lambda i: tokens[i % len(tokens)]),
+            ),
+        ]
+        rss_after = _server_rss_mb(server.pid)
+    finally:
+        os.killpg(server.pid, signal.SIGTERM)
+        server.wait(timeout=30)
+
+    legacy_p50 = rows[0]["p50_ms"]
+    for row in rows:
+        row["seed_target_p50_ratio"] = round(TARGETS["p50"] / row["p50_ms"], 1)
+        row["seed_target_p95_ratio"] = round(TARGETS["p95"] / row["p95_ms"], 1)
+        row["seed_target_p99_ratio"] = round(TARGETS["p99"] / row["p99_ms"], 1)
+        row["vs_legacy_p50"] = round(legacy_p50 / row["p50_ms"], 1)
+    print(
+        tabulate(
+            [
+                [
+                    r["scenario"],
+                    r["requests"],
+                    r["p50_ms"],
+                    r["p95_ms"],
+                    r["p99_ms"],
+                    r["throughput_rps"],
+                    r["bytes_mean"],
+                    f"{r['cache_hit_rate']:.0%}",
+                    f"{r['seed_target_p50_ratio']}x",
+                    f"{r['seed_target_p95_ratio']}x",
+                    f"{r['seed_target_p99_ratio']}x",
+                    f"{r['vs_legacy_p50']}x",
+                ]
+                for r in rows
+            ],
+            headers=[
+                "scenario",
+                "reqs",
+                "p50 ms",
+                "p95 ms",
+                "p99 ms",
+                "req/s",
+                "bytes",
+                "hits",
+                "p50 vs target",
+                "p95 vs target",
+                "p99 vs target",
+                "p50 vs legacy",
+            ],
+        )
+    )
+    print(
+        f"\nserver RSS: {rss_before:.0f} MiB before, {rss_after:.0f} MiB after "
+        f"({args.workers} workers x {args.threads} threads); products: {args.products:,}"
+    )
+    result = {
+        "when": datetime.now(UTC).isoformat(),
+        "products": args.products,
+        "workers": args.workers,
+        "threads": args.threads,
+        "targets_ms": TARGETS,
+        "server_rss_mb": {"before": round(rss_before, 1), "after": round(rss_after, 1)},
+        "scenarios": rows,
+    }
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, indent=2))
+    print(f"wrote {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,94 @@
+"""Smoke test of the embedded default: ``scripts/demo`` on SQLite with no Redis."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import socket
+import subprocess
+import time
+import urllib.request
+from pathlib import Path
+
+import orjson
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+STARTUP_TIMEOUT = 180  # seconds: migrate + seed on a cold machine
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _get(url: str, token: str | None = None) -> tuple[int, bytes]:
+    request = urllib.request.Request(url)
+    if token:
+        request.add_header("Authorization", f"Token {token}")
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return response.status, response.read()
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read()
+
+
+@pytest.fixture
+def embedded_server(tmp_path):
+    port = _free_port()
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k
+        not in {"REDIS_URL", "DATABASE_URL", "CELERY_TASK_ALWAYS_EAGER", "DJANGO_SETTINGS_MODULE"}
+    }
+    env.update(PORT=str(port), DATABASE_URL=f"sqlite:///{tmp_path / 'db.sqlite3'}")
+    log = tmp_path / "server.log"
+    with log.open("wb") as out:
+        process = subprocess.Popen(
+            [str(ROOT / "scripts" / "demo")],
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + STARTUP_TIMEOUT
+    try:
+        while True:
+            assert process.poll() is None, log.read_text()
+            try:
+                if _get(f"{base}/api/schema/")[0] == 200:
+                    break
+            except OSError:
+                pass
+            assert time.monotonic() < deadline, log.read_text()
+            time.sleep(0.2)
+        token = re.search(r"Token ([0-9a-f]{40})", log.read_text()).group(1)
+        yield base, token
+    finally:
+        os.killpg(process.pid, signal.SIGTERM)
+        process.wait(timeout=20)
+
+
+@pytest.mark.smoke
+def test_embedded_default_serves_the_api_docs_and_admin(embedded_server):
+    base, token = embedded_server
+
+    status, body = _get(f"{base}/api/v1/homepage")
+    assert status == 200
+    data = orjson.loads(body)["data"]
+    assert all(section["items"] for section in data["sections"].values())
+    assert data["metadata"]["fromCache"] is False
+    status, body = _get(f"{base}/api/v1/homepage")
+    assert orjson.loads(body)["data"]["metadata"]["fromCache"] is True  # in-process cache
+
+    status, body = _get(f"{base}/api/v1/homepage", token)
+    assert status == 200
+    assert orjson.loads(body)["data"]["metadata"]["userId"] is not None
+
+    assert _get(f"{base}/api/v1/products/featured")[0] == 200
+    assert _get(f"{base}/api/docs/")[0] == 200
+    assert _get(f"{base}/admin/login/")[0] == 200
