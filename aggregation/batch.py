@@ -1,12 +1,17 @@
-"""Assemble section outcomes into the cached body, and wrap it into a response.
+"""Assemble, cache and render aggregated responses.
 
-The body (sections and errors) is serialized once, when computed, and cached as
-bytes. Each response wraps those bytes with fresh metadata through
-``orjson.Fragment``, so a cache hit does no serializer work at all.
+A computed aggregate (``BatchBody``) holds its sections already serialized, and
+deflated, once: every response wraps those bytes with fresh metadata
+(``orjson.Fragment``, or a stitched gzip stream), so a cache hit runs no
+serializer and compresses only a few hundred bytes of envelope.
+
+Sections are cached on their own too (``<prefix>:<section>:<params>:v1``); a
+full-response miss reuses the sections still valid and runs only the others.
 """
 
 from __future__ import annotations
 
+import hashlib
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -16,19 +21,30 @@ from typing import Any
 import orjson
 from django.conf import settings
 
-from caching.store import get_or_compute
+from caching.engine import CachePolicy, CacheResult, Computed, get_or_compute, lookup_many, store
 
-from .errors import error_item
+from .encoding import deflate_segment, gzip_stitched
+from .errors import ErrorCode, error_item
 from .runner import SectionOutcome, run_sections
-from .sections import Section, SectionContext
+from .sections import Section, SectionContext, SectionPayload, SectionRegistry
 from .sparse import SectionFields, apply_fieldset
+
+_SECTIONS_PLACEHOLDER = b'"\\u0000sections\\u0000"'
+_UNAVAILABLE_CODES = {ErrorCode.DB_CONNECTION_ERROR, ErrorCode.TIMEOUT_ERROR}
+
+
+def iso(moment: datetime) -> str:
+    """ISO 8601 in UTC with a ``Z``, as the seed's examples write timestamps."""
+    return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
 @dataclass
 class BatchBody:
-    """A computed aggregate, as cached: serialized sections plus what the envelope needs."""
+    """A computed aggregate as cached: serialized sections plus what the envelope needs."""
 
     sections_json: bytes
+    sections_deflate: bytes
+    etag: str
     errors: list[dict[str, str]]
     section_status: dict[str, str]
     extras: dict[str, Any] = field(default_factory=dict)
@@ -47,131 +63,214 @@ class BatchBody:
             s != "success" for s in self.section_status.values()
         )
 
+    @property
+    def unavailable(self) -> bool:
+        """Every section failed for want of the database (down or too slow)."""
+        return self.all_failed and all(e["code"] in _UNAVAILABLE_CODES for e in self.errors)
 
-def iso(moment: datetime) -> str:
-    """ISO 8601 in UTC with a ``Z``, as the seed's examples write timestamps."""
-    return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+@dataclass
+class SectionResult:
+    """One section's part of an aggregate, as cached per section."""
+
+    body: dict[str, Any]
+    status: str
+    stats: dict[str, float]
+    expires_at: float | None
+    error: dict[str, str] | None = None
+
+
+def section_cache_key(registry: SectionRegistry, section: Section, context: SectionContext) -> str:
+    """``homepage:section:justForYou:limit10:v1`` (seed 004 §4.2), plus what it varies by."""
+    params = [f"limit{context.limit}"]
+    if "user" in section.vary and context.user_id is not None:
+        params.append(f"user{context.user_id}")
+    location = context.options.get("location")
+    if "location" in section.vary and location:
+        params.append(f"loc={location[0]:.3f},{location[1]:.3f}")
+    return f"{registry.cache_prefix}:{section.id}:{':'.join(params)}:v1"
+
+
+def section_tags(section: Section, context: SectionContext) -> tuple[str, ...]:
+    """The tags a section's content depends on for this request."""
+    if "user" in section.vary and context.user_id is not None:
+        return (*section.tags, f"user:{context.user_id}")
+    return section.tags
+
+
+def _from_outcome(outcome: SectionOutcome, stamp: str) -> SectionResult:
+    section = outcome.section
+    if outcome.ok:
+        payload: SectionPayload = outcome.payload
+        return SectionResult(
+            body=section.envelope(payload, last_updated=stamp),
+            status="success",
+            stats=payload.stats,
+            expires_at=payload.expires_at.timestamp() if payload.expires_at else None,
+        )
+    return SectionResult(
+        body=section.fallback(last_updated=stamp),
+        status="timeout" if outcome.error_code == ErrorCode.TIMEOUT_ERROR else "failed",
+        stats={},
+        expires_at=None,
+        error=error_item(outcome.error_code, outcome.error_message, section=section.id),
+    )
+
+
+def compute_sections(
+    registry: SectionRegistry,
+    sections: list[Section],
+    context: SectionContext,
+    *,
+    section_policy: CachePolicy | None,
+) -> dict[str, SectionResult]:
+    """Each section's result: from the section cache when valid, else run concurrently.
+
+    Newly computed successful sections are cached with the tag generations read
+    before they ran. ``section_policy=None`` reads and writes no section cache.
+    """
+    results: dict[str, SectionResult] = {}
+    keys = {s.id: section_cache_key(registry, s, context) for s in sections}
+    generations: dict[str, int] = {}
+    if section_policy is not None:
+        cached, generations = lookup_many({keys[s.id]: section_tags(s, context) for s in sections})
+        results = {s.id: cached[keys[s.id]] for s in sections if keys[s.id] in cached}
+    to_run = [s for s in sections if s.id not in results]
+    stamp = iso(context.now)
+    for outcome in run_sections(to_run, context) if to_run else []:
+        result = _from_outcome(outcome, stamp)
+        results[outcome.section.id] = result
+        if section_policy is not None and result.status == "success":
+            tags = section_tags(outcome.section, context)
+            store(
+                keys[outcome.section.id],
+                Computed(result, expires_at=result.expires_at),
+                policy=section_policy,
+                generations={t: generations.get(t, 0) for t in tags},
+            )
+    return {s.id: results[s.id] for s in sections}
 
 
 def assemble(
-    outcomes: list[SectionOutcome],
+    results: dict[str, SectionResult],
     *,
     now: datetime,
     fieldset: dict[str, SectionFields] | None = None,
-    extras: Callable[[list[SectionOutcome]], dict[str, Any]] | None = None,
+    extras: Callable[[dict[str, SectionResult]], dict[str, Any]] | None = None,
 ) -> BatchBody:
-    """Build the cacheable body from outcomes; failed sections get their fallback."""
-    stamp = iso(now)
-    sections: dict[str, Any] = {}
-    errors: list[dict[str, str]] = []
-    status: dict[str, str] = {}
-    expiries = []
-    for outcome in outcomes:
-        section = outcome.section
-        if outcome.ok:
-            sections[section.id] = section.envelope(outcome.payload, last_updated=stamp)
-            status[section.id] = "success"
-            if outcome.payload.expires_at is not None:
-                expiries.append(outcome.payload.expires_at.timestamp())
-        else:
-            sections[section.id] = section.fallback(last_updated=stamp)
-            status[section.id] = "timeout" if outcome.error_code == "TIMEOUT_ERROR" else "failed"
-            errors.append(error_item(outcome.error_code, outcome.error_message, section=section.id))
+    """Serialize (and deflate) the sections once; gather errors and expiry."""
+    sections = {section_id: r.body for section_id, r in results.items()}
     if fieldset:
         sections = apply_fieldset(sections, fieldset)
+    errors = [r.error for r in results.values() if r.error is not None]
+    sections_json = orjson.dumps(sections)
+    digest = hashlib.blake2b(sections_json, digest_size=16)
+    digest.update(orjson.dumps(errors))
+    expiries = [r.expires_at for r in results.values() if r.expires_at is not None]
     return BatchBody(
-        sections_json=orjson.dumps(sections),
+        sections_json=sections_json,
+        sections_deflate=deflate_segment(sections_json),
+        etag=f'W/"{digest.hexdigest()}"',
         errors=errors,
-        section_status=status,
-        extras=extras(outcomes) if extras else {},
+        section_status={section_id: r.status for section_id, r in results.items()},
+        extras=extras(results) if extras else {},
         computed_at=now.timestamp(),
         expires_at=min(expiries) if expiries else None,
     )
 
 
-def batch_envelope(
-    body: BatchBody, *, metadata: dict[str, Any], extra: dict[str, Any] | None = None
-) -> dict[str, Any]:
-    """The response object of seed 004 §1.3 around an (often cached) body."""
-    data: dict[str, Any] = {"sections": orjson.Fragment(body.sections_json), "metadata": metadata}
-    if extra:
-        data.update(extra)
-    response: dict[str, Any] = {"success": not body.all_failed, "data": data}
-    if body.errors:
-        response["errors"] = body.errors
-        if body.all_failed:
-            response["message"] = "Every section failed."
-    response["version"] = settings.API_VERSION
-    return response
-
-
-def compute_batch(
-    sections: list[Section],
-    context: SectionContext,
-    *,
-    fieldset: dict[str, SectionFields] | None = None,
-    extras: Callable[[list[SectionOutcome]], dict[str, Any]] | None = None,
-) -> BatchBody:
-    """Run the sections concurrently and assemble their body."""
-    outcomes = run_sections(sections, context)
-    return assemble(outcomes, now=context.now, fieldset=fieldset, extras=extras)
-
-
-def batch_ttl(body: BatchBody, *, ttl: int, partial_ttl: int, now: float) -> int:
-    """Seconds a body may be cached: never past its content's expiry; 0 = do not cache.
-
-    A body with failed sections is kept only briefly, so one transient failure
-    is not served for the full TTL; a body where every section failed is not kept.
-    """
-    if body.all_failed:
-        return 0
-    seconds = partial_ttl if body.partial_failure else ttl
-    if body.expires_at is not None:
-        seconds = min(seconds, int(body.expires_at - now))
-    return max(seconds, 0)
-
-
 @dataclass
 class BatchResult:
-    """A body (fresh or cached) plus the per-response metadata of seed 004 §1.3."""
+    """A body (fresh or cached) and how it was served."""
 
     body: BatchBody
-    metadata: dict[str, Any]
+    cache: CacheResult
+    cache_key: str
+    user_id: int | None
+    started: float
 
     @property
     def status_code(self) -> int:
-        """200, or 500 when every section failed."""
-        return 500 if self.body.all_failed else 200
+        """200; 503 when nothing could be computed for want of the database; 500 otherwise."""
+        if not self.body.all_failed:
+            return 200
+        return 503 if self.body.unavailable else 500
+
+    def metadata(self) -> dict[str, Any]:
+        """``data.metadata`` of seed 004 §1.3, plus ``stale``."""
+        return {
+            "timestamp": iso(datetime.now(UTC)),
+            "userId": str(self.user_id) if self.user_id is not None else None,
+            "cacheKey": self.cache_key,
+            "ttl": self.cache.ttl,
+            "fromCache": self.cache.from_cache,
+            "stale": self.cache.stale,
+            "executionTime": round((time.perf_counter() - self.started) * 1000, 2),
+            "partialFailure": self.body.partial_failure,
+        }
 
 
 def serve_batch(
     *,
+    registry: SectionRegistry,
     sections: list[Section],
     context: SectionContext,
     cache_key: str,
+    policy: CachePolicy,
+    section_policy: CachePolicy | None = None,
+    tags: tuple[str, ...] = (),
     fresh: bool = False,
     fieldset: dict[str, SectionFields] | None = None,
-    extras: Callable[[list[SectionOutcome]], dict[str, Any]] | None = None,
+    extras: Callable[[dict[str, SectionResult]], dict[str, Any]] | None = None,
 ) -> BatchResult:
-    """Answer from the cache, or run the sections and cache what they produced."""
+    """Answer from the cache, or compute the sections (reusing cached ones) and cache it.
+
+    The response depends on the union of its sections' tags plus ``tags``.
+    ``fresh`` bypasses every cache read but still stores what it computed.
+    """
     started = time.perf_counter()
+    all_tags = {t for s in sections for t in section_tags(s, context)} | set(tags)
 
-    def compute() -> tuple[BatchBody, int]:
-        body = compute_batch(sections, context, fieldset=fieldset, extras=extras)
-        ttl = batch_ttl(
-            body, ttl=settings.CACHE_TTL, partial_ttl=settings.CACHE_PARTIAL_TTL, now=time.time()
+    def compute() -> Computed:
+        results = compute_sections(
+            registry, sections, context, section_policy=None if fresh else section_policy
         )
-        return body, ttl
+        body = assemble(results, now=context.now, fieldset=fieldset, extras=extras)
+        return Computed(
+            body,
+            ok=not body.all_failed,
+            max_age=settings.CACHE_PARTIAL_TTL if body.partial_failure else None,
+            expires_at=body.expires_at,
+        )
 
-    cached = get_or_compute(cache_key, compute, bypass=fresh)
-    body: BatchBody = cached.value
-    metadata = {
-        "timestamp": iso(datetime.now(UTC)),
-        "userId": str(context.user_id) if context.user_id is not None else None,
-        "cacheKey": cache_key,
-        "ttl": cached.ttl,
-        "fromCache": cached.from_cache,
-        "executionTime": round((time.perf_counter() - started) * 1000, 2),
-        "partialFailure": body.partial_failure,
+    cached = get_or_compute(cache_key, compute, tags=sorted(all_tags), policy=policy, bypass=fresh)
+    return BatchResult(
+        body=cached.value,
+        cache=cached,
+        cache_key=cache_key,
+        user_id=context.user_id,
+        started=started,
+    )
+
+
+def render_batch(
+    result: BatchResult, *, extra: dict[str, Any] | None = None, gzip: bool = False
+) -> bytes:
+    """The response bytes of seed 004 §1.3 around the cached sections."""
+    body = result.body
+    data: dict[str, Any] = {
+        "sections": orjson.Fragment(_SECTIONS_PLACEHOLDER),
+        "metadata": result.metadata(),
     }
-    return BatchResult(body=body, metadata=metadata)
+    if extra:
+        data.update(extra)
+    envelope: dict[str, Any] = {"success": not body.all_failed, "data": data}
+    if body.errors:
+        envelope["errors"] = body.errors
+        if body.all_failed:
+            envelope["message"] = "Every section failed."
+    envelope["version"] = settings.API_VERSION
+    prefix, suffix = orjson.dumps(envelope).split(_SECTIONS_PLACEHOLDER, 1)
+    if gzip:
+        return gzip_stitched(prefix, body.sections_json, body.sections_deflate, suffix)
+    return prefix + body.sections_json + suffix

@@ -49,6 +49,8 @@ class Section:
     ``timeout_ms`` overrides ``QUERY_TIMEOUT`` for this section.
     ``item_fields`` lists the item keys a sparse fieldset may name.
     ``tags`` name the data the section depends on, for cache invalidation.
+    ``vary`` names what of the context changes its content besides ``limit``:
+    ``"user"`` (personalised: keyed and tagged per user), ``"location"``.
     """
 
     id: str
@@ -59,6 +61,7 @@ class Section:
     timeout_ms: int | None = None
     item_fields: tuple[str, ...] = ()
     tags: tuple[str, ...] = ()
+    vary: tuple[str, ...] = ()
 
     def envelope(self, payload: SectionPayload, *, last_updated: str) -> dict[str, Any]:
         """The section object of seed 004 §1.3."""
@@ -95,9 +98,13 @@ class UnknownSection(ValueError):
 
 
 class SectionRegistry:
-    """An ordered set of sections, found by id or alias (``trending_stores``)."""
+    """An ordered set of sections, found by id or alias (``trending_stores``).
 
-    def __init__(self, sections: Iterable[Section]) -> None:
+    ``cache_prefix`` starts the keys of the sections' own cache entries.
+    """
+
+    def __init__(self, sections: Iterable[Section], *, cache_prefix: str = "section") -> None:
+        self.cache_prefix = cache_prefix
         self._sections: dict[str, Section] = {}
         self._names: dict[str, str] = {}
         for section in sections:

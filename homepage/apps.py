@@ -6,3 +6,8 @@ class HomepageConfig(AppConfig):
 
     name = "homepage"
     default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self) -> None:
+        from . import signals
+
+        signals.connect()

@@ -9,6 +9,10 @@ from __future__ import annotations
 
 import hashlib
 
+from django.conf import settings
+
+from caching.engine import CachePolicy
+
 HOMEPAGE_KEY_VERSION = "v1"
 DEFAULT_LIMIT = 10
 MAX_VARIANT_LENGTH = 80
@@ -41,3 +45,18 @@ def homepage_cache_key(user_id: int | None, variant: str = "") -> str:
     """``homepage:{userId}:v1`` or ``homepage:anonymous:v1``, plus the variant."""
     base = f"homepage:{user_id if user_id is not None else 'anonymous'}:{HOMEPAGE_KEY_VERSION}"
     return f"{base}:{variant}" if variant else base
+
+
+def homepage_policy() -> CachePolicy:
+    """Full homepage responses: stale-while-revalidate between soft and hard TTL."""
+    return CachePolicy(
+        soft_ttl=settings.CACHE_SOFT_TTL,
+        hard_ttl=settings.CACHE_TTL,
+        stale_while_revalidate=settings.ENABLE_STALE_WHILE_REVALIDATE,
+        stale_if_error=settings.CACHE_STALE_IF_ERROR,
+    )
+
+
+def section_policy() -> CachePolicy:
+    """Single sections (seed 004 §4.2: ten minutes), shared by the legacy endpoints."""
+    return CachePolicy(soft_ttl=settings.CACHE_SECTION_TTL, hard_ttl=settings.CACHE_SECTION_TTL)

@@ -15,6 +15,8 @@ from .querysets import EventQuerySet, OfferQuerySet, ProductQuerySet, StoreQuery
 
 _ACTIVE = Q(is_active=True)
 _FEATURED_ACTIVE = Q(featured=True, is_active=True)
+# Written often, shown nowhere fresh: changing them alone does not invalidate.
+_COUNTERS = ("views", "updated_at")
 
 
 class Store(models.Model):
@@ -38,6 +40,9 @@ class Store(models.Model):
     updated_at = models.DateTimeField(auto_now=True)
 
     objects = StoreQuerySet.as_manager()
+
+    cache_tag = "stores"
+    cache_ignored_fields = _COUNTERS
 
     class Meta:
         ordering = ["-rating", "-views"]
@@ -83,6 +88,9 @@ class Product(models.Model):
     updated_at = models.DateTimeField(auto_now=True)
 
     objects = ProductQuerySet.as_manager()
+
+    cache_tag = "products"
+    cache_ignored_fields = _COUNTERS
 
     class Meta:
         ordering = ["-created_at"]
@@ -133,6 +141,9 @@ class Event(models.Model):
 
     objects = EventQuerySet.as_manager()
 
+    cache_tag = "events"
+    cache_ignored_fields = _COUNTERS
+
     class Meta:
         ordering = ["starts_at"]
         indexes = [
@@ -175,6 +186,9 @@ class Offer(models.Model):
     updated_at = models.DateTimeField(auto_now=True)
 
     objects = OfferQuerySet.as_manager()
+
+    cache_tag = "offers"
+    cache_ignored_fields = _COUNTERS
 
     class Meta:
         ordering = ["-created_at"]

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from django.db import models
+from caching.querysets import InvalidatingQuerySet
 
 
-class ProductQuerySet(models.QuerySet):
+class ProductQuerySet(InvalidatingQuerySet):
     def active(self) -> ProductQuerySet:
         """Listed products."""
         return self.filter(is_active=True)
@@ -21,19 +21,19 @@ class ProductQuerySet(models.QuerySet):
         return self.in_stock().filter(featured=True)
 
 
-class StoreQuerySet(models.QuerySet):
+class StoreQuerySet(InvalidatingQuerySet):
     def featured(self) -> StoreQuerySet:
         """Active stores staff flagged as featured."""
         return self.filter(featured=True, is_active=True)
 
 
-class EventQuerySet(models.QuerySet):
+class EventQuerySet(InvalidatingQuerySet):
     def upcoming_featured(self, now: datetime) -> EventQuerySet:
         """Active featured events that have not started yet."""
         return self.filter(featured=True, is_active=True, starts_at__gte=now)
 
 
-class OfferQuerySet(models.QuerySet):
+class OfferQuerySet(InvalidatingQuerySet):
     def valid(self, now: datetime) -> OfferQuerySet:
         """Active offers whose validity has not ended."""
         return self.filter(is_active=True, valid_until__gte=now)

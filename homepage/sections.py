@@ -13,7 +13,7 @@ from typing import Any
 from django.conf import settings
 from rest_framework import serializers
 
-from aggregation.runner import SectionOutcome
+from aggregation.batch import SectionResult
 from aggregation.sections import Section, SectionContext, SectionPayload, SectionRegistry
 
 from . import selectors
@@ -49,11 +49,13 @@ def _stats(rows: list) -> dict[str, float]:
     return stats
 
 
-def homepage_analytics(outcomes: list[SectionOutcome]) -> dict[str, Any]:
+def homepage_analytics(results: dict[str, SectionResult]) -> dict[str, Any]:
     """``analytics`` of seed 004 §1.3, from the figures the sections computed."""
-    section_views = {o.section.id: int(o.payload.stats["views"]) for o in outcomes if o.ok}
-    just_for_you = next((o for o in outcomes if o.ok and o.section.id == "justForYou"), None)
-    score = just_for_you.payload.stats.get("recommendationScore") if just_for_you else None
+    section_views = {
+        section_id: int(r.stats["views"]) for section_id, r in results.items() if r.stats
+    }
+    just_for_you = results.get("justForYou")
+    score = just_for_you.stats.get("recommendationScore") if just_for_you else None
     return {"sectionViews": section_views, "recommendationScore": score}
 
 
@@ -122,6 +124,7 @@ homepage_sections = SectionRegistry(
             aliases=("just_for_you",),
             item_fields=_fields(ProductItemSerializer),
             tags=("products",),
+            vary=("user",),
         ),
         Section(
             id="newArrivals",
@@ -140,6 +143,7 @@ homepage_sections = SectionRegistry(
             aliases=("trending_stores",),
             item_fields=_fields(StoreItemSerializer),
             tags=("stores",),
+            vary=("location",),
         ),
         Section(
             id="events",
@@ -148,6 +152,7 @@ homepage_sections = SectionRegistry(
             fetch=fetch_events,
             item_fields=_fields(EventItemSerializer),
             tags=("events",),
+            vary=("location",),
         ),
         Section(
             id="offers",
@@ -166,13 +171,14 @@ homepage_sections = SectionRegistry(
             item_fields=_fields(OfferItemSerializer),
             tags=("offers", "stores"),
         ),
-    ]
+    ],
+    cache_prefix="homepage:section",
 )
 
 # Not a homepage section: the legacy ``/offers`` list when ``featured`` is not asked for.
 all_valid_offers = Section(
-    id="offers",
-    title="Offers",
+    id="allOffers",
+    title="All Offers",
     type="offers",
     fetch=fetch_all_offers,
     item_fields=_fields(OfferItemSerializer),

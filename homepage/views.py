@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from django.conf import settings
+from django.http import HttpResponse
 from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_view
 from rest_framework import exceptions, serializers
 from rest_framework.request import Request
@@ -12,13 +13,13 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from aggregation.access import subject_user_id
-from aggregation.batch import batch_envelope, serve_batch
+from aggregation.batch import compute_sections, serve_batch
 from aggregation.errors import APIError, ErrorCode
-from aggregation.runner import run_sections
+from aggregation.http import batch_response, cache_control
 from aggregation.sections import Section, SectionContext
 from aggregation.serializers import ErrorEnvelopeSerializer
 
-from .keys import homepage_cache_key, homepage_variant
+from .keys import homepage_cache_key, homepage_policy, homepage_variant, section_policy
 from .sections import all_valid_offers, homepage_analytics, homepage_sections
 from .serializers import (
     EventSectionSerializer,
@@ -55,23 +56,16 @@ def _validated(serializer_class: type[serializers.Serializer], request: Request)
     return serializer.validated_data
 
 
-def _cache_control(user_id: int | None) -> str:
-    # Per-user content must never sit in a shared cache.
-    if user_id is None:
-        return f"public, max-age=0, s-maxage={settings.CDN_MAX_AGE}"
-    return "private, max-age=0"
-
-
 class HomepageView(APIView):
     """``GET /api/v1/homepage``: every homepage section in one response."""
 
     @extend_schema(
         operation_id="homepage_batch",
         parameters=[HomepageQuerySerializer],
-        responses={200: HomepageResponseSerializer, **ERRORS},
+        responses={200: HomepageResponseSerializer, 304: None, **ERRORS},
         tags=["homepage"],
     )
-    def get(self, request: Request) -> Response:
+    def get(self, request: Request) -> HttpResponse:
         if not settings.ENABLE_BATCH_ENDPOINT:
             raise exceptions.NotFound()
         params = _validated(HomepageQuerySerializer, request)
@@ -85,6 +79,7 @@ class HomepageView(APIView):
             fieldset_paths=fieldset["paths"] if fieldset else None,
         )
         result = serve_batch(
+            registry=homepage_sections,
             sections=homepage_sections.resolve(section_ids),
             context=SectionContext(
                 now=datetime.now(UTC),
@@ -93,24 +88,24 @@ class HomepageView(APIView):
                 options={"location": params.get("location")},
             ),
             cache_key=homepage_cache_key(user_id, variant),
+            policy=homepage_policy(),
+            section_policy=section_policy(),
             fresh=params["fresh"],
             fieldset=fieldset["spec"] if fieldset else None,
             extras=homepage_analytics,
         )
         extra = {"analytics": result.body.extras} if params["includeAnalytics"] else None
-        response = Response(
-            batch_envelope(result.body, metadata=result.metadata, extra=extra),
-            status=result.status_code,
-        )
-        response["Cache-Control"] = _cache_control(user_id)
-        response["Vary"] = "Authorization, Cookie"
-        return response
+        return batch_response(request, result, public=user_id is None, extra=extra)
+
+
+_FAILURE_STATUS = {ErrorCode.TIMEOUT_ERROR: 504, ErrorCode.DB_CONNECTION_ERROR: 503}
 
 
 class LegacySectionView(APIView):
     """One homepage section on its own, as the pre-batch endpoints served it.
 
-    The section is the very one the batch endpoint runs, so both always agree.
+    The section is the very one the batch endpoint runs, and shares its
+    section cache entry, so both always agree.
     """
 
     section: Section
@@ -127,17 +122,16 @@ class LegacySectionView(APIView):
             options={"location": params.get("location")},
         )
         section = self.section_for(params)
-        (outcome,) = run_sections([section], context)
-        if not outcome.ok:
-            status_code = {
-                ErrorCode.TIMEOUT_ERROR: 504,
-                ErrorCode.DB_CONNECTION_ERROR: 503,
-            }.get(outcome.error_code, 500)
-            raise APIError(outcome.error_message, code=outcome.error_code, status_code=status_code)
-        stamp = context.now.isoformat().replace("+00:00", "Z")
-        body = {"success": True, "data": section.envelope(outcome.payload, last_updated=stamp)}
-        response = Response(body)
-        response["Cache-Control"] = _cache_control(None)
+        result = compute_sections(
+            homepage_sections, [section], context, section_policy=section_policy()
+        )[section.id]
+        if result.error is not None:
+            code = result.error["code"]
+            raise APIError(
+                result.error["message"], code=code, status_code=_FAILURE_STATUS.get(code, 500)
+            )
+        response = Response({"success": True, "data": result.body})
+        response["Cache-Control"] = cache_control(public=True)
         return response
 
 

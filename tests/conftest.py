@@ -9,11 +9,14 @@ from django_redis import get_redis_connection
 from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
+from caching.engine import clear_local
+
 
 @pytest.fixture(autouse=True)
 def _clean_redis():
     """Each test starts with an empty Redis database of the suite's own."""
     get_redis_connection("default").flushdb()
+    clear_local()
     yield
     cache.close()
 

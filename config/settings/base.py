@@ -112,8 +112,14 @@ else:
     }
 
 # --- Aggregation engine (seed 004 appendix C; timeouts in milliseconds) --------
-CACHE_TTL = env.int("CACHE_TTL", default=300)  # seconds, full responses
-CACHE_PARTIAL_TTL = env.int("CACHE_PARTIAL_TTL", default=15)  # seconds, partial failures
+CACHE_TTL = env.int("CACHE_TTL", default=300)  # seconds: hard TTL of full responses
+CACHE_SOFT_TTL = env.int("CACHE_SOFT_TTL", default=180)  # seconds: served fresh until then
+CACHE_SECTION_TTL = env.int("CACHE_SECTION_TTL", default=600)  # seconds: section entries
+CACHE_PARTIAL_TTL = env.int("CACHE_PARTIAL_TTL", default=15)  # seconds: partial failures
+CACHE_STALE_IF_ERROR = env.int("CACHE_STALE_IF_ERROR", default=3600)  # seconds of grace
+CACHE_L1_MAX_ENTRIES = env.int("CACHE_L1_MAX_ENTRIES", default=1000)  # in-process entries
+CACHE_REDIS_RETRY_AFTER = env.float("CACHE_REDIS_RETRY_AFTER", default=5.0)  # breaker, s
+CACHE_REWARM_DEBOUNCE = env.float("CACHE_REWARM_DEBOUNCE", default=2.0)  # seconds
 CACHE_WARMING_INTERVAL = env.int("CACHE_WARMING_INTERVAL", default=240_000)  # ms
 QUERY_TIMEOUT = env.int("QUERY_TIMEOUT", default=5_000)  # ms, per section
 REQUEST_TIMEOUT = env.int("REQUEST_TIMEOUT", default=10_000)  # ms, whole request
@@ -122,6 +128,7 @@ ENABLE_BATCH_ENDPOINT = env.bool("ENABLE_BATCH_ENDPOINT", default=True)
 ENABLE_CACHE_WARMING = env.bool("ENABLE_CACHE_WARMING", default=True)
 ENABLE_STALE_WHILE_REVALIDATE = env.bool("ENABLE_STALE_WHILE_REVALIDATE", default=True)
 CDN_MAX_AGE = env.int("CDN_MAX_AGE", default=60)  # s-maxage of anonymous responses
+CDN_STALE_WHILE_REVALIDATE = env.int("CDN_STALE_WHILE_REVALIDATE", default=120)  # seconds
 HOMEPAGE_LOCATION_RADIUS_KM = env.float("HOMEPAGE_LOCATION_RADIUS_KM", default=50.0)
 API_VERSION = "1.0.0"
 

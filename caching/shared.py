@@ -1,0 +1,130 @@
+"""The shared layer (Redis through django-redis) behind a circuit breaker.
+
+A Redis that is down must cost milliseconds, not a socket timeout per request:
+after a failure the breaker opens and every call fails fast with
+``SharedCacheUnavailable`` for ``CACHE_REDIS_RETRY_AFTER`` seconds; then one call
+is let through, and on success the breaker closes and the recovery hooks run
+(replaying invalidations that could not be written while Redis was away).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterable
+from typing import Any, TypeVar
+
+from django.conf import settings
+from django.core.cache import caches
+
+from . import metrics
+
+logger = logging.getLogger(__name__)
+T = TypeVar("T")
+
+try:  # the embedded mode runs on Django's in-process cache, without django-redis
+    from django_redis.exceptions import ConnectionInterrupted
+    from redis.exceptions import RedisError
+
+    CACHE_ERRORS: tuple[type[BaseException], ...] = (ConnectionInterrupted, RedisError, OSError)
+except ImportError:  # pragma: no cover
+    CACHE_ERRORS = (OSError,)
+
+
+class SharedCacheUnavailable(Exception):
+    """The shared cache failed or its breaker is open; nothing was read or written."""
+
+
+class SharedCache:
+    """Thin, guarded access to one Django cache alias."""
+
+    def __init__(self, alias: str = "default") -> None:
+        self.alias = alias
+        self._lock = threading.Lock()
+        self._down_until = 0.0
+        self._was_down = False
+        self._recovery_hooks: list[Callable[[], None]] = []
+
+    @property
+    def cache(self):
+        return caches[self.alias]
+
+    @property
+    def available(self) -> bool:
+        """False while the breaker is open."""
+        return time.monotonic() >= self._down_until
+
+    def on_recovery(self, hook: Callable[[], None]) -> None:
+        """Run ``hook`` after the first successful call that follows an outage."""
+        self._recovery_hooks.append(hook)
+
+    def call(self, operation: Callable[[], T]) -> T:
+        """Run one cache operation; raise ``SharedCacheUnavailable`` if it cannot."""
+        if not self.available:
+            raise SharedCacheUnavailable
+        try:
+            result = operation()
+        except CACHE_ERRORS as exc:
+            self._trip(exc)
+            raise SharedCacheUnavailable from exc
+        if self._was_down:
+            self._recovered()
+        return result
+
+    def _trip(self, exc: BaseException) -> None:
+        with self._lock:
+            first = not self._was_down
+            self._was_down = True
+            self._down_until = time.monotonic() + settings.CACHE_REDIS_RETRY_AFTER
+        metrics.shared_cache_errors.inc()
+        if first:
+            logger.warning("Shared cache unavailable (%s); serving without it", exc)
+
+    def _recovered(self) -> None:
+        with self._lock:
+            if not self._was_down:
+                return
+            self._was_down = False
+        logger.warning("Shared cache is back")
+        for hook in self._recovery_hooks:
+            try:
+                hook()
+            except SharedCacheUnavailable:
+                return
+            except Exception:
+                logger.exception("Shared cache recovery hook failed")
+
+    # --- operations ------------------------------------------------------------
+
+    def get_many(self, keys: Iterable[str]) -> dict[str, Any]:
+        """One round trip (MGET) for many keys; missing keys are absent."""
+        keys = list(keys)
+        return self.call(lambda: self.cache.get_many(keys)) if keys else {}
+
+    def set(self, key: str, value: Any, timeout: float | None) -> None:
+        """Store ``value``; ``timeout`` in seconds, None for no expiry."""
+        self.call(lambda: self.cache.set(key, value, timeout))
+
+    def add(self, key: str, value: Any, timeout: float | None) -> bool:
+        """Store only if absent (SET NX); True if stored."""
+        return self.call(lambda: self.cache.add(key, value, timeout))
+
+    def delete(self, key: str) -> None:
+        """Delete one key."""
+        self.call(lambda: self.cache.delete(key))
+
+    def incr(self, key: str, initial: int) -> int:
+        """Increment ``key``; start it at ``initial`` when it does not exist."""
+
+        def operation() -> int:
+            try:
+                return self.cache.incr(key)
+            except ValueError:  # missing: seed it, then count from there
+                self.cache.add(key, initial, None)
+                return self.cache.incr(key)
+
+        return self.call(operation)
+
+
+shared_cache = SharedCache()

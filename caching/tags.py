@@ -1,0 +1,137 @@
+"""Tag generations: invalidation as one cheap counter increment per tag.
+
+Every cached value records the generation of each tag it depends on
+(``products``, ``user:42``, ``trainer:7``...). Invalidating a tag increments its
+counter in Redis; a read compares generations and treats any difference as
+stale. No key is ever searched for or deleted by pattern.
+
+A missing counter (never bumped, or evicted) starts at the current time in
+microseconds, so a counter that comes back is always larger than any value it
+had before and an old entry can never match it again.
+
+When Redis is unreachable a bump is recorded in this process (so this process
+stops serving what it invalidated at once) and replayed to Redis when it
+returns.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Iterable
+
+from django.db import transaction
+
+from . import metrics
+from .shared import SharedCacheUnavailable, shared_cache
+
+logger = logging.getLogger(__name__)
+
+Generations = dict[str, int]
+
+_local_lock = threading.Lock()
+_local_bumps: dict[str, int] = {}  # tag -> bumps made here while Redis was away
+_listeners: list = []
+
+
+def tag_key(tag: str) -> str:
+    """The cache key holding a tag's generation."""
+    return f"tag:{tag}"
+
+
+def _seed() -> int:
+    return time.time_ns() // 1_000
+
+
+def read_generations(
+    tags: Iterable[str], extra_keys: Iterable[str] = ()
+) -> tuple[Generations, dict]:
+    """Current generations of ``tags`` and the values of ``extra_keys``: one round trip.
+
+    Raises ``SharedCacheUnavailable`` when Redis cannot answer.
+    """
+    tags = list(tags)
+    extra = list(extra_keys)
+    found = shared_cache.get_many([*extra, *(tag_key(t) for t in tags)])
+    generations = {t: int(found.get(tag_key(t), 0)) for t in tags}
+    with _local_lock:
+        for tag in tags:
+            generations[tag] += _local_bumps.get(tag, 0)
+    return generations, {k: found[k] for k in extra if k in found}
+
+
+def local_generations(tags: Iterable[str]) -> Generations:
+    """What this process knows without Redis: only its own unreplayed bumps."""
+    with _local_lock:
+        return {t: _local_bumps.get(t, 0) for t in tags}
+
+
+def bump(tags: Iterable[str]) -> None:
+    """Invalidate ``tags`` now (prefer ``invalidate_on_commit`` inside transactions)."""
+    tags = sorted(set(tags))
+    if not tags:
+        return
+    for tag in tags:
+        metrics.invalidations_total.labels(tag.split(":")[0]).inc()
+        try:
+            shared_cache.incr(tag_key(tag), _seed())
+        except SharedCacheUnavailable:
+            with _local_lock:
+                _local_bumps[tag] = _local_bumps.get(tag, 0) + 1
+            logger.warning("Invalidation of %s kept locally until Redis returns", tag)
+    for listener in _listeners:
+        try:
+            listener(tags)
+        except Exception:
+            logger.exception("Invalidation listener failed for %s", tags)
+
+
+_pending = threading.local()
+
+
+def _flush_pending() -> None:
+    tags = getattr(_pending, "tags", None)
+    if tags:
+        _pending.tags = set()
+        bump(tags)
+
+
+def invalidate_on_commit(tags: Iterable[str]) -> None:
+    """Bump ``tags`` once the current transaction commits (at once outside one).
+
+    Synchronous and independent of Celery: the bump has happened by the time
+    the request that made the write returns its response. Tags named many
+    times in one transaction (a bulk delete sends a signal per row) are bumped
+    once.
+    """
+    tags = set(tags)
+    if not tags:
+        return
+    if not hasattr(_pending, "tags"):
+        _pending.tags = set()
+    _pending.tags |= tags
+    transaction.on_commit(_flush_pending, robust=True)
+
+
+def on_invalidation(listener) -> None:
+    """Call ``listener(tags)`` after every bump (used to schedule re-warming)."""
+    _listeners.append(listener)
+
+
+def replay_local_bumps() -> None:
+    """Write bumps made during an outage to Redis (runs when Redis is back)."""
+    with _local_lock:
+        pending = dict(_local_bumps)
+    for tag, count in pending.items():
+        for _ in range(count):
+            shared_cache.incr(tag_key(tag), _seed())
+        with _local_lock:
+            _local_bumps[tag] -= count
+            if _local_bumps[tag] <= 0:
+                del _local_bumps[tag]
+    if pending:
+        logger.warning("Replayed %d invalidation(s) kept during the outage", sum(pending.values()))
+
+
+shared_cache.on_recovery(replay_local_bumps)
