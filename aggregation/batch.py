@@ -220,13 +220,15 @@ def serve_batch(
     section_policy: CachePolicy | None = None,
     tags: tuple[str, ...] = (),
     fresh: bool = False,
+    refresh: bool = False,
     fieldset: dict[str, SectionFields] | None = None,
     extras: Callable[[dict[str, SectionResult]], dict[str, Any]] | None = None,
 ) -> BatchResult:
     """Answer from the cache, or compute the sections (reusing cached ones) and cache it.
 
     The response depends on the union of its sections' tags plus ``tags``.
-    ``fresh`` bypasses every cache read but still stores what it computed.
+    ``fresh`` bypasses every cache read but still stores what it computed;
+    ``refresh`` (warmers) recomputes the response but reuses valid sections.
     """
     started = time.perf_counter()
     all_tags = {t for s in sections for t in section_tags(s, context)} | set(tags)
@@ -243,7 +245,9 @@ def serve_batch(
             expires_at=body.expires_at,
         )
 
-    cached = get_or_compute(cache_key, compute, tags=sorted(all_tags), policy=policy, bypass=fresh)
+    cached = get_or_compute(
+        cache_key, compute, tags=sorted(all_tags), policy=policy, bypass=fresh or refresh
+    )
     return BatchResult(
         body=cached.value,
         cache=cached,

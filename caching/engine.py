@@ -46,16 +46,19 @@ LOCK_POLL_MAX_INTERVAL = 0.05
 class CachePolicy:
     """How one kind of cached value may be served.
 
-    ``soft_ttl``: served fresh until then. ``hard_ttl``: after the soft TTL (or an
-    invalidation) a stale copy may be served while one refresh runs, until then,
-    if ``stale_while_revalidate``. ``stale_if_error``: how old a copy may be served
-    when recomputing fails. ``verified_reads``: never serve a copy whose tag
-    generations cannot be checked (read-your-writes data, during a Redis outage).
+    ``soft_ttl``: served fresh until then. ``hard_ttl``: after the soft TTL a stale
+    copy may be served while one refresh runs, until then, if
+    ``stale_while_revalidate``; after an invalidation too if
+    ``stale_after_invalidation`` (to the one request that starts the refresh).
+    ``stale_if_error``: how old a copy may be served when recomputing fails.
+    ``verified_reads``: never serve a copy whose tag generations cannot be
+    checked (read-your-writes data, during a Redis outage).
     """
 
     soft_ttl: float
     hard_ttl: float
     stale_while_revalidate: bool = False
+    stale_after_invalidation: bool = False
     stale_if_error: float = 0.0
     verified_reads: bool = False
 
@@ -419,7 +422,7 @@ def get_or_compute(
     policy: CachePolicy,
     bypass: bool = False,
 ) -> CacheResult:
-    """Serve ``key`` from the cache, or compute it once and cache it.
+    """Serve ``key`` from the cache, or compute it once and cache it (and count it).
 
     Past its soft TTL a copy is served stale to everyone while one background
     refresh runs (``stale_while_revalidate``). After an invalidation the old
@@ -429,7 +432,45 @@ def get_or_compute(
     Never raises for a cache failure; raises what ``compute`` raises only when
     there is no copy to fall back on.
     """
-    tags = sorted(set(tags))
+    try:
+        return _get_or_compute(key, compute, sorted(set(tags)), policy, bypass)
+    finally:
+        flush_stats()
+
+
+def flush_stats(force: bool = False) -> None:
+    """Add this process's counts to the cluster-wide totals, at most every few seconds."""
+    counts = metrics.take_pending(force)
+    if counts:
+        try:
+            shared_cache.hincrby_many(metrics.STATS_KEY, counts)
+        except SharedCacheUnavailable:
+            metrics.restore_pending(counts)
+
+
+def cluster_stats() -> dict[str, dict[str, int]]:
+    """Counts per namespace (``namespace|layer|outcome`` fields summed by outcome)."""
+    flush_stats(force=True)
+    try:
+        raw = shared_cache.hgetall(metrics.STATS_KEY)
+    except SharedCacheUnavailable:
+        raw = {}
+    stats: dict[str, dict[str, int]] = {}
+    for field_name, count in raw.items():
+        namespace, layer, outcome = field_name.split("|")
+        row = stats.setdefault(namespace, {})
+        row[outcome] = row.get(outcome, 0) + count
+        row[f"{layer}_{outcome}"] = row.get(f"{layer}_{outcome}", 0) + count
+    return stats
+
+
+def _get_or_compute(
+    key: str,
+    compute: Callable[[], Computed],
+    tags: list[str],
+    policy: CachePolicy,
+    bypass: bool,
+) -> CacheResult:
     entry, layer, _, _, fallback = lookup(key, tags, policy)
     now = time.time()
     if entry is not None and not bypass:
@@ -444,6 +485,7 @@ def get_or_compute(
         fallback is not None
         and not bypass
         and policy.stale_while_revalidate
+        and policy.stale_after_invalidation
         and now < fallback.usable_until
         and _start_refresh(key, compute, tags, policy)
     ):

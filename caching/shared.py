@@ -126,5 +126,73 @@ class SharedCache:
 
         return self.call(operation)
 
+    # --- Redis structures (sets, hashes); plain values on the in-process cache ---
+
+    def _redis(self):
+        """The raw redis-py client behind a django-redis cache, or None."""
+        client = getattr(self.cache, "client", None)
+        return client.get_client(write=True) if hasattr(client, "get_client") else None
+
+    def add_to_set(self, key: str, members: Iterable[str]) -> None:
+        """SADD; on the in-process cache (one process) a read-modify-write."""
+        members = list(members)
+
+        def operation() -> None:
+            redis = self._redis()
+            if redis is None:
+                self.cache.set(key, set(self.cache.get(key, set())) | set(members), None)
+            else:
+                redis.sadd(self.cache.make_key(key), *members)
+
+        self.call(operation)
+
+    def pop_set(self, key: str) -> set[str]:
+        """Every member of a set, removing the set, atomically on Redis."""
+
+        def operation() -> set[str]:
+            redis = self._redis()
+            if redis is None:
+                members = set(self.cache.get(key, set()))
+                self.cache.delete(key)
+                return members
+            full = self.cache.make_key(key)
+            pipe = redis.pipeline()
+            pipe.smembers(full)
+            pipe.delete(full)
+            members, _ = pipe.execute()
+            return {m.decode() if isinstance(m, bytes) else m for m in members}
+
+        return self.call(operation)
+
+    def hincrby_many(self, key: str, counts: dict[str, int]) -> None:
+        """Add ``counts`` to the fields of a hash, in one round trip."""
+
+        def operation() -> None:
+            redis = self._redis()
+            if redis is None:
+                current = dict(self.cache.get(key, {}))
+                for name, n in counts.items():
+                    current[name] = current.get(name, 0) + n
+                self.cache.set(key, current, None)
+                return
+            pipe = redis.pipeline()
+            for name, n in counts.items():
+                pipe.hincrby(self.cache.make_key(key), name, n)
+            pipe.execute()
+
+        self.call(operation)
+
+    def hgetall(self, key: str) -> dict[str, int]:
+        """A whole hash of counters."""
+
+        def operation() -> dict[str, int]:
+            redis = self._redis()
+            if redis is None:
+                return dict(self.cache.get(key, {}))
+            raw = redis.hgetall(self.cache.make_key(key))
+            return {k.decode(): int(v) for k, v in raw.items()}
+
+        return self.call(operation)
+
 
 shared_cache = SharedCache()

@@ -4,7 +4,10 @@ from django.contrib import admin
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
 
+from caching.views import cache_dashboard
+
 urlpatterns = [
+    path("admin/cache/", admin.site.admin_view(cache_dashboard), name="cache-dashboard"),
     path("admin/", admin.site.urls),
     path("api/v1/", include("homepage.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),

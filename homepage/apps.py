@@ -8,6 +8,7 @@ class HomepageConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        from . import signals
+        from . import signals, warmers
 
         signals.connect()
+        warmers.register()

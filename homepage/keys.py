@@ -47,12 +47,18 @@ def homepage_cache_key(user_id: int | None, variant: str = "") -> str:
     return f"{base}:{variant}" if variant else base
 
 
-def homepage_policy() -> CachePolicy:
-    """Full homepage responses: stale-while-revalidate between soft and hard TTL."""
+def homepage_policy(*, personal: bool) -> CachePolicy:
+    """Full homepage responses: stale-while-revalidate between soft and hard TTL.
+
+    The global homepage may also be served stale once after an invalidation
+    while it is refreshed; a user's own homepage is recomputed at once, so a
+    user sees their own changes on the next read.
+    """
     return CachePolicy(
         soft_ttl=settings.CACHE_SOFT_TTL,
         hard_ttl=settings.CACHE_TTL,
         stale_while_revalidate=settings.ENABLE_STALE_WHILE_REVALIDATE,
+        stale_after_invalidation=not personal,
         stale_if_error=settings.CACHE_STALE_IF_ERROR,
     )
 

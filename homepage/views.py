@@ -88,7 +88,7 @@ class HomepageView(APIView):
                 options={"location": params.get("location")},
             ),
             cache_key=homepage_cache_key(user_id, variant),
-            policy=homepage_policy(),
+            policy=homepage_policy(personal=user_id is not None),
             section_policy=section_policy(),
             fresh=params["fresh"],
             fieldset=fieldset["spec"] if fieldset else None,

@@ -79,6 +79,9 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
         "max_size": DB_POOL_SIZE,
         "timeout": env.float("DB_POOL_TIMEOUT", default=5.0),
     }
+    # With the pool, this checks a connection before lending it: after a
+    # database restart the pool must not hand out dead connections.
+    DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 elif DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # Section threads read while a writer may be active: WAL and a busy timeout.
     DATABASES["default"].setdefault("OPTIONS", {}).update(
@@ -142,6 +145,8 @@ CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_TIMEZONE = "UTC"
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+CELERY_BROKER_CONNECTION_TIMEOUT = 1  # a down broker must not stall a request
+CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 
 # --- REST framework and OpenAPI ------------------------------------------------
 REST_FRAMEWORK = {

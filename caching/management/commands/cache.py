@@ -1,0 +1,87 @@
+"""``manage.py cache stats | invalidate TAG... | warm [NAME...]``."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+from tabulate import tabulate
+
+from caching.engine import flush_stats
+from caching.inspection import known_tags, namespace_stats, tag_generations, warm_times
+from caching.tags import bump
+from caching.tasks import warm_one
+from caching.warming import run_warmer, warmers
+
+
+class Command(BaseCommand):
+    help = "Inspect the cache, invalidate tags, run warmers."
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        sub = parser.add_subparsers(dest="action", required=True)
+        sub.add_parser("stats", help="Hit rates, tag generations, last warm times.")
+        invalidate = sub.add_parser("invalidate", help="Bump tags, e.g. products or user:42.")
+        invalidate.add_argument("tags", nargs="+")
+        warm = sub.add_parser("warm", help="Run warmers now (all when none named).")
+        warm.add_argument("names", nargs="*")
+        warm.add_argument("--async", dest="use_celery", action="store_true", help="Queue them.")
+
+    def handle(self, *args, action: str, **options) -> None:
+        getattr(self, f"_{action}")(**options)
+
+    def _stats(self, **options) -> None:
+        rows = [
+            [s.namespace, s.lookups, s.hits, s.stale, s.misses, s.coalesced, s.errors,
+             f"{s.hit_rate:.1%}" if s.hit_rate is not None else "-", s.l1_hits, s.l2_hits]
+            for s in namespace_stats()
+        ]  # fmt: skip
+        self.stdout.write(
+            tabulate(
+                rows,
+                headers=[
+                    "namespace",
+                    "lookups",
+                    "hits",
+                    "stale",
+                    "misses",
+                    "coalesced",
+                    "errors",
+                    "hit rate",
+                    "l1 hits",
+                    "l2 hits",
+                ],
+            )  # fmt: skip
+            if rows
+            else "No cache lookups counted yet."
+        )
+        generations = tag_generations(known_tags())
+        self.stdout.write("\nTag generations:")
+        if generations is None:
+            self.stdout.write("  Redis unreachable")
+        else:
+            for tag, generation in generations.items():
+                self.stdout.write(f"  {tag}: {generation}")
+        self.stdout.write("\nLast warmed:")
+        for name, moment in warm_times().items():
+            when = datetime.fromtimestamp(moment, UTC).isoformat() if moment else "never"
+            self.stdout.write(f"  {name}: {when}")
+
+    def _invalidate(self, tags: list[str], **options) -> None:
+        bump(tags)
+        self.stdout.write(self.style.SUCCESS(f"Invalidated {', '.join(sorted(set(tags)))}."))
+
+    def _warm(self, names: list[str], use_celery: bool, **options) -> None:
+        available = [w.name for w in warmers()]
+        unknown = sorted(set(names) - set(available))
+        if unknown:
+            raise CommandError(
+                f"Unknown warmer(s): {', '.join(unknown)}. Known: {', '.join(available)}"
+            )
+        for name in names or available:
+            if use_celery:
+                warm_one.delay(name)
+                self.stdout.write(f"Queued {name}")
+            else:
+                run_warmer(name)
+                self.stdout.write(f"Warmed {name}")
+        flush_stats(force=True)

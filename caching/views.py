@@ -1,0 +1,46 @@
+"""The staff-only cache dashboard in the admin: hit rates, generations, warming."""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime
+
+from django.contrib import admin, messages
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.template.response import TemplateResponse
+from django.urls import reverse
+from django.views.decorators.http import require_http_methods
+
+from .inspection import known_tags, namespace_stats, tag_generations, warm_times
+from .tags import bump
+
+TAG_PATTERN = re.compile(r"^[a-z][a-z0-9_-]*(:[A-Za-z0-9_-]+)?$")
+
+
+@require_http_methods(["GET", "POST"])
+def cache_dashboard(request: HttpRequest) -> HttpResponse:
+    """Show cache health; POST ``tag`` invalidates it."""
+    if request.method == "POST":
+        tag = request.POST.get("tag", "").strip()
+        if TAG_PATTERN.match(tag):
+            bump([tag])
+            messages.success(request, f"Invalidated tag {tag}.")
+        else:
+            messages.error(request, "A tag looks like products or user:42.")
+        return HttpResponseRedirect(reverse("cache-dashboard"))
+    tags = known_tags()
+    looked_up = request.GET.get("tag", "").strip()
+    if looked_up and TAG_PATTERN.match(looked_up) and looked_up not in tags:
+        tags.append(looked_up)
+    context = {
+        **admin.site.each_context(request),
+        "title": "Cache",
+        "stats": namespace_stats(),
+        "generations": tag_generations(tags),
+        "warm_times": {
+            name: datetime.fromtimestamp(moment, UTC) if moment else None
+            for name, moment in warm_times().items()
+        },
+        "looked_up": looked_up,
+    }
+    return TemplateResponse(request, "admin/cache_dashboard.html", context)
