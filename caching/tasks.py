@@ -6,6 +6,7 @@ stale work.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 
 from celery import shared_task
@@ -18,8 +19,16 @@ from .warming import PENDING_TAGS_KEY, run_warmer, warmers, warmers_for
 logger = logging.getLogger(__name__)
 
 
+RUNS_KEY = "warm:runs"
+
+
 def _interval_seconds() -> float:
     return settings.CACHE_WARMING_INTERVAL / 1000
+
+
+def _count_run(task: str) -> None:
+    with contextlib.suppress(SharedCacheUnavailable):
+        shared_cache.hincrby_many(RUNS_KEY, {task: 1})
 
 
 @shared_task(
@@ -38,6 +47,7 @@ def warm_all() -> int:
     """Fan out one ``warm_one`` per registered warmer (Celery beat runs this)."""
     if not settings.ENABLE_CACHE_WARMING:
         return 0
+    _count_run("warm_all")
     names = [w.name for w in warmers()]
     for name in names:
         warm_one.apply_async(args=[name], expires=_interval_seconds())
@@ -51,6 +61,7 @@ def rewarm() -> int:
         tags = shared_cache.pop_set(PENDING_TAGS_KEY)
     except SharedCacheUnavailable:
         return 0
+    _count_run("rewarm")
     names = [w.name for w in warmers_for(tags)]
     for name in names:
         warm_one.apply_async(args=[name], expires=_interval_seconds())

@@ -108,8 +108,12 @@ class Command(BaseCommand):
 
     # --- helpers ---------------------------------------------------------------
 
-    def _bulk(self, model, total: int, build) -> list:
-        """Create ``total`` rows of ``model`` from ``build(i)``, in batches."""
+    def _bulk(self, model, total: int, build, *, keep: bool = False) -> list:
+        """Create ``total`` rows of ``model`` from ``build(i)``, in batches.
+
+        Returns the created rows only with ``keep`` (a million products would
+        otherwise stay in memory for nothing).
+        """
         created: list = []
         with tqdm(
             total=total, desc=model._meta.verbose_name_plural, disable=not self.progress
@@ -117,7 +121,9 @@ class Command(BaseCommand):
             for start in range(0, total, BATCH_SIZE):
                 batch = [build(i) for i in range(start, min(start + BATCH_SIZE, total))]
                 with transaction.atomic():
-                    created += model.objects.bulk_create(batch)
+                    rows = model.objects.bulk_create(batch)
+                if keep:
+                    created += rows
                 bar.update(len(batch))
         return created
 
@@ -153,7 +159,7 @@ class Command(BaseCommand):
                 created_at=self.now - timedelta(days=rng.randint(0, 900)),
             )
 
-        return self._bulk(Store, total, build)
+        return self._bulk(Store, total, build, keep=True)
 
     def _products(self, total: int, stores: list[Store]) -> None:
         rng = self.rng

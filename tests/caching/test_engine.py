@@ -1,0 +1,207 @@
+"""The cache engine on the real Redis: layers, generations, races, single-flight."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+from django_redis import get_redis_connection
+
+from caching import engine
+from caching.engine import CachePolicy, Computed, clear_local, get_or_compute
+from caching.tags import bump, invalidate_on_commit, read_generations
+
+ROOT = Path(__file__).resolve().parents[2]
+POLICY = CachePolicy(soft_ttl=60, hard_ttl=120)
+SWR = CachePolicy(
+    soft_ttl=60, hard_ttl=120, stale_while_revalidate=True, stale_after_invalidation=True
+)
+
+
+class Counter:
+    def __init__(self) -> None:
+        self.calls = 0
+        self.lock = threading.Lock()
+
+    def compute(self, value="v", delay: float = 0.0):
+        def run() -> Computed:
+            with self.lock:
+                self.calls += 1
+            if delay:
+                time.sleep(delay)  # simulated work, so that others arrive meanwhile
+            return Computed(f"{value}{self.calls}")
+
+        return run
+
+
+def test_miss_then_hit_from_l1_and_l2():
+    counter = Counter()
+    first = get_or_compute("t:a", counter.compute(), tags=["x"], policy=POLICY)
+    second = get_or_compute("t:a", counter.compute(), tags=["x"], policy=POLICY)
+    assert (first.from_cache, second.from_cache, second.layer) == (False, True, "l1")
+    clear_local()  # as another process would see it
+    third = get_or_compute("t:a", counter.compute(), tags=["x"], policy=POLICY)
+    assert (third.value, third.layer, counter.calls) == ("v1", "l2", 1)
+
+
+def test_a_bump_makes_every_layer_stale():
+    counter = Counter()
+    get_or_compute("t:b", counter.compute(), tags=["x", "y"], policy=POLICY)
+    bump(["y"])
+    result = get_or_compute("t:b", counter.compute(), tags=["x", "y"], policy=POLICY)
+    assert (result.from_cache, result.value, counter.calls) == (False, "v2", 2)
+
+
+def test_a_computation_that_raced_an_invalidation_is_not_stored_as_fresh():
+    counter = Counter()
+
+    def compute_while_data_changes() -> Computed:
+        counter.calls += 1
+        value = "old data"  # read before the concurrent write commits...
+        bump(["x"])  # ...which invalidates while we are still computing
+        return Computed(value)
+
+    get_or_compute("t:race", compute_while_data_changes, tags=["x"], policy=POLICY)
+    after = get_or_compute("t:race", counter.compute("new"), tags=["x"], policy=POLICY)
+    assert after.from_cache is False
+    assert after.value == "new2"
+
+
+def test_fifty_concurrent_misses_compute_once_in_a_process():
+    counter = Counter()
+    barrier = threading.Barrier(50)
+    results = []
+
+    def request() -> None:
+        barrier.wait()
+        results.append(
+            get_or_compute("t:cold", counter.compute(delay=0.3), tags=["x"], policy=POLICY)
+        )
+
+    threads = [threading.Thread(target=request) for _ in range(50)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(10)
+    assert counter.calls == 1
+    assert len(results) == 50 and {r.value for r in results} == {"v1"}
+
+
+CROSS_PROCESS_SCRIPT = """
+import os, sys, threading, time
+import django
+django.setup()
+from django_redis import get_redis_connection
+from caching.engine import CachePolicy, Computed, get_or_compute
+redis = get_redis_connection("default")
+def compute():
+    redis.incr("test:computations")
+    time.sleep(0.4)  # simulated work, so that the other processes arrive meanwhile
+    return Computed("shared")
+values = []
+def request():
+    policy = CachePolicy(soft_ttl=60, hard_ttl=60)
+    values.append(get_or_compute("t:cross", compute, tags=["x"], policy=policy).value)
+threads = [threading.Thread(target=request) for _ in range(int(sys.argv[1]))]
+redis.incr("test:ready")
+while not redis.exists("test:go"):  # start together
+    time.sleep(0.005)
+[t.start() for t in threads]
+[t.join() for t in threads]
+print(" ".join(values))
+"""
+
+
+def test_concurrent_misses_across_processes_compute_once():
+    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "config.settings.test"}
+    processes = [
+        subprocess.Popen(
+            [sys.executable, "-c", CROSS_PROCESS_SCRIPT, "10"],
+            cwd=ROOT,
+            env=env,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(5)
+    ]
+    redis = get_redis_connection("default")
+    deadline = time.monotonic() + 60
+    while int(redis.get("test:ready") or 0) < len(processes) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    redis.set("test:go", 1)
+    outputs = [p.communicate(timeout=60)[0].split() for p in processes]
+    assert all(p.returncode == 0 for p in processes)
+    assert sum(len(o) for o in outputs) == 50
+    assert {v for o in outputs for v in o} == {"shared"}
+    assert int(redis.get("test:computations")) == 1
+
+
+def test_soft_expiry_serves_stale_once_and_refreshes_in_the_background(settings):
+    counter = Counter()
+    policy = CachePolicy(soft_ttl=0.3, hard_ttl=30, stale_while_revalidate=True)
+    get_or_compute("t:swr", counter.compute(), policy=policy)
+    time.sleep(0.35)  # let the soft TTL pass
+    stale = get_or_compute("t:swr", counter.compute(delay=0.2), policy=policy)
+    also_stale = get_or_compute("t:swr", counter.compute(), policy=policy)
+    assert stale.stale and stale.value == "v1"
+    assert also_stale.stale and also_stale.value == "v1"  # the one refresh is still running
+    deadline = time.monotonic() + 5
+    while True:
+        fresh = get_or_compute("t:swr", counter.compute(), policy=policy)
+        if not fresh.stale or time.monotonic() > deadline:
+            break
+        time.sleep(0.02)
+    assert fresh.value == "v2" and not fresh.stale
+    assert counter.calls == 2
+
+
+def test_after_an_invalidation_only_one_request_gets_the_stale_copy():
+    counter = Counter()
+    get_or_compute("t:inv", counter.compute(), tags=["x"], policy=SWR)
+    bump(["x"])
+    first = get_or_compute("t:inv", counter.compute(delay=0.3), tags=["x"], policy=SWR)
+    second = get_or_compute("t:inv", counter.compute(), tags=["x"], policy=SWR)
+    assert first.stale and first.value == "v1"
+    assert not second.stale and second.value == "v2"  # waited for the refresh
+    assert counter.calls == 2
+
+
+def test_stale_if_error_serves_the_last_copy_then_fails_without_one():
+    policy = CachePolicy(soft_ttl=60, hard_ttl=60, stale_if_error=600)
+    get_or_compute("t:err", lambda: Computed("good"), tags=["x"], policy=policy)
+    bump(["x"])
+    result = get_or_compute("t:err", lambda: Computed(None, ok=False), tags=["x"], policy=policy)
+    assert (result.value, result.stale, result.ok) == ("good", True, True)
+    nothing = get_or_compute("t:none", lambda: Computed("bad", ok=False), policy=policy)
+    assert (nothing.ok, nothing.from_cache) == (False, False)
+
+
+def test_content_expiry_caps_every_ttl():
+    policy = CachePolicy(soft_ttl=60, hard_ttl=120, stale_if_error=600)
+    result = get_or_compute(
+        "t:exp", lambda: Computed("x", expires_at=time.time() + 5), policy=policy
+    )
+    assert result.ttl <= 5
+    ttl = get_redis_connection("default").ttl(engine.shared_cache.cache.make_key("t:exp"))
+    assert 0 < ttl <= 5
+
+
+def test_bumps_inside_a_transaction_wait_for_commit(transactional_db):
+    from django.db import transaction
+
+    before, _ = read_generations(["x"])
+    with transaction.atomic():
+        invalidate_on_commit(["x"])
+        invalidate_on_commit(["x"])
+        assert read_generations(["x"])[0] == before
+    after, _ = read_generations(["x"])
+    assert after["x"] != before["x"]
+    with pytest.raises(RuntimeError), transaction.atomic():
+        invalidate_on_commit(["x"])
+        raise RuntimeError
+    assert read_generations(["x"])[0] == after

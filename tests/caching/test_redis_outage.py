@@ -1,0 +1,107 @@
+"""Redis going away and coming back, on a Redis server this test starts itself."""
+
+from __future__ import annotations
+
+import shutil
+import socket
+import subprocess
+import time
+
+import pytest
+import redis
+from django.core.cache import caches
+
+from homepage.models import Product
+from tests.homepage.factories import ProductFactory
+
+pytestmark = pytest.mark.django_db(transaction=True)
+URL = "/api/v1/homepage"
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class RedisServer:
+    def __init__(self, port: int) -> None:
+        self.port = port
+        self.process: subprocess.Popen | None = None
+
+    def start(self) -> None:
+        self.process = subprocess.Popen(
+            [shutil.which("redis-server"), "--port", str(self.port), "--bind", "127.0.0.1",
+             "--save", "", "--appendonly", "no"],
+            stdout=subprocess.DEVNULL,
+        )  # fmt: skip
+        client = redis.Redis(port=self.port)
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                client.ping()
+                return
+            except redis.ConnectionError:
+                assert time.monotonic() < deadline, "redis-server did not start"
+                time.sleep(0.02)
+
+    def stop(self) -> None:
+        if self.process:
+            self.process.kill()
+            self.process.wait(10)
+            self.process = None
+
+    def stored_keys(self) -> list[bytes]:
+        return redis.Redis(port=self.port).keys("*")
+
+
+@pytest.fixture
+def own_redis(settings):
+    server = RedisServer(_free_port())
+    server.start()
+    default = settings.CACHES["default"]
+    settings.CACHES = {"default": {**default, "LOCATION": f"redis://127.0.0.1:{server.port}/0"}}
+    settings.CACHE_REDIS_RETRY_AFTER = 0.2
+    try:
+        yield server
+    finally:
+        server.stop()
+        caches["default"].close()
+
+
+def _timed_get(client, *args, **kwargs):
+    started = time.monotonic()
+    response = client.get(*args, **kwargs)
+    return response, time.monotonic() - started
+
+
+def test_redis_down_then_back(api_client, user_client, own_redis):
+    product = ProductFactory(name="before")
+    assert api_client.get(URL).status_code == 200
+    assert any(b"homepage:anonymous:v1" in k for k in own_redis.stored_keys())
+
+    own_redis.stop()
+    responses = [_timed_get(api_client, URL) for _ in range(5)]
+    personal = [_timed_get(user_client, URL) for _ in range(3)]
+    assert [r.status_code for r, _ in responses + personal] == [200] * 8
+    # No request hangs on socket timeouts: the breaker fails fast.
+    assert max(t for _, t in responses + personal) < 2.0
+
+    # A write while Redis is away still invalidates in this process...
+    Product.objects.filter(pk=product.pk).update(name="during outage")
+    body = user_client.get(URL).json()
+    assert body["data"]["sections"]["justForYou"]["items"][0]["name"] == "during outage"
+
+    own_redis.start()  # an empty Redis on the same port
+
+    def redis_used_again() -> bool:
+        api_client.get(URL)
+        return any(b"homepage:anonymous:v1" in k for k in own_redis.stored_keys())
+
+    deadline = time.monotonic() + 10
+    while not redis_used_again():
+        assert time.monotonic() < deadline, "the service did not return to Redis"
+        time.sleep(0.05)
+    # ...and is replayed to Redis once it is back.
+    assert any(b"tag:products" in k for k in own_redis.stored_keys())
+    assert api_client.get(URL).json()["data"]["metadata"]["fromCache"] is True

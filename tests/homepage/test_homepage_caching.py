@@ -1,0 +1,285 @@
+"""The homepage through the cache engine: invalidation, freshness, HTTP caching."""
+
+from __future__ import annotations
+
+import gzip
+import os
+import subprocess
+import sys
+import threading
+import time
+from collections import Counter
+from datetime import timedelta
+from pathlib import Path
+
+import orjson
+import psycopg
+import pytest
+from django.db import connection
+from django.db.models import F
+from django.test import Client
+from django.urls import reverse
+from django.utils import timezone
+
+from caching.tags import read_generations
+from homepage.models import Product
+from homepage.sections import homepage_sections
+
+from .factories import CategoryAffinityFactory, EventFactory, OfferFactory, ProductFactory
+
+pytestmark = pytest.mark.django_db(transaction=True)
+ROOT = Path(__file__).resolve().parents[2]
+URL = "/api/v1/homepage"
+
+
+@pytest.fixture
+def fetch_counts(monkeypatch) -> Counter:
+    """Count every section fetch (while still fetching for real)."""
+    counts: Counter = Counter()
+    for section in homepage_sections:
+
+        def counting(ctx, _fetch=section.fetch, _id=section.id):
+            counts[_id] += 1
+            return _fetch(ctx)
+
+        monkeypatch.setattr(section, "fetch", counting)
+    return counts
+
+
+def _wait_until(condition, timeout: float = 10.0, interval: float = 0.02):
+    deadline = time.monotonic() + timeout
+    while True:
+        value = condition()
+        if value or time.monotonic() > deadline:
+            return value
+        time.sleep(interval)
+
+
+def test_fifty_concurrent_requests_on_a_cold_key_compute_once(db, fetch_counts, monkeypatch):
+    ProductFactory.create_batch(3)
+    slow_fetch = homepage_sections["justForYou"].fetch
+
+    def slow(ctx):
+        time.sleep(0.3)  # simulated slow query, so that the others arrive meanwhile
+        return slow_fetch(ctx)
+
+    monkeypatch.setattr(homepage_sections["justForYou"], "fetch", slow)
+    barrier = threading.Barrier(50)
+    statuses = []
+
+    def request() -> None:
+        client = Client()
+        barrier.wait()
+        statuses.append(client.get(URL).status_code)
+
+    threads = [threading.Thread(target=request) for _ in range(50)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    assert statuses == [200] * 50
+    assert fetch_counts == Counter({s.id: 1 for s in homepage_sections})
+
+
+EDIT_SCRIPT = (
+    "from homepage.models import Product; "
+    "p = Product.objects.get(pk={pk}); p.name = 'renamed elsewhere'; p.save()"
+)
+
+
+def _edit_in_another_process(pk: int) -> None:
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "config.settings.test",
+        "DATABASE_URL": f"postgres://postgres@127.0.0.1:5432/{connection.settings_dict['NAME']}",
+    }
+    subprocess.run(
+        [sys.executable, "manage.py", "shell", "-v0", "-c", EDIT_SCRIPT.format(pk=pk)],
+        cwd=ROOT,
+        env=env,
+        check=True,
+        timeout=60,
+    )
+
+
+def test_a_write_in_another_process_is_seen_by_the_next_personal_read(user_client, user):
+    product = ProductFactory(category="books")
+    CategoryAffinityFactory(user=user, category="books")
+    assert user_client.get(URL).json()["data"]["metadata"]["fromCache"] is False
+    assert user_client.get(URL).json()["data"]["metadata"]["fromCache"] is True
+
+    _edit_in_another_process(product.pk)
+
+    body = user_client.get(URL).json()
+    assert body["data"]["sections"]["justForYou"]["items"][0]["name"] == "renamed elsewhere"
+    assert body["data"]["metadata"]["stale"] is False
+
+
+def test_the_global_homepage_is_stale_once_after_a_write_elsewhere(api_client):
+    product = ProductFactory()
+    api_client.get(URL)
+
+    _edit_in_another_process(product.pk)
+
+    first = api_client.get(URL).json()
+    second = api_client.get(URL).json()
+    assert first["data"]["metadata"]["stale"] is True
+    assert first["data"]["sections"]["justForYou"]["items"][0]["name"] != "renamed elsewhere"
+    assert second["data"]["metadata"]["stale"] is False
+    assert second["data"]["sections"]["justForYou"]["items"][0]["name"] == "renamed elsewhere"
+
+
+def test_a_full_miss_reuses_valid_sections(api_client, fetch_counts):
+    ProductFactory()
+    EventFactory()
+    api_client.get(URL)
+    assert sum(fetch_counts.values()) == 6
+    EventFactory(title="new event")  # invalidates "events" only
+
+    # Another variant (different full-response key) that shares the section entries.
+    body = api_client.get(URL, {"includeAnalytics": "true", "fields": "events.items"}).json()
+    assert fetch_counts["events"] == 2
+    assert sum(fetch_counts.values()) == 7
+    assert "new event" in str(body["data"]["sections"]["events"])
+
+
+def test_view_counter_updates_do_not_invalidate(db):
+    product = ProductFactory()
+    before, _ = read_generations(["products"])
+    Product.objects.filter(pk=product.pk).update(views=F("views") + 1)
+    product.views += 1
+    product.save(update_fields=["views"])
+    assert read_generations(["products"])[0] == before
+    product.name = "changed"
+    product.save(update_fields=["name"])
+    assert read_generations(["products"])[0] != before
+
+
+def test_bulk_writes_invalidate_once(db):
+    before, _ = read_generations(["products", "offers"])
+    Product.objects.bulk_create([Product(name=f"p{i}", price=1, category="c") for i in range(5)])
+    middle, _ = read_generations(["products", "offers"])
+    assert middle["products"] != before["products"]
+    assert middle["offers"] == before["offers"]
+    Product.objects.all().update(featured=False)  # five rows, one bump
+    assert read_generations(["products"])[0]["products"] == middle["products"] + 1
+
+
+def test_an_admin_bulk_action_invalidates(client, staff_user, user_client, user):
+    product = ProductFactory(featured=False, category="books", name="hidden gem")
+    CategoryAffinityFactory(user=user, category="books")
+    assert user_client.get(URL).json()["data"]["sections"]["justForYou"]["items"] == []
+
+    client.force_login(staff_user)
+    client.post(
+        reverse("admin:homepage_product_changelist"),
+        {"action": "make_featured", "_selected_action": [product.pk]},
+    )
+    items = user_client.get(URL).json()["data"]["sections"]["justForYou"]["items"]
+    assert [i["name"] for i in items] == ["hidden gem"]
+
+
+def test_an_offer_leaves_the_cache_when_it_expires(api_client):
+    ends = timezone.now() + timedelta(seconds=1.5)
+    OfferFactory(title="short offer", valid_until=ends)
+    OfferFactory(title="long offer")
+    first = api_client.get(URL, {"sections": "offers"}).json()
+    assert "short offer" in str(first)
+    assert api_client.get(URL, {"sections": "offers"}).json()["data"]["metadata"]["fromCache"]
+
+    assert _wait_until(lambda: timezone.now() > ends, timeout=5)  # let the offer end
+    after = api_client.get(URL, {"sections": "offers"}).json()
+    assert "short offer" not in str(after) and "long offer" in str(after)
+    assert after["data"]["metadata"]["fromCache"] is False
+
+
+def test_etag_and_not_modified(api_client, fetch_counts):
+    ProductFactory()
+    response = api_client.get(URL)
+    etag = response["ETag"]
+    assert etag.startswith('W/"')
+    not_modified = api_client.get(URL, HTTP_IF_NONE_MATCH=etag)
+    assert not_modified.status_code == 304
+    assert not_modified.content == b""
+    assert not_modified["ETag"] == etag
+    assert sum(fetch_counts.values()) == 6  # nothing recomputed
+    assert api_client.get(URL, HTTP_IF_NONE_MATCH='W/"other"').status_code == 200
+
+
+def test_cache_headers(api_client, user_client):
+    ProductFactory()
+    public = api_client.get(URL)
+    assert public["Cache-Control"] == "public, max-age=0, s-maxage=60, stale-while-revalidate=120"
+    assert set(public["Vary"].split(", ")) >= {"Accept-Encoding", "Authorization", "Cookie"}
+    assert public["X-Cache"] == "MISS" and api_client.get(URL)["X-Cache"] == "HIT"
+    private = user_client.get(URL)
+    assert private["Cache-Control"] == "private, no-cache"
+
+
+def test_gzip_from_cached_segments_matches_the_plain_body(api_client):
+    ProductFactory.create_batch(5)
+    EventFactory.create_batch(3)
+    plain = orjson.loads(api_client.get(URL).content)
+    compressed = api_client.get(URL, HTTP_ACCEPT_ENCODING="gzip, deflate")
+    assert compressed["Content-Encoding"] == "gzip"
+    unpacked = orjson.loads(gzip.decompress(compressed.content))
+    assert unpacked["data"]["sections"] == plain["data"]["sections"]
+    assert unpacked["data"]["metadata"]["fromCache"] is True
+
+
+def test_a_hit_runs_no_serializer(api_client, monkeypatch):
+    ProductFactory()
+    api_client.get(URL)
+
+    def forbidden(*args, **kwargs):
+        raise AssertionError("serialized on a cache hit")
+
+    monkeypatch.setattr("aggregation.batch.assemble", forbidden)
+    monkeypatch.setattr("rest_framework.serializers.Serializer.to_representation", forbidden)
+    assert api_client.get(URL).status_code == 200
+
+
+def _set_database_reachable(name: str, reachable: bool) -> None:
+    """Really take the test database away: refuse and cut every connection to it."""
+    with psycopg.connect("postgresql://postgres@127.0.0.1:5432/postgres", autocommit=True) as conn:
+        conn.execute(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS {str(reachable).lower()}')
+        if not reachable:
+            conn.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                "WHERE datname = %s AND pid <> pg_backend_pid()",
+                [name],
+            )
+
+
+@pytest.fixture
+def database_outage():
+    name = connection.settings_dict["NAME"]
+    try:
+        yield lambda reachable: _set_database_reachable(name, reachable)
+    finally:
+        _set_database_reachable(name, True)
+        connection.close()
+
+
+def test_stale_if_error_while_the_database_is_down(api_client, database_outage):
+    ProductFactory(name="kept")
+    assert api_client.get(URL).status_code == 200
+
+    database_outage(False)
+    served = api_client.get(URL, {"fresh": "true"})
+    cold = api_client.get(URL, {"limit": 3})
+
+    database_outage(True)
+    recovered = _wait_until(
+        lambda: api_client.get(URL, {"fresh": "true"}).json()["data"]["metadata"]["stale"] is False
+    )
+
+    assert served.status_code == 200
+    body = served.json()
+    assert body["data"]["metadata"]["stale"] is True
+    assert body["data"]["sections"]["justForYou"]["items"][0]["name"] == "kept"
+    assert "errors" not in body
+    assert cold.status_code == 503
+    assert cold.json()["success"] is False
+    assert {e["code"] for e in cold.json()["errors"]} == {"DB_CONNECTION_ERROR"}
+    assert recovered
