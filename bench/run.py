@@ -40,6 +40,8 @@ LEGACY = [
     "/api/v1/offers?featured=true",
     "/api/v1/offers?featured=true",  # flash sales came from /offers too (seed 004 §3.2)
 ]
+HOME = "/api/v1/homepage"
+FRESH = "/api/v1/homepage?fresh=true"
 # Seed 004 §6.1 / §12.1 targets, milliseconds.
 TARGETS = {"p50": 250.0, "p95": 500.0, "p99": 800.0}
 
@@ -147,27 +149,37 @@ def _percentile(values: list[float], pct: float) -> float:
     return ordered[index]
 
 
-def _run(name: str, port: int, requests: int, concurrency: int, job) -> dict:
-    """Run ``job(client, i)`` ``requests`` times; job returns (status, bytes, from_cache)."""
+def _run(
+    name: str, port: int, requests: int, concurrency: int, job, rate: float | None = None
+) -> dict:
+    """Run ``job(client, i)`` ``requests`` times; job returns (status, bytes, from_cache).
+
+    With ``rate`` (requests per second) the load is open-loop: request ``i`` is
+    due at ``i / rate`` and its latency counts from then, so time spent queued
+    behind a slow server is measured, not hidden. Without it, ``concurrency``
+    clients send back to back (maximum throughput).
+    """
     local = threading.local()
     latencies: list[float] = []
     statuses: dict[int, int] = {}
     sizes: list[int] = []
     hits = 0
+    began = time.perf_counter()
 
     def one(i: int) -> None:
         nonlocal hits
         if not hasattr(local, "client"):
             local.client = Client(port)
-        client = local.client
-        started = time.perf_counter()
-        status, size, from_cache = job(client, i)
-        latencies.append((time.perf_counter() - started) * 1000)
+        due = began + i / rate if rate else time.perf_counter()
+        wait = due - time.perf_counter()
+        if wait > 0:
+            time.sleep(wait)
+        status, size, from_cache = job(local.client, i)
+        latencies.append((time.perf_counter() - due) * 1000)
         statuses[status] = statuses.get(status, 0) + 1
         sizes.append(size)
         hits += bool(from_cache)
 
-    began = time.perf_counter()
     with (
         ThreadPoolExecutor(concurrency) as pool,
         tqdm(total=requests, desc=name, leave=False) as bar,
@@ -178,7 +190,7 @@ def _run(name: str, port: int, requests: int, concurrency: int, job) -> dict:
     return {
         "scenario": name,
         "requests": requests,
-        "concurrency": concurrency,
+        "load": f"{rate:g} req/s open loop" if rate else f"{concurrency} clients closed loop",
         "p50_ms": round(_percentile(latencies, 50), 2),
         "p95_ms": round(_percentile(latencies, 95), 2),
         "p99_ms": round(_percentile(latencies, 99), 2),
@@ -223,7 +235,8 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--products", type=int, default=100_000)
     parser.add_argument("--requests", type=int, default=400)
-    parser.add_argument("--concurrency", type=int, default=8)
+    parser.add_argument("--rate", type=float, default=100.0, help="Open-loop requests/s.")
+    parser.add_argument("--concurrency", type=int, default=8, help="Clients, closed loop.")
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--threads", type=int, default=8)
     parser.add_argument(
@@ -277,26 +290,35 @@ def main() -> int:
                 return 1
             time.sleep(0.2)
 
-        n, c = args.requests, args.concurrency
+        n, c, rate = args.requests, args.concurrency, args.rate
+        users = lambda i: tokens[i % len(tokens)]  # noqa: E731
         rss_before = _server_rss_mb(server.pid)
         rows = [
-            _run("legacy: 6 calls / page", port, max(n // 6, 20), c, _legacy_page_load),
+            # Seed 004's "current state": six calls per page load, one after another.
+            _run("legacy: 6 calls / page", port, max(n // 6, 20), 32, _legacy_page_load, rate / 6),
             _run(
                 "batch: uncached (fresh=true)",
                 port,
-                n,
-                c,
-                _batch("/api/v1/homepage?fresh=true", gzip=False),
+                n // 2,
+                32,
+                _batch(FRESH, gzip=False),
+                rate / 5,
             ),
-            _run("batch: cached, anonymous", port, n, c, _batch("/api/v1/homepage", gzip=False)),
-            _run("batch: cached, gzip", port, n, c, _batch("/api/v1/homepage")),
+            _run("batch: cached, anonymous", port, n, 32, _batch(HOME, gzip=False), rate),
+            _run("batch: cached, gzip", port, n, 32, _batch(HOME), rate),
+            # Every user's first visit computes their "just for you"; repeat visits hit.
             _run(
-                "batch: 200 users, personalised",
+                "batch: personalised, first visits",
                 port,
-                n * 2,
-                c,
-                _batch("/api/v1/homepage", gzip=False, token_of=lambda i: tokens[i % len(tokens)]),
+                len(tokens),
+                32,
+                _batch(HOME, False, users),
+                rate / 2,
             ),
+            _run(
+                "batch: personalised, repeat visits", port, n, 32, _batch(HOME, False, users), rate
+            ),
+            _run("batch: cached, max throughput", port, n, c, _batch(HOME)),
         ]
         rss_after = _server_rss_mb(server.pid)
     finally:

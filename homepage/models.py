@@ -107,6 +107,13 @@ class Product(models.Model):
                 condition=_FEATURED_ACTIVE,
                 name="product_featured_reco_idx",
             ),
+            # "Just for you" for a user: the top of each favourite category, and the
+            # total (an index-only count), without sorting every featured product.
+            models.Index(
+                fields=["category", "-recommendation_score", "-views", "-created_at", "-id"],
+                condition=Q(featured=True, is_active=True, stock__gt=0),
+                name="product_featured_category_idx",
+            ),
             # { isActive: 1, createdAt: -1 }
             models.Index(fields=["-created_at"], condition=_ACTIVE, name="product_active_new_idx"),
             # Exactly the new-arrivals filter: its page and its total (an index-only count).

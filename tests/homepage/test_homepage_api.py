@@ -460,3 +460,36 @@ def test_other_methods_are_405_in_the_envelope(api_client, db):
     response = api_client.post(URL, {}, format="json")
     assert response.status_code == 405
     assert response.json()["errors"][0]["code"] == "METHOD_NOT_ALLOWED"
+
+
+def test_personal_ranking_matches_a_full_sort(user_client, user):
+    """The per-category top-N query ranks exactly as sorting every product would."""
+    import random
+
+    rng = random.Random(5)
+    categories = ["books", "toys", "music", "garden", "sports"]
+    for i in range(60):
+        ProductFactory(
+            category=rng.choice(categories),
+            recommendation_score=rng.choice([0.1, 0.5, 0.9]),
+            views=rng.randint(0, 3),
+            stock=rng.choice([0, 5]),
+            name=f"p{i}",
+        )
+    affinities = {"books": 0.9, "toys": 0.9, "music": 0.2}
+    for category, score in affinities.items():
+        CategoryAffinityFactory(user=user, category=category, score=score)
+
+    from homepage.models import Product
+
+    expected = sorted(
+        Product.objects.featured_in_stock(),
+        key=lambda p: (
+            -affinities.get(p.category, 0), -p.recommendation_score, -p.views,
+            -p.created_at.timestamp(), -p.pk,
+        ),
+    )  # fmt: skip
+    body = user_client.get(URL, {"sections": "justForYou", "limit": 20}).json()
+    section = body["data"]["sections"]["justForYou"]
+    assert _ids(section) == [str(p.pk) for p in expected[:20]]
+    assert section["total"] == len(expected)
