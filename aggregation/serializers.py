@@ -80,6 +80,9 @@ class BatchMetadataSerializer(serializers.Serializer):
     cacheKey = serializers.CharField()
     ttl = serializers.IntegerField(help_text="Seconds the response is cached for.")
     fromCache = serializers.BooleanField()
+    stale = serializers.BooleanField(
+        help_text="True when a stale copy was served (refresh under way, or recomputing failed)."
+    )
     executionTime = serializers.FloatField(help_text="Milliseconds spent answering.")
     partialFailure = serializers.BooleanField()
 

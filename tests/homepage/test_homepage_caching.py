@@ -283,3 +283,14 @@ def test_stale_if_error_while_the_database_is_down(api_client, database_outage):
     assert cold.json()["success"] is False
     assert {e["code"] for e in cold.json()["errors"]} == {"DB_CONNECTION_ERROR"}
     assert recovered
+
+
+def test_stale_while_revalidate_can_be_switched_off(api_client, settings):
+    settings.ENABLE_STALE_WHILE_REVALIDATE = False
+    product = ProductFactory(name="first")
+    api_client.get(URL)
+    product.name = "second"
+    product.save()
+    body = api_client.get(URL).json()
+    assert body["data"]["metadata"]["stale"] is False
+    assert body["data"]["sections"]["justForYou"]["items"][0]["name"] == "second"
