@@ -25,11 +25,14 @@ from caching.engine import CachePolicy, CacheResult, Computed, get_or_compute, l
 
 from .encoding import deflate_segment, gzip_stitched
 from .errors import ErrorCode, error_item
-from .runner import SectionOutcome, run_sections
+from .runner import SectionOutcome, run_sections, run_sections_inline
 from .sections import Section, SectionContext, SectionPayload, SectionRegistry
+from .snapshot import Snapshot, shared_snapshot
 from .sparse import SectionFields, apply_fieldset
 
 _SECTIONS_PLACEHOLDER = b'"\\u0000sections\\u0000"'
+_INLINE_KEY = "\x00"  # stands where a bootstrap's sections go, then is cut out
+_INLINE_MARK = b'"\\u0000":0,'
 _UNAVAILABLE_CODES = {ErrorCode.DB_CONNECTION_ERROR, ErrorCode.TIMEOUT_ERROR}
 
 
@@ -50,6 +53,8 @@ class BatchBody:
     extras: dict[str, Any] = field(default_factory=dict)
     computed_at: float = 0.0
     expires_at: float | None = None
+    layout: str = "sections"
+    snapshot: dict[str, str | None] | None = None
 
     @property
     def partial_failure(self) -> bool:
@@ -81,7 +86,12 @@ class SectionResult:
 
 
 def section_cache_key(registry: SectionRegistry, section: Section, context: SectionContext) -> str:
-    """``homepage:section:justForYou:limit10:v1`` (seed 004 §4.2), plus what it varies by."""
+    """``homepage:section:justForYou:limit10:v1`` (seed 004 §4.2), plus what it varies by.
+
+    A registry with its own key function decides instead.
+    """
+    if registry.cache_key is not None:
+        return registry.cache_key(section, context)
     params = [f"limit{context.limit}"]
     if "user" in section.vary and context.user_id is not None:
         params.append(f"user{context.user_id}")
@@ -123,21 +133,37 @@ def compute_sections(
     context: SectionContext,
     *,
     section_policy: CachePolicy | None,
-) -> dict[str, SectionResult]:
+    reuse_sections: bool = True,
+    consistent: bool = False,
+) -> tuple[dict[str, SectionResult], Snapshot | None]:
     """Each section's result: from the section cache when valid, else run concurrently.
 
     Newly computed successful sections are cached with the tag generations read
-    before they ran. ``section_policy=None`` reads and writes no section cache.
+    before they ran. ``section_policy=None`` reads and writes no section cache;
+    ``reuse_sections=False`` writes but does not read it. ``consistent`` runs
+    the sections on one database snapshot (and so never mixes in cached ones).
     """
     results: dict[str, SectionResult] = {}
     keys = {s.id: section_cache_key(registry, s, context) for s in sections}
     generations: dict[str, int] = {}
     if section_policy is not None:
         cached, generations = lookup_many({keys[s.id]: section_tags(s, context) for s in sections})
-        results = {s.id: cached[keys[s.id]] for s in sections if keys[s.id] in cached}
+        if reuse_sections and not consistent:
+            results = {s.id: cached[keys[s.id]] for s in sections if keys[s.id] in cached}
     to_run = [s for s in sections if s.id not in results]
+    snapshot: Snapshot | None = None
+    if not to_run:
+        outcomes: list[SectionOutcome] = []
+    elif consistent:
+        with shared_snapshot() as snapshot:
+            if snapshot.id is not None:
+                outcomes = run_sections(to_run, context, snapshot_id=snapshot.id)
+            else:
+                outcomes = run_sections_inline(to_run, context)
+    else:
+        outcomes = run_sections(to_run, context)
     stamp = iso(context.now)
-    for outcome in run_sections(to_run, context) if to_run else []:
+    for outcome in outcomes:
         result = _from_outcome(outcome, stamp)
         results[outcome.section.id] = result
         if section_policy is not None and result.status == "success":
@@ -148,7 +174,7 @@ def compute_sections(
                 policy=section_policy,
                 generations={t: generations.get(t, 0) for t in tags},
             )
-    return {s.id: results[s.id] for s in sections}
+    return {s.id: results[s.id] for s in sections}, snapshot
 
 
 def assemble(
@@ -157,13 +183,22 @@ def assemble(
     now: datetime,
     fieldset: dict[str, SectionFields] | None = None,
     extras: Callable[[dict[str, SectionResult]], dict[str, Any]] | None = None,
+    layout: str = "sections",
+    snapshot: Snapshot | None = None,
 ) -> BatchBody:
-    """Serialize (and deflate) the sections once; gather errors and expiry."""
+    """Serialize (and deflate) the sections once; gather errors and expiry.
+
+    ``layout="sections"``: the response has ``data.sections = {...}`` (homepage).
+    ``layout="inline"``: each section is a member of ``data`` (bootstraps), so
+    the cached bytes are the members without the enclosing braces.
+    """
     sections = {section_id: r.body for section_id, r in results.items()}
     if fieldset:
         sections = apply_fieldset(sections, fieldset)
     errors = [r.error for r in results.values() if r.error is not None]
     sections_json = orjson.dumps(sections)
+    if layout == "inline":
+        sections_json = sections_json[1:-1]
     digest = hashlib.blake2b(sections_json, digest_size=16)
     digest.update(orjson.dumps(errors))
     expiries = [r.expires_at for r in results.values() if r.expires_at is not None]
@@ -176,6 +211,8 @@ def assemble(
         extras=extras(results) if extras else {},
         computed_at=now.timestamp(),
         expires_at=min(expiries) if expiries else None,
+        layout=layout,
+        snapshot=snapshot.as_metadata() if snapshot else None,
     )
 
 
@@ -197,8 +234,8 @@ class BatchResult:
         return 503 if self.body.unavailable else 500
 
     def metadata(self) -> dict[str, Any]:
-        """``data.metadata`` of seed 004 §1.3, plus ``stale``."""
-        return {
+        """``data.metadata`` of seed 004 §1.3, plus ``stale`` (and ``snapshot``)."""
+        metadata = {
             "timestamp": iso(datetime.now(UTC)),
             "userId": str(self.user_id) if self.user_id is not None else None,
             "cacheKey": self.cache_key,
@@ -208,6 +245,9 @@ class BatchResult:
             "executionTime": round((time.perf_counter() - self.started) * 1000, 2),
             "partialFailure": self.body.partial_failure,
         }
+        if self.body.snapshot is not None:
+            metadata["snapshot"] = self.body.snapshot
+        return metadata
 
 
 def serve_batch(
@@ -221,6 +261,8 @@ def serve_batch(
     tags: tuple[str, ...] = (),
     fresh: bool = False,
     refresh: bool = False,
+    consistent: bool = False,
+    layout: str = "sections",
     fieldset: dict[str, SectionFields] | None = None,
     extras: Callable[[dict[str, SectionResult]], dict[str, Any]] | None = None,
 ) -> BatchResult:
@@ -229,15 +271,28 @@ def serve_batch(
     The response depends on the union of its sections' tags plus ``tags``.
     ``fresh`` bypasses every cache read but still stores what it computed;
     ``refresh`` (warmers) recomputes the response but reuses valid sections.
+    ``consistent`` computes every section from one database snapshot.
     """
     started = time.perf_counter()
     all_tags = {t for s in sections for t in section_tags(s, context)} | set(tags)
 
     def compute() -> Computed:
-        results = compute_sections(
-            registry, sections, context, section_policy=None if fresh else section_policy
+        results, snapshot = compute_sections(
+            registry,
+            sections,
+            context,
+            section_policy=section_policy,
+            reuse_sections=not fresh,
+            consistent=consistent,
         )
-        body = assemble(results, now=context.now, fieldset=fieldset, extras=extras)
+        body = assemble(
+            results,
+            now=context.now,
+            fieldset=fieldset,
+            extras=extras,
+            layout=layout,
+            snapshot=snapshot,
+        )
         return Computed(
             body,
             ok=not body.all_failed,
@@ -260,12 +315,14 @@ def serve_batch(
 def render_batch(
     result: BatchResult, *, extra: dict[str, Any] | None = None, gzip: bool = False
 ) -> bytes:
-    """The response bytes of seed 004 §1.3 around the cached sections."""
+    """The response bytes around the cached sections: seed 004 §1.3, or a bootstrap."""
     body = result.body
-    data: dict[str, Any] = {
-        "sections": orjson.Fragment(_SECTIONS_PLACEHOLDER),
-        "metadata": result.metadata(),
-    }
+    data: dict[str, Any] = {}
+    if body.layout == "inline":
+        data[_INLINE_KEY] = 0
+    else:
+        data["sections"] = orjson.Fragment(_SECTIONS_PLACEHOLDER)
+    data["metadata"] = result.metadata()
     if extra:
         data.update(extra)
     envelope: dict[str, Any] = {"success": not body.all_failed, "data": data}
@@ -274,7 +331,11 @@ def render_batch(
         if body.all_failed:
             envelope["message"] = "Every section failed."
     envelope["version"] = settings.API_VERSION
-    prefix, suffix = orjson.dumps(envelope).split(_SECTIONS_PLACEHOLDER, 1)
+    if body.layout == "inline":
+        prefix, suffix = orjson.dumps(envelope).split(_INLINE_MARK, 1)
+        suffix = b"," + suffix
+    else:
+        prefix, suffix = orjson.dumps(envelope).split(_SECTIONS_PLACEHOLDER, 1)
     if gzip:
         return gzip_stitched(prefix, body.sections_json, body.sections_deflate, suffix)
     return prefix + body.sections_json + suffix

@@ -21,11 +21,18 @@ from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass
 
 from django.conf import settings
-from django.db import DatabaseError, InterfaceError, OperationalError, close_old_connections
+from django.db import (
+    DatabaseError,
+    InterfaceError,
+    OperationalError,
+    close_old_connections,
+    transaction,
+)
 from django.db import connection as db_connection
 
 from .errors import ErrorCode
 from .sections import Section, SectionContext, SectionPayload
+from .snapshot import import_snapshot
 
 logger = logging.getLogger(__name__)
 
@@ -66,15 +73,20 @@ def get_executor() -> ThreadPoolExecutor:
     return _executor
 
 
-def _limit_query_time(deadline: float) -> None:
-    """Make the database itself give up on this thread's queries at ``deadline``."""
+def _limit_query_time(deadline: float, *, local: bool = False) -> None:
+    """Make the database itself give up on this thread's queries at ``deadline``.
+
+    ``local``: for the current transaction only (inside a snapshot transaction).
+    """
     remaining_ms = int((deadline - time.monotonic()) * 1000)
     if remaining_ms <= 0:
         raise SectionTimeout
     db_connection.ensure_connection()
     if db_connection.vendor == "postgresql":
         with db_connection.cursor() as cursor:
-            cursor.execute("SELECT set_config('statement_timeout', %s, false)", [str(remaining_ms)])
+            cursor.execute(
+                "SELECT set_config('statement_timeout', %s, %s)", [str(remaining_ms), local]
+            )
     elif db_connection.vendor == "sqlite":
         db_connection.connection.set_progress_handler(
             lambda: int(time.monotonic() > deadline), 10_000
@@ -87,14 +99,25 @@ def _clear_query_limit() -> None:
 
 
 def _run_in_worker(
-    section: Section, context: SectionContext, deadline: float
+    section: Section, context: SectionContext, deadline: float, snapshot_id: str | None
 ) -> tuple[SectionPayload, float]:
-    """Runs in a pool thread: fetch one section on this thread's own connection."""
+    """Runs in a pool thread: fetch one section on this thread's own connection.
+
+    With ``snapshot_id`` the fetch runs in a read-only REPEATABLE READ
+    transaction that imports the leader's exported snapshot, so every section
+    sees the database as of one moment.
+    """
     close_old_connections()
     started = time.monotonic()
     try:
-        _limit_query_time(deadline)
-        payload = section.fetch(context)
+        if snapshot_id is None:
+            _limit_query_time(deadline)
+            payload = section.fetch(context)
+        else:
+            with transaction.atomic():
+                import_snapshot(snapshot_id)
+                _limit_query_time(deadline, local=True)
+                payload = section.fetch(context)
         return payload, (time.monotonic() - started) * 1000
     finally:
         try:
@@ -136,11 +159,13 @@ def run_sections(
     *,
     query_timeout_ms: int | None = None,
     request_timeout_ms: int | None = None,
+    snapshot_id: str | None = None,
 ) -> list[SectionOutcome]:
     """Run ``sections`` concurrently and return one outcome each, in order.
 
     Never raises for a section's failure: a failed or timed-out section becomes
     an outcome with an error code. Returns by the request budget at the latest.
+    ``snapshot_id``: a PostgreSQL snapshot every worker imports (see snapshot.py).
     """
     query_timeout_ms = query_timeout_ms or settings.QUERY_TIMEOUT
     request_timeout_ms = request_timeout_ms or settings.REQUEST_TIMEOUT
@@ -151,9 +176,43 @@ def run_sections(
     submitted: list[tuple[Section, Future, float]] = []
     for section in sections:
         deadline = min(start + (section.timeout_ms or query_timeout_ms) / 1000, budget_end)
-        future = executor.submit(_run_in_worker, section, context, deadline)
+        future = executor.submit(_run_in_worker, section, context, deadline, snapshot_id)
         submitted.append((section, future, deadline))
 
+    return _collect(submitted, start)
+
+
+def run_sections_inline(
+    sections: list[Section], context: SectionContext, *, query_timeout_ms: int | None = None
+) -> list[SectionOutcome]:
+    """Run ``sections`` one after another on the calling thread's connection.
+
+    For SQLite's single-transaction snapshot: the caller holds the transaction.
+    Timeouts are enforced by the database (a progress handler), not a waiter.
+    """
+    query_timeout_ms = query_timeout_ms or settings.QUERY_TIMEOUT
+    start = time.monotonic()
+    budget_end = start + settings.REQUEST_TIMEOUT / 1000
+    submitted = []
+    for section in sections:
+        deadline = min(
+            time.monotonic() + (section.timeout_ms or query_timeout_ms) / 1000, budget_end
+        )
+        future: Future = Future()
+        try:
+            section_start = time.monotonic()
+            _limit_query_time(deadline)
+            payload = section.fetch(context)
+            future.set_result((payload, (time.monotonic() - section_start) * 1000))
+        except Exception as exc:  # becomes the section's error outcome
+            future.set_exception(exc)
+        finally:
+            _clear_query_limit()
+        submitted.append((section, future, deadline))
+    return _collect(submitted, start)
+
+
+def _collect(submitted: list[tuple[Section, Future, float]], start: float) -> list[SectionOutcome]:
     outcomes = []
     for section, future, deadline in submitted:
         try:

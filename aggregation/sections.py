@@ -33,12 +33,14 @@ class SectionPayload:
     ``expires_at`` is the earliest moment at which an item stops being valid
     (an offer's end, an event's start); a cached copy must not outlive it.
     ``stats`` are figures about the items for optional analytics.
+    ``value`` is the whole content of a section of kind ``"value"``.
     """
 
-    items: list[dict[str, Any]]
-    total: int
+    items: list[dict[str, Any]] = field(default_factory=list)
+    total: int = 0
     expires_at: datetime | None = None
     stats: dict[str, float] = field(default_factory=dict)
+    value: Any = None
 
 
 @dataclass
@@ -51,6 +53,11 @@ class Section:
     ``tags`` name the data the section depends on, for cache invalidation.
     ``vary`` names what of the context changes its content besides ``limit``:
     ``"user"`` (personalised: keyed and tagged per user), ``"location"``.
+    ``kind``: ``"list"`` sections are wrapped in the seed's section object (id,
+    title, items, total...); ``"value"`` sections are their payload's ``value``
+    as is, with ``empty`` standing in when they fail.
+    ``cache_name`` names its own cache entries where the registry's key
+    function uses one (``trainer:{cache_name}:{id}``).
     """
 
     id: str
@@ -62,9 +69,14 @@ class Section:
     item_fields: tuple[str, ...] = ()
     tags: tuple[str, ...] = ()
     vary: tuple[str, ...] = ()
+    kind: str = "list"
+    empty: Any = None
+    cache_name: str = ""
 
-    def envelope(self, payload: SectionPayload, *, last_updated: str) -> dict[str, Any]:
-        """The section object of seed 004 §1.3."""
+    def envelope(self, payload: SectionPayload, *, last_updated: str) -> Any:
+        """The section object of seed 004 §1.3, or the value of a value section."""
+        if self.kind == "value":
+            return payload.value
         return {
             "id": self.id,
             "title": self.title,
@@ -75,8 +87,10 @@ class Section:
             "lastUpdated": last_updated,
         }
 
-    def fallback(self, *, last_updated: str) -> dict[str, Any]:
+    def fallback(self, *, last_updated: str) -> Any:
         """The empty stand-in of seed 004 §5.2 for a failed section."""
+        if self.kind == "value":
+            return self.empty
         return {
             "id": self.id,
             "title": self.title,
@@ -100,11 +114,19 @@ class UnknownSection(ValueError):
 class SectionRegistry:
     """An ordered set of sections, found by id or alias (``trending_stores``).
 
-    ``cache_prefix`` starts the keys of the sections' own cache entries.
+    ``cache_prefix`` starts the keys of the sections' own cache entries;
+    ``cache_key`` replaces the default key function altogether.
     """
 
-    def __init__(self, sections: Iterable[Section], *, cache_prefix: str = "section") -> None:
+    def __init__(
+        self,
+        sections: Iterable[Section],
+        *,
+        cache_prefix: str = "section",
+        cache_key: Callable[[Section, SectionContext], str] | None = None,
+    ) -> None:
         self.cache_prefix = cache_prefix
+        self.cache_key = cache_key
         self._sections: dict[str, Section] = {}
         self._names: dict[str, str] = {}
         for section in sections:

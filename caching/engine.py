@@ -109,9 +109,12 @@ class CacheResult:
 
 
 class _Flight:
+    """One computation in this process that others may wait for."""
+
     def __init__(self) -> None:
         self.done = threading.Event()
         self.result: CacheResult | None = None
+        self.generations: Generations | None = None  # what the computation started from
 
 
 _l1: LRUCache = LRUCache(maxsize=1)
@@ -283,12 +286,15 @@ def _compute_and_store(
     tags: Sequence[str],
     policy: CachePolicy,
     fallback: Entry | None,
+    flight: _Flight | None = None,
 ) -> CacheResult:
     """Run ``compute`` with generations read first; store it, or fall back if it failed."""
     try:
         generations, _ = read_generations(tags)
     except SharedCacheUnavailable:
         generations = local_generations(tags)
+    if flight is not None:
+        flight.generations = generations
     try:
         computed = compute()
     except Exception:
@@ -328,9 +334,24 @@ def _wait_for_other_process(key: str, tags: Sequence[str]) -> CacheResult | None
     return None
 
 
-def _follow(key: str, flight: _Flight, compute, tags, policy, fallback) -> CacheResult:
-    """Wait for this process's leader; compute ourselves if it takes too long."""
-    if flight.done.wait(settings.REQUEST_TIMEOUT / 1000) and flight.result is not None:
+def _started_before(flight: _Flight, generations: Generations) -> bool:
+    """True if the leader computed from generations older than ours (a write since)."""
+    if flight.generations is None:
+        return False
+    return any(flight.generations.get(tag, 0) < gen for tag, gen in generations.items())
+
+
+def _follow(key, flight: _Flight, compute, tags, policy, fallback, generations) -> CacheResult:
+    """Wait for this process's leader; compute ourselves if it takes too long.
+
+    A leader that started before an invalidation we have already seen may
+    return data older than a write our caller must see: then compute again.
+    """
+    if (
+        flight.done.wait(settings.REQUEST_TIMEOUT / 1000)
+        and flight.result is not None
+        and not _started_before(flight, generations)
+    ):
         metrics.record(key, "none", "coalesced")
         shared = flight.result  # computed while we waited: as fresh as our own would be
         return CacheResult(
@@ -351,6 +372,7 @@ def _single_flight(
     tags: Sequence[str],
     policy: CachePolicy,
     fallback: Entry | None,
+    generations: Generations,
 ) -> CacheResult:
     with _flights_lock:
         flight = _flights.get(key)
@@ -358,7 +380,7 @@ def _single_flight(
         if leader:
             flight = _flights[key] = _Flight()
     if not leader:
-        return _follow(key, flight, compute, tags, policy, fallback)
+        return _follow(key, flight, compute, tags, policy, fallback, generations)
     result: CacheResult | None = None
     try:
         token = _try_lock(key)
@@ -366,7 +388,7 @@ def _single_flight(
             result = _wait_for_other_process(key, tags)
         if result is None:
             try:
-                result = _compute_and_store(key, compute, tags, policy, fallback)
+                result = _compute_and_store(key, compute, tags, policy, fallback, flight)
             finally:
                 if token is not None:
                     _unlock(key, token)
@@ -400,7 +422,7 @@ def _start_refresh(
     def run() -> None:
         close_old_connections()
         try:
-            flight.result = _compute_and_store(key, compute, tags, policy, None)
+            flight.result = _compute_and_store(key, compute, tags, policy, None, flight)
         except Exception:
             logger.exception("Background refresh of %s failed", key)
         finally:
@@ -471,7 +493,7 @@ def _get_or_compute(
     policy: CachePolicy,
     bypass: bool,
 ) -> CacheResult:
-    entry, layer, _, _, fallback = lookup(key, tags, policy)
+    entry, layer, generations, _, fallback = lookup(key, tags, policy)
     now = time.time()
     if entry is not None and not bypass:
         if now < entry.fresh_until:
@@ -492,7 +514,7 @@ def _get_or_compute(
         metrics.record(key, "l2", "stale")
         return _result(fallback, from_cache=True, stale=True, layer="l2")
     metrics.record(key, "none", "miss")
-    return _single_flight(key, compute, tags, policy, fallback)
+    return _single_flight(key, compute, tags, policy, fallback, generations)
 
 
 def lookup_many(keys: dict[str, Sequence[str]]) -> tuple[dict[str, Any], Generations]:

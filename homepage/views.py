@@ -122,9 +122,10 @@ class LegacySectionView(APIView):
             options={"location": params.get("location")},
         )
         section = self.section_for(params)
-        result = compute_sections(
+        results, _ = compute_sections(
             homepage_sections, [section], context, section_policy=section_policy()
-        )[section.id]
+        )
+        result = results[section.id]
         if result.error is not None:
             code = result.error["code"]
             raise APIError(

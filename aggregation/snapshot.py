@@ -1,0 +1,62 @@
+"""One database snapshot shared by sections that run in parallel.
+
+"All data from the same point in time" and "in parallel" together. On
+PostgreSQL the leader opens a read-only REPEATABLE READ transaction and exports
+its snapshot (``pg_export_snapshot()``); each worker thread imports it
+(``SET TRANSACTION SNAPSHOT``) as the first statement of its own read-only
+REPEATABLE READ transaction. The leader's transaction stays open until every
+worker has finished, as an exported snapshot lives only as long as it.
+On SQLite (or when already inside a transaction, where the isolation level can
+no longer be set) the sections run one after another in one transaction on one
+connection.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+from django.db import connection, transaction
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """How a set of sections shared one point in time."""
+
+    mode: str  # "exported" (parallel, PostgreSQL) or "single-transaction" (sequential)
+    id: str | None = None
+
+    def as_metadata(self) -> dict[str, str | None]:
+        """What ``metadata.snapshot`` reports."""
+        return {"mode": self.mode, "id": self.id}
+
+
+def _begin_repeatable_read(cursor) -> None:
+    cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+
+
+def import_snapshot(snapshot_id: str) -> None:
+    """Make the current (new) transaction see the exported snapshot ``snapshot_id``.
+
+    Must be the first thing the transaction does. The id is sent as an ordinary
+    query parameter (Django's psycopg cursor binds it client-side).
+    """
+    with connection.cursor() as cursor:
+        _begin_repeatable_read(cursor)
+        cursor.execute("SET TRANSACTION SNAPSHOT %s", [snapshot_id])
+
+
+@contextmanager
+def shared_snapshot() -> Iterator[Snapshot]:
+    """Hold one snapshot open for the duration of the block."""
+    if connection.vendor != "postgresql" or connection.in_atomic_block:
+        with transaction.atomic():
+            yield Snapshot("single-transaction")
+        return
+    with transaction.atomic():
+        with connection.cursor() as cursor:
+            _begin_repeatable_read(cursor)
+            cursor.execute("SELECT pg_export_snapshot()")
+            snapshot_id = cursor.fetchone()[0]
+        yield Snapshot("exported", snapshot_id)
