@@ -102,10 +102,15 @@ def section_cache_key(registry: SectionRegistry, section: Section, context: Sect
 
 
 def section_tags(section: Section, context: SectionContext) -> tuple[str, ...]:
-    """The tags a section's content depends on for this request."""
+    """The tags a section's content depends on for this request.
+
+    Its own, the user's for personalised sections, and any the request adds
+    (``options["tags"]``: the trainer or student a bootstrap is about).
+    """
+    tags = (*section.tags, *context.options.get("tags", ()))
     if "user" in section.vary and context.user_id is not None:
-        return (*section.tags, f"user:{context.user_id}")
-    return section.tags
+        return (*tags, f"user:{context.user_id}")
+    return tags
 
 
 def _from_outcome(outcome: SectionOutcome, stamp: str) -> SectionResult:

@@ -105,3 +105,52 @@ def section_serializer(
         "__doc__": "A section; a sparse fieldset may leave out any key but id.",
     }
     return type(name, (serializers.Serializer,), attrs)
+
+
+class BootstrapQuerySerializer(serializers.Serializer):
+    fresh = serializers.BooleanField(
+        default=False, help_text="Bypass the cache read (still cached afterwards)."
+    )
+
+
+class SnapshotSerializer(serializers.Serializer):
+    mode = serializers.ChoiceField(
+        choices=["exported", "single-transaction"],
+        help_text="exported: parallel sections on one exported PostgreSQL snapshot; "
+        "single-transaction: sequential sections in one transaction.",
+    )
+    id = serializers.CharField(allow_null=True)
+
+
+class BootstrapMetadataSerializer(BatchMetadataSerializer):
+    snapshot = SnapshotSerializer(
+        required=False, help_text="The database snapshot every section was read from."
+    )
+
+
+def envelope_serializer(name: str, data: serializers.Field) -> type[serializers.Serializer]:
+    """``{"success": true, "data": <data>}``."""
+    return type(
+        name, (serializers.Serializer,), {"success": serializers.BooleanField(), "data": data}
+    )
+
+
+def bootstrap_response_serializer(
+    name: str, sections: dict[str, serializers.Field]
+) -> type[serializers.Serializer]:
+    """A bootstrap: its sections and ``metadata`` inside ``data``."""
+    data = type(
+        f"{name}Data",
+        (serializers.Serializer,),
+        {**sections, "metadata": BootstrapMetadataSerializer()},
+    )
+    return type(
+        f"{name}Response",
+        (serializers.Serializer,),
+        {
+            "success": serializers.BooleanField(),
+            "data": data(),
+            "errors": ErrorItemSerializer(many=True, required=False),
+            "version": serializers.CharField(),
+        },
+    )

@@ -194,5 +194,37 @@ class SharedCache:
 
         return self.call(operation)
 
+    def zadd_trim(self, key: str, member: str, score: float, keep: int) -> None:
+        """Score ``member`` and keep only the ``keep`` highest-scored members."""
+
+        def operation() -> None:
+            redis = self._redis()
+            if redis is None:
+                scores = dict(self.cache.get(key, {}))
+                scores[member] = score
+                top = sorted(scores.items(), key=lambda item: -item[1])[:keep]
+                self.cache.set(key, dict(top), None)
+                return
+            full = self.cache.make_key(key)
+            pipe = redis.pipeline()
+            pipe.zadd(full, {member: score})
+            pipe.zremrangebyrank(full, 0, -keep - 1)
+            pipe.execute()
+
+        self.call(operation)
+
+    def ztop(self, key: str, limit: int) -> list[str]:
+        """The ``limit`` highest-scored members, highest first."""
+
+        def operation() -> list[str]:
+            redis = self._redis()
+            if redis is None:
+                scores = dict(self.cache.get(key, {}))
+                return [m for m, _ in sorted(scores.items(), key=lambda item: -item[1])[:limit]]
+            members = redis.zrevrange(self.cache.make_key(key), 0, limit - 1)
+            return [m.decode() if isinstance(m, bytes) else m for m in members]
+
+        return self.call(operation)
+
 
 shared_cache = SharedCache()

@@ -10,6 +10,8 @@ urlpatterns = [
     path("admin/cache/", admin.site.admin_view(cache_dashboard), name="cache-dashboard"),
     path("admin/", admin.site.urls),
     path("api/v1/", include("homepage.urls")),
+    path("api/v1/", include("trainers.urls")),
+    path("api/v1/", include("students.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="swagger-ui"),
     path("api/redoc/", SpectacularRedocView.as_view(url_name="schema"), name="redoc"),

@@ -13,9 +13,9 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from aggregation.access import subject_user_id
-from aggregation.batch import compute_sections, serve_batch
-from aggregation.errors import APIError, ErrorCode
-from aggregation.http import batch_response, cache_control
+from aggregation.batch import serve_batch
+from aggregation.bootstrap import section_response
+from aggregation.http import batch_response
 from aggregation.sections import Section, SectionContext
 from aggregation.serializers import ErrorEnvelopeSerializer
 
@@ -98,9 +98,6 @@ class HomepageView(APIView):
         return batch_response(request, result, public=user_id is None, extra=extra)
 
 
-_FAILURE_STATUS = {ErrorCode.TIMEOUT_ERROR: 504, ErrorCode.DB_CONNECTION_ERROR: 503}
-
-
 class LegacySectionView(APIView):
     """One homepage section on its own, as the pre-batch endpoints served it.
 
@@ -121,19 +118,13 @@ class LegacySectionView(APIView):
             limit=params["limit"],
             options={"location": params.get("location")},
         )
-        section = self.section_for(params)
-        results, _ = compute_sections(
-            homepage_sections, [section], context, section_policy=section_policy()
+        return section_response(
+            registry=homepage_sections,
+            section=self.section_for(params),
+            context=context,
+            policy=section_policy(),
+            public=True,
         )
-        result = results[section.id]
-        if result.error is not None:
-            code = result.error["code"]
-            raise APIError(
-                result.error["message"], code=code, status_code=_FAILURE_STATUS.get(code, 500)
-            )
-        response = Response({"success": True, "data": result.body})
-        response["Cache-Control"] = cache_control(public=True)
-        return response
 
 
 def _legacy(section_id: str, name: str, response, query=LimitQuerySerializer, summary=""):

@@ -6,3 +6,9 @@ class TrainersConfig(AppConfig):
 
     name = "trainers"
     default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self) -> None:
+        from . import signals, warmers
+
+        signals.connect()
+        warmers.register()

@@ -133,6 +133,7 @@ ENABLE_CACHE_WARMING = env.bool("ENABLE_CACHE_WARMING", default=True)
 ENABLE_STALE_WHILE_REVALIDATE = env.bool("ENABLE_STALE_WHILE_REVALIDATE", default=True)
 CDN_MAX_AGE = env.int("CDN_MAX_AGE", default=60)  # s-maxage of anonymous responses
 CDN_STALE_WHILE_REVALIDATE = env.int("CDN_STALE_WHILE_REVALIDATE", default=120)  # seconds
+BOOTSTRAP_WARM_LIMIT = env.int("BOOTSTRAP_WARM_LIMIT", default=50)  # per kind, per warm run
 HOMEPAGE_LOCATION_RADIUS_KM = env.float("HOMEPAGE_LOCATION_RADIUS_KM", default=50.0)
 API_VERSION = "1.0.0"
 
@@ -175,6 +176,13 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
+    "ENUM_NAME_OVERRIDES": {
+        "AllocationStatusEnum": "trainers.models.Allocation.Status",
+        "PayoutClaimStatusEnum": "trainers.models.PayoutClaim.Status",
+        "SessionStatusEnum": "trainers.models.Session.Status",
+        "DocumentStatusEnum": "trainers.models.TrainerDocument.Status",
+        "CourseProgressStatusEnum": "students.models.CourseProgress.Status",
+    },
 }
 
 # --- Auth, i18n, static --------------------------------------------------------

@@ -1,0 +1,85 @@
+"""Students, their progress summary, achievements and per-course progress."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+from django.utils import timezone
+
+
+class Student(models.Model):
+    user = models.OneToOneField(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="student"
+    )
+    name = models.CharField(max_length=200)
+    email = models.EmailField(blank=True)
+    phone = models.CharField(max_length=40, blank=True)
+    avatar = models.URLField(max_length=500, blank=True)
+    level = models.CharField(max_length=30, default="beginner")
+    goals = models.TextField(blank=True)
+    joined_at = models.DateTimeField(default=timezone.now)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class StudentProgress(models.Model):
+    """Summary figures, updated in the same transaction as the sessions they count."""
+
+    student = models.OneToOneField(Student, on_delete=models.CASCADE, related_name="progress")
+    sessions_completed = models.PositiveIntegerField(default=0)
+    minutes_completed = models.PositiveIntegerField(default=0)
+    courses_completed = models.PositiveIntegerField(default=0)
+    last_session_at = models.DateTimeField(null=True, blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    def __str__(self) -> str:
+        return f"progress of {self.student_id}"
+
+
+class Achievement(models.Model):
+    student = models.ForeignKey(Student, on_delete=models.CASCADE, related_name="achievements")
+    code = models.CharField(max_length=50)
+    title = models.CharField(max_length=200)
+    description = models.CharField(max_length=300, blank=True)
+    earned_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["-earned_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(fields=["student", "code"], name="achievement_once_per_student")
+        ]
+
+    def __str__(self) -> str:
+        return self.title
+
+
+class CourseProgress(models.Model):
+    class Status(models.TextChoices):
+        IN_PROGRESS = "in_progress"
+        COMPLETED = "completed"
+
+    student = models.ForeignKey(Student, on_delete=models.CASCADE, related_name="course_progress")
+    course = models.ForeignKey("trainers.Course", on_delete=models.PROTECT, related_name="+")
+    sessions_completed = models.PositiveIntegerField(default=0)
+    sessions_total = models.PositiveIntegerField()
+    status = models.CharField(max_length=20, choices=Status.choices, default=Status.IN_PROGRESS)
+    last_activity_at = models.DateTimeField(null=True, blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-last_activity_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(fields=["student", "course"], name="course_progress_once")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.student_id} in {self.course_id}"
+
+    @property
+    def percent(self) -> float:
+        """Share of the course's sessions completed, 0-100."""
+        if not self.sessions_total:
+            return 0.0
+        return round(min(self.sessions_completed / self.sessions_total, 1) * 100, 1)

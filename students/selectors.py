@@ -1,0 +1,62 @@
+"""Student reads, one per bootstrap section (and its individual endpoint)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from trainers.models import Allocation, Session
+from trainers.selectors import SESSION_RELATED
+from trainers.serializers import AllocationSerializer, SessionSerializer
+
+from .models import CourseProgress, Student, StudentProgress
+from .serializers import CourseProgressSerializer, StudentOverviewSerializer
+
+UPCOMING_SESSIONS_LIMIT = 100
+
+
+def student_overview(*, student_id: int) -> dict[str, Any]:
+    """Profile, progress summary and achievements."""
+    student = Student.objects.get(pk=student_id)
+    progress = StudentProgress.objects.filter(student_id=student_id).first()
+    in_progress = CourseProgress.objects.filter(
+        student_id=student_id, status=CourseProgress.Status.IN_PROGRESS
+    ).count()
+    return StudentOverviewSerializer(
+        {
+            "profile": student,
+            "progress": progress or StudentProgress(student=student),
+            "achievements": list(student.achievements.all()),
+        },
+        context={"courses_in_progress": in_progress},
+    ).data
+
+
+def student_upcoming_sessions(*, student_id: int, now: datetime) -> list[Session]:
+    """Scheduled sessions that have not started, soonest first."""
+    return list(
+        Session.objects.filter(
+            student_id=student_id, status=Session.Status.SCHEDULED, scheduled_at__gte=now
+        )
+        .select_related(*SESSION_RELATED)
+        .order_by("scheduled_at", "id")[:UPCOMING_SESSIONS_LIMIT]
+    )
+
+
+def serialize_sessions(sessions: list[Session]) -> list[dict[str, Any]]:
+    """Sessions in the bootstrap's shape."""
+    return SessionSerializer(sessions, many=True).data
+
+
+def student_allocations(*, student_id: int) -> list[dict[str, Any]]:
+    """Active (approved) allocations, with trainer, course and schedule details."""
+    allocations = Allocation.objects.filter(
+        student_id=student_id, status=Allocation.Status.APPROVED
+    ).select_related("trainer", "student", "course")
+    return AllocationSerializer(allocations, many=True).data
+
+
+def student_courses(*, student_id: int) -> list[dict[str, Any]]:
+    """Progress in each course the student has started."""
+    progress = CourseProgress.objects.filter(student_id=student_id).select_related("course")
+    return CourseProgressSerializer(progress, many=True).data

@@ -1,0 +1,116 @@
+"""factory-boy factories for trainers, students, courses, allocations and sessions."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from decimal import Decimal
+
+import factory
+from django.contrib.auth import get_user_model
+from django.utils import timezone
+
+from students.models import Student, StudentProgress
+from trainers.models import (
+    Allocation,
+    Course,
+    Session,
+    Trainer,
+    TrainerDocument,
+    TrainerPerformance,
+)
+
+
+class UserFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = get_user_model()
+        django_get_or_create = ("username",)
+
+    username = factory.Sequence(lambda n: f"person{n}")
+    email = factory.LazyAttribute(lambda u: f"{u.username}@example.com")
+
+
+class TrainerFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Trainer
+        skip_postgeneration_save = True
+
+    user = factory.SubFactory(UserFactory)
+    name = factory.Faker("name")
+    email = factory.Faker("email")
+    hourly_rate = Decimal("40.00")
+    city = "Bengaluru"
+    latitude = 12.97
+    longitude = 77.59
+    specialties = factory.LazyFunction(lambda: ["yoga"])
+    performance = factory.RelatedFactory(
+        "tests.trainers.factories.TrainerPerformanceFactory", factory_related_name="trainer"
+    )
+
+
+class TrainerPerformanceFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = TrainerPerformance
+
+    trainer = factory.SubFactory(TrainerFactory, performance=None)
+
+
+class TrainerDocumentFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = TrainerDocument
+
+    trainer = factory.SubFactory(TrainerFactory)
+    kind = "certificate"
+    title = "Certificate"
+    url = factory.Sequence(lambda n: f"https://docs.example.com/{n}.pdf")
+
+
+class StudentFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Student
+        skip_postgeneration_save = True
+
+    user = factory.SubFactory(UserFactory)
+    name = factory.Faker("name")
+    email = factory.Faker("email")
+    progress = factory.RelatedFactory(
+        "tests.trainers.factories.StudentProgressFactory", factory_related_name="student"
+    )
+
+
+class StudentProgressFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = StudentProgress
+
+    student = factory.SubFactory(StudentFactory, progress=None)
+
+
+class CourseFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Course
+
+    title = factory.Sequence(lambda n: f"Course {n}")
+    total_sessions = 10
+    session_minutes = 60
+
+
+class AllocationFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Allocation
+
+    trainer = factory.SubFactory(TrainerFactory)
+    student = factory.SubFactory(StudentFactory)
+    course = factory.SubFactory(CourseFactory)
+    status = Allocation.Status.APPROVED
+    sessions_total = 10
+    approved_at = factory.LazyFunction(timezone.now)
+
+
+class SessionFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Session
+
+    allocation = factory.SubFactory(AllocationFactory)
+    trainer = factory.SelfAttribute("allocation.trainer")
+    student = factory.SelfAttribute("allocation.student")
+    scheduled_at = factory.LazyFunction(lambda: timezone.now() + timedelta(days=2))
+    duration_minutes = 60

@@ -1,0 +1,231 @@
+"""Trainers, their documents and performance; courses, allocations, sessions, payouts.
+
+A session, its allocation and the trainer's performance change together in one
+transaction (see ``services.py``); the bootstrap reads them from one snapshot.
+"""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+from django.utils import timezone
+
+
+class Trainer(models.Model):
+    user = models.OneToOneField(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="trainer"
+    )
+    name = models.CharField(max_length=200)
+    email = models.EmailField(blank=True)
+    phone = models.CharField(max_length=40, blank=True)
+    bio = models.TextField(blank=True)
+    avatar = models.URLField(max_length=500, blank=True)
+    specialties = models.JSONField(default=list, blank=True)
+    hourly_rate = models.DecimalField(max_digits=8, decimal_places=2, default=0)
+    currency = models.CharField(max_length=3, default="USD")
+    address = models.CharField(max_length=300, blank=True)
+    city = models.CharField(max_length=100, blank=True)
+    latitude = models.FloatField(null=True, blank=True)
+    longitude = models.FloatField(null=True, blank=True)
+    service_radius_km = models.PositiveIntegerField(default=10)
+    is_active = models.BooleanField(default=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class TrainerPerformance(models.Model):
+    """Running figures, updated in the same transaction as the sessions they count."""
+
+    trainer = models.OneToOneField(Trainer, on_delete=models.CASCADE, related_name="performance")
+    sessions_completed = models.PositiveIntegerField(default=0)
+    sessions_cancelled = models.PositiveIntegerField(default=0)
+    sessions_no_show = models.PositiveIntegerField(default=0)
+    minutes_delivered = models.PositiveIntegerField(default=0)
+    rating_sum = models.PositiveIntegerField(default=0)
+    rating_count = models.PositiveIntegerField(default=0)
+    earnings_total = models.DecimalField(max_digits=12, decimal_places=2, default=0)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    def __str__(self) -> str:
+        return f"performance of {self.trainer_id}"
+
+    @property
+    def rating_average(self) -> float | None:
+        """Mean rating, or None before the first one."""
+        return round(self.rating_sum / self.rating_count, 2) if self.rating_count else None
+
+
+class TrainerDocument(models.Model):
+    class Status(models.TextChoices):
+        PENDING = "pending"
+        VERIFIED = "verified"
+        REJECTED = "rejected"
+
+    trainer = models.ForeignKey(Trainer, on_delete=models.CASCADE, related_name="documents")
+    kind = models.CharField(max_length=50)  # id_proof, certificate, background_check...
+    title = models.CharField(max_length=200)
+    url = models.URLField(max_length=500)
+    status = models.CharField(max_length=20, choices=Status.choices, default=Status.PENDING)
+    uploaded_at = models.DateTimeField(default=timezone.now)
+    expires_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-uploaded_at", "-id"]
+        indexes = [models.Index(fields=["trainer", "-uploaded_at"], name="document_trainer_idx")]
+
+    def __str__(self) -> str:
+        return self.title
+
+
+class Course(models.Model):
+    title = models.CharField(max_length=200)
+    description = models.TextField(blank=True)
+    level = models.CharField(max_length=30, default="beginner")
+    total_sessions = models.PositiveIntegerField(default=10)
+    session_minutes = models.PositiveIntegerField(default=60)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    def __str__(self) -> str:
+        return self.title
+
+
+class Allocation(models.Model):
+    """A student taught a course by a trainer, for a number of sessions."""
+
+    class Status(models.TextChoices):
+        PENDING = "pending"
+        APPROVED = "approved"
+        REJECTED = "rejected"
+        COMPLETED = "completed"
+        CANCELLED = "cancelled"
+
+    trainer = models.ForeignKey(Trainer, on_delete=models.PROTECT, related_name="allocations")
+    student = models.ForeignKey(
+        "students.Student", on_delete=models.PROTECT, related_name="allocations"
+    )
+    course = models.ForeignKey(Course, on_delete=models.PROTECT, related_name="allocations")
+    status = models.CharField(max_length=20, choices=Status.choices, default=Status.PENDING)
+    schedule = models.JSONField(default=dict, blank=True, help_text="e.g. {'days': ['mon']}")
+    sessions_total = models.PositiveIntegerField()
+    sessions_used = models.PositiveIntegerField(default=0)
+    start_date = models.DateField(null=True, blank=True)
+    end_date = models.DateField(null=True, blank=True)
+    notes = models.TextField(blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    approved_at = models.DateTimeField(null=True, blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [
+            models.Index(
+                fields=["trainer", "status", "-created_at"], name="allocation_trainer_idx"
+            ),
+            models.Index(
+                fields=["student", "status", "-created_at"], name="allocation_student_idx"
+            ),
+        ]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(sessions_used__lte=models.F("sessions_total")),
+                name="allocation_sessions_within_total",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.course} for {self.student_id} by {self.trainer_id}"
+
+
+class Session(models.Model):
+    class Status(models.TextChoices):
+        SCHEDULED = "scheduled"
+        COMPLETED = "completed"
+        CANCELLED = "cancelled"
+        NO_SHOW = "no_show"
+
+    allocation = models.ForeignKey(Allocation, on_delete=models.PROTECT, related_name="sessions")
+    # Denormalised from the allocation: the bootstraps list sessions per person.
+    trainer = models.ForeignKey(Trainer, on_delete=models.PROTECT, related_name="sessions")
+    student = models.ForeignKey(
+        "students.Student", on_delete=models.PROTECT, related_name="sessions"
+    )
+    scheduled_at = models.DateTimeField()
+    duration_minutes = models.PositiveIntegerField(default=60)
+    status = models.CharField(max_length=20, choices=Status.choices, default=Status.SCHEDULED)
+    student_confirmed_at = models.DateTimeField(null=True, blank=True)
+    completed_at = models.DateTimeField(null=True, blank=True)
+    cancelled_at = models.DateTimeField(null=True, blank=True)
+    cancel_reason = models.CharField(max_length=300, blank=True)
+    rating = models.PositiveSmallIntegerField(null=True, blank=True)
+    feedback = models.TextField(blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-scheduled_at", "-id"]
+        indexes = [
+            models.Index(
+                fields=["trainer", "-scheduled_at", "-id"], name="session_trainer_recent_idx"
+            ),
+            models.Index(
+                fields=["student", "scheduled_at", "id"],
+                condition=Q(status="scheduled"),
+                name="session_student_upcoming_idx",
+            ),
+        ]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(rating__isnull=True) | Q(rating__gte=1, rating__lte=5),
+                name="session_rating_1_to_5",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"session {self.pk} ({self.status})"
+
+
+class PayoutClaim(models.Model):
+    class Status(models.TextChoices):
+        PENDING = "pending"
+        APPROVED = "approved"
+        REJECTED = "rejected"
+        PAID = "paid"
+
+    trainer = models.ForeignKey(Trainer, on_delete=models.PROTECT, related_name="payout_claims")
+    amount = models.DecimalField(max_digits=12, decimal_places=2)
+    currency = models.CharField(max_length=3, default="USD")
+    status = models.CharField(max_length=20, choices=Status.choices, default=Status.PENDING)
+    sessions = models.ManyToManyField(Session, through="PayoutClaimSession", related_name="+")
+    note = models.CharField(max_length=300, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    decided_at = models.DateTimeField(null=True, blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [models.Index(fields=["trainer", "-created_at"], name="payout_trainer_idx")]
+
+    def __str__(self) -> str:
+        return f"claim {self.pk} ({self.status})"
+
+
+class PayoutClaimSession(models.Model):
+    """A session claimed for payout. A session can be claimed once, ever (unless rejected)."""
+
+    claim = models.ForeignKey(PayoutClaim, on_delete=models.CASCADE, related_name="claimed")
+    session = models.ForeignKey(Session, on_delete=models.PROTECT, related_name="claims")
+    active = models.BooleanField(default=True, help_text="False once the claim is rejected.")
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["session"], condition=Q(active=True), name="payout_session_claimed_once"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"session {self.session_id} in claim {self.claim_id}"

@@ -1,0 +1,390 @@
+"""Writes: sessions, allocations, payout claims, trainer profile and performance.
+
+Each service is one transaction. Rows that change together are locked in one
+order (session, allocation, performance, student progress, course progress) so
+concurrent mutations serialise instead of losing updates or deadlocking.
+Every service invalidates, on commit, the cache tags of everyone it touched.
+Invalid state transitions raise ``InvalidTransition`` (409).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import ROUND_HALF_UP, Decimal
+
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+from rest_framework import status
+
+from aggregation.errors import APIError, ErrorCode
+from caching.tags import invalidate_on_commit
+from students.models import Achievement, CourseProgress, Student, StudentProgress
+from students.sections import student_tag
+
+from .models import (
+    Allocation,
+    Course,
+    PayoutClaim,
+    PayoutClaimSession,
+    Session,
+    Trainer,
+    TrainerPerformance,
+)
+from .sections import trainer_tag
+
+CENTS = Decimal("0.01")
+MILESTONES = {1: ("first_session", "First session"), 10: ("ten_sessions", "Ten sessions")}
+
+ALLOCATION_TRANSITIONS: dict[str, set[str]] = {
+    Allocation.Status.PENDING: {
+        Allocation.Status.APPROVED,
+        Allocation.Status.REJECTED,
+        Allocation.Status.CANCELLED,
+    },
+    Allocation.Status.APPROVED: {Allocation.Status.COMPLETED, Allocation.Status.CANCELLED},
+}
+PAYOUT_TRANSITIONS: dict[str, set[str]] = {
+    PayoutClaim.Status.PENDING: {PayoutClaim.Status.APPROVED, PayoutClaim.Status.REJECTED},
+    PayoutClaim.Status.APPROVED: {PayoutClaim.Status.PAID},
+}
+
+
+class InvalidTransition(APIError):
+    """The object is not in a state that allows this change."""
+
+    status_code = status.HTTP_409_CONFLICT
+    code = ErrorCode.CONFLICT
+    default_detail = "This change is not allowed in the object's current state."
+
+
+def _touch(*, trainers: tuple[int, ...] = (), students: tuple[int, ...] = ()) -> None:
+    invalidate_on_commit([*map(trainer_tag, trainers), *map(student_tag, students)])
+
+
+def _require(condition: bool, message: str) -> None:
+    if not condition:
+        raise InvalidTransition(message)
+
+
+def _locked(model, pk: int):
+    return model.objects.select_for_update().get(pk=pk)
+
+
+def _performance(trainer_id: int) -> TrainerPerformance:
+    TrainerPerformance.objects.get_or_create(trainer_id=trainer_id)
+    return TrainerPerformance.objects.select_for_update().get(trainer_id=trainer_id)
+
+
+def _progress(student_id: int) -> StudentProgress:
+    StudentProgress.objects.get_or_create(student_id=student_id)
+    return StudentProgress.objects.select_for_update().get(student_id=student_id)
+
+
+# --- sessions -----------------------------------------------------------------------
+
+
+@transaction.atomic
+def session_create(
+    *, allocation: Allocation, scheduled_at: datetime, duration_minutes: int | None = None
+) -> Session:
+    """Schedule a session on an approved allocation that has sessions left."""
+    allocation = _locked(Allocation, allocation.pk)
+    _require(
+        allocation.status == Allocation.Status.APPROVED,
+        f"Sessions need an approved allocation (this one is {allocation.status}).",
+    )
+    _require(scheduled_at > timezone.now(), "A session must be scheduled in the future.")
+    planned = allocation.sessions.filter(status=Session.Status.SCHEDULED).count()
+    _require(
+        allocation.sessions_used + planned < allocation.sessions_total,
+        "No sessions left on this allocation.",
+    )
+    session = Session.objects.create(
+        allocation=allocation,
+        trainer_id=allocation.trainer_id,
+        student_id=allocation.student_id,
+        scheduled_at=scheduled_at,
+        duration_minutes=duration_minutes or allocation.course.session_minutes,
+    )
+    _touch(trainers=(allocation.trainer_id,), students=(allocation.student_id,))
+    return session
+
+
+def _scheduled(session: Session, action: str) -> Session:
+    session = _locked(Session, session.pk)
+    _require(
+        session.status == Session.Status.SCHEDULED,
+        f"A {session.status.replace('_', '-')} session cannot be {action}.",
+    )
+    return session
+
+
+@transaction.atomic
+def session_complete(*, session: Session, rating: int | None = None, feedback: str = "") -> Session:
+    """Complete a session; move every figure that counts it, in the same transaction.
+
+    The allocation's sessions used, the trainer's performance, the student's
+    progress, course progress and achievements all change together.
+    """
+    session = _scheduled(session, "completed")
+    allocation = _locked(Allocation, session.allocation_id)
+    performance = _performance(session.trainer_id)
+    progress = _progress(session.student_id)
+    trainer = Trainer.objects.get(pk=session.trainer_id)
+    now = timezone.now()
+
+    session.status = Session.Status.COMPLETED
+    session.completed_at = now
+    session.rating = rating
+    session.feedback = feedback
+    session.save(update_fields=["status", "completed_at", "rating", "feedback", "updated_at"])
+
+    allocation.sessions_used += 1
+    if allocation.sessions_used >= allocation.sessions_total:
+        allocation.status = Allocation.Status.COMPLETED
+    allocation.save(update_fields=["sessions_used", "status", "updated_at"])
+
+    performance.sessions_completed += 1
+    performance.minutes_delivered += session.duration_minutes
+    earned = trainer.hourly_rate * session.duration_minutes / 60
+    performance.earnings_total += earned.quantize(CENTS, ROUND_HALF_UP)
+    if rating is not None:
+        performance.rating_sum += rating
+        performance.rating_count += 1
+    performance.save()
+
+    course_progress, _ = CourseProgress.objects.select_for_update().get_or_create(
+        student_id=session.student_id,
+        course_id=allocation.course_id,
+        defaults={"sessions_total": allocation.sessions_total},
+    )
+    course_progress.sessions_completed += 1
+    course_progress.last_activity_at = now
+    finished_course = (
+        course_progress.status == CourseProgress.Status.IN_PROGRESS
+        and course_progress.sessions_completed >= course_progress.sessions_total
+    )
+    if finished_course:
+        course_progress.status = CourseProgress.Status.COMPLETED
+    course_progress.save()
+
+    progress.sessions_completed += 1
+    progress.minutes_completed += session.duration_minutes
+    progress.last_session_at = now
+    progress.courses_completed += int(finished_course)
+    progress.save()
+
+    milestone = MILESTONES.get(progress.sessions_completed)
+    if milestone:
+        Achievement.objects.get_or_create(
+            student_id=session.student_id, code=milestone[0], defaults={"title": milestone[1]}
+        )
+    if finished_course:
+        Achievement.objects.get_or_create(
+            student_id=session.student_id,
+            code=f"course_{allocation.course_id}",
+            defaults={"title": f"Completed {allocation.course.title}"},
+        )
+    _touch(trainers=(session.trainer_id,), students=(session.student_id,))
+    return session
+
+
+@transaction.atomic
+def session_cancel(*, session: Session, reason: str = "") -> Session:
+    """Cancel a scheduled session."""
+    session = _scheduled(session, "cancelled")
+    performance = _performance(session.trainer_id)
+    session.status = Session.Status.CANCELLED
+    session.cancelled_at = timezone.now()
+    session.cancel_reason = reason
+    session.save(update_fields=["status", "cancelled_at", "cancel_reason", "updated_at"])
+    performance.sessions_cancelled += 1
+    performance.save()
+    _touch(trainers=(session.trainer_id,), students=(session.student_id,))
+    return session
+
+
+@transaction.atomic
+def session_mark_no_show(*, session: Session) -> Session:
+    """The student did not come: the session is used up, and counted as a no-show."""
+    session = _scheduled(session, "marked as a no-show")
+    allocation = _locked(Allocation, session.allocation_id)
+    performance = _performance(session.trainer_id)
+    session.status = Session.Status.NO_SHOW
+    session.save(update_fields=["status", "updated_at"])
+    allocation.sessions_used += 1
+    if allocation.sessions_used >= allocation.sessions_total:
+        allocation.status = Allocation.Status.COMPLETED
+    allocation.save(update_fields=["sessions_used", "status", "updated_at"])
+    performance.sessions_no_show += 1
+    performance.save()
+    _touch(trainers=(session.trainer_id,), students=(session.student_id,))
+    return session
+
+
+@transaction.atomic
+def session_confirm(*, session: Session) -> Session:
+    """The student confirms they will attend a scheduled session (once)."""
+    session = _scheduled(session, "confirmed")
+    _require(session.student_confirmed_at is None, "This session is already confirmed.")
+    session.student_confirmed_at = timezone.now()
+    session.save(update_fields=["student_confirmed_at", "updated_at"])
+    _touch(trainers=(session.trainer_id,), students=(session.student_id,))
+    return session
+
+
+# --- allocations -----------------------------------------------------------------------
+
+
+@transaction.atomic
+def allocation_create(
+    *,
+    trainer: Trainer,
+    student: Student,
+    course: Course,
+    sessions_total: int | None = None,
+    schedule: dict | None = None,
+    start_date=None,
+    end_date=None,
+    notes: str = "",
+) -> Allocation:
+    """Request a trainer for a course; it starts pending."""
+    _require(trainer.is_active, "This trainer is not taking allocations.")
+    allocation = Allocation.objects.create(
+        trainer=trainer,
+        student=student,
+        course=course,
+        sessions_total=sessions_total or course.total_sessions,
+        schedule=schedule or {},
+        start_date=start_date,
+        end_date=end_date,
+        notes=notes,
+    )
+    _touch(trainers=(trainer.pk,), students=(student.pk,))
+    return allocation
+
+
+@transaction.atomic
+def allocation_set_status(*, allocation: Allocation, new_status: str) -> Allocation:
+    """Move an allocation along its lifecycle; cancelling cancels its scheduled sessions."""
+    allocation = _locked(Allocation, allocation.pk)
+    allowed = ALLOCATION_TRANSITIONS.get(allocation.status, set())
+    _require(
+        new_status in allowed,
+        f"A {allocation.status} allocation cannot become {new_status}.",
+    )
+    allocation.status = new_status
+    if new_status == Allocation.Status.APPROVED:
+        allocation.approved_at = timezone.now()
+        CourseProgress.objects.get_or_create(
+            student_id=allocation.student_id,
+            course_id=allocation.course_id,
+            defaults={"sessions_total": allocation.sessions_total},
+        )
+    if new_status == Allocation.Status.CANCELLED:
+        allocation.sessions.filter(status=Session.Status.SCHEDULED).update(
+            status=Session.Status.CANCELLED,
+            cancelled_at=timezone.now(),
+            cancel_reason="Allocation cancelled.",
+        )
+    allocation.save()
+    _touch(trainers=(allocation.trainer_id,), students=(allocation.student_id,))
+    return allocation
+
+
+# --- payout claims -----------------------------------------------------------------------
+
+
+@transaction.atomic
+def payout_claim_create(*, trainer: Trainer, session_ids: list[int], note: str = "") -> PayoutClaim:
+    """Claim payment for completed sessions; a session can be claimed only once."""
+    ids = sorted(set(session_ids))
+    sessions = list(
+        Session.objects.select_for_update().filter(pk__in=ids, trainer=trainer).order_by("pk")
+    )
+    if len(sessions) != len(ids):
+        raise APIError("Unknown sessions for this trainer.", field="sessionIds")
+    not_done = [str(s.pk) for s in sessions if s.status != Session.Status.COMPLETED]
+    _require(not not_done, f"Only completed sessions can be claimed (not {', '.join(not_done)}).")
+    claimed = PayoutClaimSession.objects.filter(session_id__in=ids, active=True)
+    taken = sorted(str(pk) for pk in claimed.values_list("session_id", flat=True))
+    _require(not taken, f"Sessions already claimed: {', '.join(taken)}.")
+    minutes = sum(s.duration_minutes for s in sessions)
+    amount = (trainer.hourly_rate * minutes / 60).quantize(CENTS, ROUND_HALF_UP)
+    claim = PayoutClaim.objects.create(
+        trainer=trainer, amount=amount, currency=trainer.currency, note=note
+    )
+    try:
+        with transaction.atomic():
+            PayoutClaimSession.objects.bulk_create(
+                [PayoutClaimSession(claim=claim, session=s) for s in sessions]
+            )
+    except IntegrityError as exc:  # a concurrent claim won the race
+        raise InvalidTransition("Some of these sessions were just claimed.") from exc
+    _touch(trainers=(trainer.pk,))
+    return claim
+
+
+@transaction.atomic
+def payout_claim_set_status(*, claim: PayoutClaim, new_status: str) -> PayoutClaim:
+    """Approve, reject or mark paid; a rejected claim frees its sessions."""
+    claim = _locked(PayoutClaim, claim.pk)
+    allowed = PAYOUT_TRANSITIONS.get(claim.status, set())
+    _require(new_status in allowed, f"A {claim.status} claim cannot become {new_status}.")
+    claim.status = new_status
+    claim.decided_at = timezone.now()
+    claim.save(update_fields=["status", "decided_at", "updated_at"])
+    if new_status == PayoutClaim.Status.REJECTED:
+        claim.claimed.update(active=False)
+    _touch(trainers=(claim.trainer_id,))
+    return claim
+
+
+# --- trainer profile and performance ---------------------------------------------------
+
+PROFILE_FIELDS = {
+    "name": "name",
+    "email": "email",
+    "phone": "phone",
+    "bio": "bio",
+    "avatar": "avatar",
+    "specialties": "specialties",
+    "hourlyRate": "hourly_rate",
+    "address": "address",
+    "city": "city",
+    "latitude": "latitude",
+    "longitude": "longitude",
+    "serviceRadiusKm": "service_radius_km",
+}
+PERFORMANCE_FIELDS = {
+    "sessionsCompleted": "sessions_completed",
+    "sessionsCancelled": "sessions_cancelled",
+    "sessionsNoShow": "sessions_no_show",
+    "minutesDelivered": "minutes_delivered",
+    "earningsTotal": "earnings_total",
+}
+
+
+@transaction.atomic
+def trainer_profile_update(*, trainer: Trainer, changes: dict) -> Trainer:
+    """Change profile fields; students who see this trainer see the change too."""
+    trainer = _locked(Trainer, trainer.pk)
+    for name, value in changes.items():
+        setattr(trainer, PROFILE_FIELDS[name], value)
+    trainer.save()
+    students = tuple(
+        Allocation.objects.filter(trainer=trainer).values_list("student_id", flat=True).distinct()
+    )
+    _touch(trainers=(trainer.pk,), students=students)
+    return trainer
+
+
+@transaction.atomic
+def trainer_performance_update(*, trainer: Trainer, changes: dict) -> TrainerPerformance:
+    """Staff corrections to a trainer's running figures."""
+    performance = _performance(trainer.pk)
+    for name, value in changes.items():
+        setattr(performance, PERFORMANCE_FIELDS[name], value)
+    performance.save()
+    _touch(trainers=(trainer.pk,))
+    return performance

@@ -1,0 +1,42 @@
+"""Warm the bootstraps of recently active trainers and students (a bounded number)."""
+
+from __future__ import annotations
+
+from django.conf import settings
+
+from aggregation.bootstrap import serve_bootstrap
+from caching.activity import recently_active
+from caching.warming import register_warmer
+from students.keys import student_bootstrap_cache_key
+from students.sections import student_context, student_sections
+
+from .keys import bootstrap_policy, trainer_bootstrap_cache_key
+from .sections import trainer_context, trainer_sections
+
+
+def warm_recent_trainers() -> None:
+    """Make sure the most recently active trainers' bootstraps are cached."""
+    for trainer_id in recently_active("trainer", settings.BOOTSTRAP_WARM_LIMIT):
+        serve_bootstrap(
+            registry=trainer_sections,
+            context=trainer_context(trainer_id),
+            cache_key=trainer_bootstrap_cache_key(trainer_id),
+            policy=bootstrap_policy(),
+        )
+
+
+def warm_recent_students() -> None:
+    """Make sure the most recently active students' bootstraps are cached."""
+    for student_id in recently_active("student", settings.BOOTSTRAP_WARM_LIMIT):
+        serve_bootstrap(
+            registry=student_sections,
+            context=student_context(student_id),
+            cache_key=student_bootstrap_cache_key(student_id),
+            policy=bootstrap_policy(),
+        )
+
+
+def register() -> None:
+    """Register the bootstrap warmers (from ``TrainersConfig.ready``)."""
+    register_warmer("trainers:recent-bootstraps", (), warm_recent_trainers)
+    register_warmer("students:recent-bootstraps", (), warm_recent_students)
