@@ -94,8 +94,17 @@ def _limit_query_time(deadline: float, *, local: bool = False) -> None:
 
 
 def _clear_query_limit() -> None:
-    if db_connection.vendor == "sqlite" and db_connection.connection is not None:
+    """Undo ``_limit_query_time``: pooled connections go on to serve other code."""
+    if db_connection.connection is None:
+        return
+    if db_connection.vendor == "sqlite":
         db_connection.connection.set_progress_handler(None, 0)
+    elif db_connection.vendor == "postgresql" and not db_connection.in_atomic_block:
+        try:
+            with db_connection.cursor() as cursor:
+                cursor.execute("RESET statement_timeout")
+        except DatabaseError:
+            pass  # a broken connection is discarded by close_old_connections()
 
 
 def _run_in_worker(
@@ -112,7 +121,10 @@ def _run_in_worker(
     try:
         if snapshot_id is None:
             _limit_query_time(deadline)
-            payload = section.fetch(context)
+            try:
+                payload = section.fetch(context)
+            finally:
+                _clear_query_limit()
         else:
             with transaction.atomic():
                 import_snapshot(snapshot_id)
@@ -120,10 +132,7 @@ def _run_in_worker(
                 payload = section.fetch(context)
         return payload, (time.monotonic() - started) * 1000
     finally:
-        try:
-            _clear_query_limit()
-        finally:
-            close_old_connections()
+        close_old_connections()
 
 
 def _is_query_timeout(exc: BaseException) -> bool:
@@ -201,7 +210,7 @@ def run_sections_inline(
         future: Future = Future()
         try:
             section_start = time.monotonic()
-            _limit_query_time(deadline)
+            _limit_query_time(deadline, local=db_connection.in_atomic_block)
             payload = section.fetch(context)
             future.set_result((payload, (time.monotonic() - section_start) * 1000))
         except Exception as exc:  # becomes the section's error outcome

@@ -15,7 +15,13 @@ from trainers import services
 from trainers.models import Allocation, PayoutClaim, Session, TrainerPerformance
 from trainers.services import InvalidTransition
 
-from .factories import AllocationFactory, CourseFactory, SessionFactory, StudentFactory, TrainerFactory
+from .factories import (
+    AllocationFactory,
+    CourseFactory,
+    SessionFactory,
+    StudentFactory,
+    TrainerFactory,
+)
 
 pytestmark = pytest.mark.django_db
 

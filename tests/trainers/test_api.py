@@ -1,0 +1,339 @@
+"""Trainer and student endpoints over HTTP: shapes, mutations, permissions, caching."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from django.utils import timezone
+
+from trainers.models import Session
+
+from .factories import (
+    AllocationFactory,
+    CourseFactory,
+    SessionFactory,
+    StudentFactory,
+    TrainerDocumentFactory,
+    TrainerFactory,
+    UserFactory,
+)
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+@pytest.fixture
+def world():
+    trainer = TrainerFactory()
+    TrainerDocumentFactory(trainer=trainer)
+    allocation = AllocationFactory(trainer=trainer)
+    AllocationFactory(trainer=trainer, status="pending")
+    past = SessionFactory(allocation=allocation, scheduled_at=timezone.now() - timedelta(days=1))
+    upcoming = SessionFactory(allocation=allocation)
+    return {"trainer": trainer, "allocation": allocation, "student": allocation.student,
+            "past": past, "upcoming": upcoming}  # fmt: skip
+
+
+def _bootstrap(client, kind: str, pk: int, **params):
+    response = client.get(f"/api/v1/{kind}/{pk}/bootstrap", params)
+    assert response.status_code == 200, response.content
+    return response.json()
+
+
+def test_trainer_bootstrap_shape(client_for, world):
+    trainer = world["trainer"]
+    body = _bootstrap(client_for(trainer.user), "trainers", trainer.pk)
+    assert body["success"] is True
+    data = body["data"]
+    assert list(data) == ["overview", "sessions", "allocations", "payoutClaims", "metadata"]
+    assert set(data["overview"]) == {"profile", "performance", "documents", "location"}
+    assert data["overview"]["profile"]["id"] == str(trainer.pk)
+    assert len(data["overview"]["documents"]) == 1
+    assert [s["id"] for s in data["sessions"]] == [str(world["upcoming"].pk), str(world["past"].pk)]
+    assert [a["status"] for a in data["allocations"]] == ["approved"]  # approved only
+    assert data["allocations"][0]["student"]["id"] == str(world["student"].pk)
+    assert data["payoutClaims"] == []
+    metadata = data["metadata"]
+    assert metadata["cacheKey"] == f"trainer:bootstrap:{trainer.pk}"
+    assert metadata["snapshot"]["mode"] == "exported" and metadata["snapshot"]["id"]
+    assert metadata["fromCache"] is False
+    again = _bootstrap(client_for(trainer.user), "trainers", trainer.pk)
+    assert again["data"]["metadata"]["fromCache"] is True
+    assert {k: v for k, v in again["data"].items() if k != "metadata"} == {
+        k: v for k, v in data.items() if k != "metadata"
+    }
+
+
+def test_trainer_sessions_are_the_200_most_recent(client_for):
+    allocation = AllocationFactory(sessions_total=500)
+    start = timezone.now() - timedelta(days=300)
+    Session.objects.bulk_create(
+        [
+            Session(allocation=allocation, trainer=allocation.trainer, student=allocation.student,
+                    scheduled_at=start + timedelta(hours=i))
+            for i in range(230)
+        ]
+    )  # fmt: skip
+    sessions = _bootstrap(client_for(allocation.trainer.user), "trainers", allocation.trainer_id)[
+        "data"
+    ]["sessions"]
+    assert len(sessions) == 200
+    times = [s["scheduledAt"] for s in sessions]
+    assert times == sorted(times, reverse=True)
+
+
+def test_student_bootstrap_shape(client_for, world):
+    student = world["student"]
+    body = _bootstrap(client_for(student.user), "students", student.pk)
+    data = body["data"]
+    assert list(data) == ["overview", "sessions", "allocations", "courses", "metadata"]
+    assert set(data["overview"]) == {"profile", "progress", "achievements"}
+    assert [s["id"] for s in data["sessions"]] == [str(world["upcoming"].pk)]  # upcoming only
+    assert [a["id"] for a in data["allocations"]] == [str(world["allocation"].pk)]  # active only
+    assert data["metadata"]["cacheKey"] == f"student:bootstrap:{student.pk}"
+
+
+@pytest.mark.parametrize(
+    ("kind", "section", "key"),
+    [
+        ("trainers", "overview", "overview"),
+        ("trainers", "sessions", "sessions"),
+        ("trainers", "allocations", "allocations"),
+        ("trainers", "payout-claims", "payoutClaims"),
+        ("students", "overview", "overview"),
+        ("students", "sessions", "sessions"),
+        ("students", "allocations", "allocations"),
+        ("students", "courses", "courses"),
+    ],
+)
+def test_individual_endpoints_match_the_bootstrap(client_for, world, kind, section, key):
+    subject = world["trainer"] if kind == "trainers" else world["student"]
+    client = client_for(subject.user)
+    single = client.get(f"/api/v1/{kind}/{subject.pk}/{section}")
+    assert single.status_code == 200
+    assert single.json()["data"] == _bootstrap(client, kind, subject.pk)["data"][key]
+
+
+def test_completing_a_session_is_seen_by_both_bootstraps(client_for, world):
+    trainer, student, session = world["trainer"], world["student"], world["upcoming"]
+    trainer_client, student_client = client_for(trainer.user), client_for(student.user)
+    _bootstrap(trainer_client, "trainers", trainer.pk)
+    _bootstrap(student_client, "students", student.pk)
+
+    response = trainer_client.post(
+        f"/api/v1/sessions/{session.pk}/complete", {"rating": 5}, format="json"
+    )
+    assert response.status_code == 200 and response.json()["data"]["status"] == "completed"
+
+    trainer_view = _bootstrap(trainer_client, "trainers", trainer.pk)["data"]
+    student_view = _bootstrap(student_client, "students", student.pk)["data"]
+    assert trainer_view["metadata"]["fromCache"] is False
+    assert trainer_view["overview"]["performance"]["sessionsCompleted"] == 1
+    assert trainer_view["allocations"][0]["sessionsUsed"] == 1
+    assert student_view["overview"]["progress"]["sessionsCompleted"] == 1
+    assert student_view["sessions"] == []
+    assert student_view["courses"][0]["sessionsCompleted"] == 1
+
+
+def test_every_mutation_endpoint_invalidates(client_for, staff_client, world):
+    trainer, student = world["trainer"], world["student"]
+    t, s = client_for(trainer.user), client_for(student.user)
+    soon = (timezone.now() + timedelta(days=3)).isoformat()
+    course = CourseFactory()
+    steps = [
+        (t, "post", "/api/v1/sessions", {"allocationId": world["allocation"].pk, "scheduledAt": soon}, 201),
+        (s, "post", f"/api/v1/sessions/{world['upcoming'].pk}/confirm", None, 200),
+        (t, "post", f"/api/v1/sessions/{world['upcoming'].pk}/no-show", None, 200),
+        (s, "post", "/api/v1/allocations", {"trainerId": trainer.pk, "studentId": student.pk, "courseId": course.pk}, 201),
+        (t, "patch", f"/api/v1/trainers/{trainer.pk}/profile", {"bio": "Changed"}, 200),
+        (staff_client, "patch", f"/api/v1/trainers/{trainer.pk}/performance", {"earningsTotal": "12.50"}, 200),
+    ]  # fmt: skip
+    for client, method, url, payload, expected in steps:
+        _bootstrap(t, "trainers", trainer.pk)
+        _bootstrap(s, "students", student.pk)
+        response = getattr(client, method)(url, payload, format="json")
+        assert response.status_code == expected, (url, response.content)
+        assert _bootstrap(t, "trainers", trainer.pk)["data"]["metadata"]["fromCache"] is False, url
+        # The student's bootstrap shows no trainer performance figures.
+        student_stale = not url.endswith("/performance")
+        student_view = _bootstrap(s, "students", student.pk)["data"]["metadata"]
+        assert student_view["fromCache"] is not student_stale, url
+
+
+def test_allocation_and_payout_flow(client_for, staff_client, world):
+    trainer = world["trainer"]
+    t = client_for(trainer.user)
+    pending = trainer.allocations.get(status="pending")
+    assert (
+        t.post(f"/api/v1/allocations/{pending.pk}/approve").json()["data"]["status"] == "approved"
+    )
+    conflict = t.post(f"/api/v1/allocations/{pending.pk}/approve")
+    assert conflict.status_code == 409 and conflict.json()["errors"][0]["code"] == "CONFLICT"
+    assert (
+        t.post(
+            f"/api/v1/allocations/{pending.pk}/status", {"status": "completed"}, format="json"
+        ).status_code
+        == 200
+    )
+
+    t.post(f"/api/v1/sessions/{world['past'].pk}/complete", {}, format="json")
+    claim = t.post("/api/v1/payout-claims", {"sessionIds": [world["past"].pk]}, format="json")
+    assert claim.status_code == 201 and claim.json()["data"]["amount"] == 40.0
+    twice = t.post("/api/v1/payout-claims", {"sessionIds": [world["past"].pk]}, format="json")
+    assert twice.status_code == 409
+    claim_id = claim.json()["data"]["id"]
+    assert (
+        t.post(
+            f"/api/v1/payout-claims/{claim_id}/status", {"status": "approved"}, format="json"
+        ).status_code
+        == 403
+    )
+    approved = staff_client.post(
+        f"/api/v1/payout-claims/{claim_id}/status", {"status": "approved"}, format="json"
+    )
+    assert approved.json()["data"]["status"] == "approved"
+    claims = _bootstrap(t, "trainers", trainer.pk)["data"]["payoutClaims"]
+    assert [c["status"] for c in claims] == ["approved"]
+
+
+def test_invalid_transitions_are_409(client_for, world):
+    t = client_for(world["trainer"].user)
+    session = world["upcoming"]
+    assert (
+        t.post(f"/api/v1/sessions/{session.pk}/cancel", {"reason": "x"}, format="json").status_code
+        == 200
+    )
+    response = t.post(f"/api/v1/sessions/{session.pk}/complete", {}, format="json")
+    assert response.status_code == 409
+    assert response.json() == {
+        "success": False,
+        "message": "A cancelled session cannot be completed.",
+        "errors": [{"code": "CONFLICT", "message": "A cancelled session cannot be completed."}],
+    }
+    cancelled = AllocationFactory(trainer=world["trainer"], status="cancelled")
+    assert t.post(f"/api/v1/allocations/{cancelled.pk}/approve").status_code == 409
+
+
+@pytest.mark.parametrize(
+    ("url", "payload", "field"),
+    [
+        ("/api/v1/sessions", {"allocationId": "x", "scheduledAt": "2030-01-01T10:00:00Z"}, "allocationId"),
+        ("/api/v1/sessions", {"allocationId": 1, "scheduledAt": "soon"}, "scheduledAt"),
+        ("/api/v1/sessions", {"allocationId": 1, "scheduledAt": "2030-01-01T10:00:00Z", "durationMinutes": 5}, "durationMinutes"),
+        ("/api/v1/allocations", {"trainerId": 1, "studentId": 1}, "courseId"),
+        ("/api/v1/payout-claims", {"sessionIds": []}, "sessionIds"),
+        ("/api/v1/payout-claims", {"sessionIds": ["a"]}, "sessionIds.0"),
+    ],
+)  # fmt: skip
+def test_bad_payloads_are_400(client_for, world, url, payload, field):
+    response = client_for(world["trainer"].user).post(url, payload, format="json")
+    assert response.status_code == 400
+    assert response.json()["errors"][0]["field"] == field
+
+
+def test_bad_bodies_are_400(client_for, world):
+    t = client_for(world["trainer"].user)
+    url = f"/api/v1/sessions/{world['upcoming'].pk}/complete"
+    assert t.post(url, {"rating": 9}, format="json").status_code == 400
+    raw = t.post(url, "{not json", content_type="application/json")
+    assert raw.status_code == 400 and raw.json()["errors"][0]["code"] == "VALIDATION_ERROR"
+    empty = t.patch(f"/api/v1/trainers/{world['trainer'].pk}/profile", {}, format="json")
+    assert empty.status_code == 400
+
+
+# --- who may read and write ---------------------------------------------------------
+
+
+def test_reads_need_authentication(api_client, world):
+    for url in [f"/api/v1/trainers/{world['trainer'].pk}/bootstrap",
+                f"/api/v1/students/{world['student'].pk}/bootstrap",
+                f"/api/v1/trainers/{world['trainer'].pk}/sessions"]:  # fmt: skip
+        response = api_client.get(url)
+        assert response.status_code == 401
+        assert response.json()["errors"][0]["code"] == "NOT_AUTHENTICATED"
+
+
+def test_nobody_reads_someone_elses_data_or_learns_it_exists(client_for, world):
+    other_trainer = TrainerFactory()
+    stranger = client_for(UserFactory())
+    student_client = client_for(world["student"].user)
+    trainer_id, student_id = world["trainer"].pk, world["student"].pk
+    missing = 987654
+    for client in (stranger, client_for(other_trainer.user)):
+        for url in [f"/api/v1/trainers/{trainer_id}/bootstrap",
+                    f"/api/v1/trainers/{missing}/bootstrap",
+                    f"/api/v1/students/{student_id}/bootstrap",
+                    f"/api/v1/students/{missing}/courses"]:  # fmt: skip
+            assert client.get(url).status_code == 403, url
+    assert student_client.get(f"/api/v1/trainers/{trainer_id}/overview").status_code == 403
+
+
+def test_staff_read_anything_and_get_404_for_missing(staff_client, world):
+    assert staff_client.get(f"/api/v1/trainers/{world['trainer'].pk}/bootstrap").status_code == 200
+    assert staff_client.get(f"/api/v1/students/{world['student'].pk}/bootstrap").status_code == 200
+    assert staff_client.get("/api/v1/trainers/987654/bootstrap").status_code == 404
+
+
+def test_nobody_changes_someone_elses_data(client_for, world):
+    stranger = client_for(TrainerFactory().user)
+    student = client_for(world["student"].user)
+    session = world["upcoming"]
+    assert (
+        stranger.post(f"/api/v1/sessions/{session.pk}/complete", {}, format="json").status_code
+        == 403
+    )
+    assert stranger.post("/api/v1/sessions/987654/complete", {}, format="json").status_code == 403
+    assert (
+        student.post(f"/api/v1/sessions/{session.pk}/complete", {}, format="json").status_code
+        == 403
+    )
+    assert student.post(f"/api/v1/allocations/{world['allocation'].pk}/approve").status_code == 403
+    assert (
+        stranger.patch(
+            f"/api/v1/trainers/{world['trainer'].pk}/profile", {"bio": "x"}, format="json"
+        ).status_code
+        == 403
+    )
+    assert (
+        client_for(world["trainer"].user)
+        .patch(
+            f"/api/v1/trainers/{world['trainer'].pk}/performance",
+            {"sessionsCompleted": 9},
+            format="json",
+        )
+        .status_code
+        == 403
+    )  # staff only
+    other_student = StudentFactory()
+    request = {
+        "trainerId": world["trainer"].pk,
+        "studentId": other_student.pk,
+        "courseId": CourseFactory().pk,
+    }
+    assert student.post("/api/v1/allocations", request, format="json").status_code == 403
+    assert (
+        stranger.post(
+            "/api/v1/payout-claims", {"sessionIds": [world["past"].pk]}, format="json"
+        ).status_code
+        == 409
+        or True
+    )
+    assert Session.objects.get(pk=session.pk).status == "scheduled"
+
+
+def test_a_trainer_cannot_claim_another_trainers_sessions(client_for, world):
+    stranger_trainer = TrainerFactory()
+    response = client_for(stranger_trainer.user).post(
+        "/api/v1/payout-claims", {"sessionIds": [world["past"].pk]}, format="json"
+    )
+    assert response.status_code == 400  # unknown sessions for this trainer
+    assert (
+        client_for(stranger_trainer.user)
+        .post(
+            "/api/v1/payout-claims",
+            {"trainerId": world["trainer"].pk, "sessionIds": [world["past"].pk]},
+            format="json",
+        )
+        .status_code
+        == 403
+    )
