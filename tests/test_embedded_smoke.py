@@ -66,8 +66,10 @@ def embedded_server(tmp_path):
                 pass
             assert time.monotonic() < deadline, log.read_text()
             time.sleep(0.2)
-        token = re.search(r"Token ([0-9a-f]{40})", log.read_text()).group(1)
-        yield base, token
+        banner = log.read_text()
+        token = re.search(r"Token ([0-9a-f]{40})' '[^']*/homepage", banner).group(1)
+        trainer = re.search(r"Token ([0-9a-f]{40})' '([^']*/trainers/\d+/bootstrap)", banner)
+        yield base, token, trainer.group(1), trainer.group(2)
     finally:
         os.killpg(process.pid, signal.SIGTERM)
         process.wait(timeout=20)
@@ -75,7 +77,7 @@ def embedded_server(tmp_path):
 
 @pytest.mark.smoke
 def test_embedded_default_serves_the_api_docs_and_admin(embedded_server):
-    base, token = embedded_server
+    base, token, trainer_token, trainer_url = embedded_server
 
     status, body = _get(f"{base}/api/v1/homepage")
     assert status == 200
@@ -90,5 +92,10 @@ def test_embedded_default_serves_the_api_docs_and_admin(embedded_server):
     assert orjson.loads(body)["data"]["metadata"]["userId"] is not None
 
     assert _get(f"{base}/api/v1/products/featured")[0] == 200
+    status, body = _get(trainer_url, trainer_token)
+    assert status == 200
+    data = orjson.loads(body)["data"]
+    assert len(data["sessions"]) == 200  # demo trainers have hundreds of sessions
+    assert data["metadata"]["snapshot"]["mode"] == "single-transaction"  # SQLite
     assert _get(f"{base}/api/docs/")[0] == 200
     assert _get(f"{base}/admin/login/")[0] == 200

@@ -38,6 +38,28 @@ def test_schema_generates_without_warnings(tmp_path, capsys):
         responses = paths[path]["get"]["responses"]
         assert "$ref" in str(responses["200"]), path
         assert "ErrorEnvelope" in str(responses["400"]), path
+    for path in [
+        "/api/v1/trainers/{trainerId}/bootstrap", "/api/v1/trainers/{trainerId}/overview",
+        "/api/v1/trainers/{trainerId}/sessions", "/api/v1/trainers/{trainerId}/allocations",
+        "/api/v1/trainers/{trainerId}/payout-claims", "/api/v1/students/{studentId}/bootstrap",
+        "/api/v1/students/{studentId}/courses",
+    ]:  # fmt: skip
+        responses = paths[path]["get"]["responses"]
+        assert "$ref" in str(responses["200"]) and "ErrorEnvelope" in str(responses["403"]), path
+    for path, method in [
+        ("/api/v1/sessions", "post"), ("/api/v1/sessions/{id}/complete", "post"),
+        ("/api/v1/sessions/{id}/cancel", "post"), ("/api/v1/sessions/{id}/no-show", "post"),
+        ("/api/v1/sessions/{id}/confirm", "post"), ("/api/v1/allocations", "post"),
+        ("/api/v1/allocations/{id}/approve", "post"), ("/api/v1/allocations/{id}/cancel", "post"),
+        ("/api/v1/allocations/{id}/status", "post"), ("/api/v1/payout-claims", "post"),
+        ("/api/v1/payout-claims/{id}/status", "post"),
+        ("/api/v1/trainers/{trainerId}/profile", "patch"),
+        ("/api/v1/trainers/{trainerId}/performance", "patch"),
+    ]:  # fmt: skip
+        responses = paths[path][method]["responses"]
+        assert "ErrorEnvelope" in str(responses["409"]), path
+    bootstrap = schema["components"]["schemas"]["TrainerBootstrapData"]["properties"]
+    assert {"overview", "sessions", "allocations", "payoutClaims", "metadata"} <= set(bootstrap)
     homepage = schema["components"]["schemas"]["HomepageResponse"]
     assert {"success", "data", "version"} <= set(homepage["properties"])
     assert "ProductItem" in schema["components"]["schemas"]

@@ -5,11 +5,13 @@ from __future__ import annotations
 from io import StringIO
 
 import pytest
-from django.core.management import call_command
+from django.core.management import CommandError, call_command
 from django.db.models import Count
 from django.utils import timezone
 
 from homepage.models import CategoryAffinity, Event, Offer, Product, Store
+from students.models import Student
+from trainers.models import Session, Trainer
 
 pytestmark = pytest.mark.django_db
 
@@ -21,7 +23,7 @@ def _seed(**options) -> str:
 
 
 def test_seeds_the_requested_counts():
-    _seed(products=300, stores=20, events=30, offers=40, users=5)
+    _seed(products=300, stores=20, events=30, offers=40, users=5, trainers=3, students=6)
     assert Product.objects.count() == 300
     assert Store.objects.count() == 20
     assert Event.objects.count() == 30
@@ -34,12 +36,37 @@ def test_seeds_the_requested_counts():
     assert Event.objects.upcoming_featured(now).exists()
     assert Offer.objects.featured_valid(now).exists()
     assert Product.objects.values("category").annotate(n=Count("id")).count() > 5
+    # Trainers with hundreds of sessions, and figures that agree with them.
+    assert Trainer.objects.count() == 3 and Student.objects.count() == 6
+    for trainer in Trainer.objects.all():
+        sessions = Session.objects.filter(trainer=trainer)
+        assert sessions.count() >= 250
+        completed = sessions.filter(status="completed").count()
+        assert trainer.performance.sessions_completed == completed
+        for allocation in trainer.allocations.all():
+            used = allocation.sessions.filter(status__in=["completed", "no_show"]).count()
+            assert allocation.sessions_used == used
+
+
+def test_rejects_negative_counts():
+    with pytest.raises(CommandError):
+        _seed(products=-1)
 
 
 def test_is_reproducible_and_if_empty_skips():
-    _seed(products=50, stores=5, events=5, offers=5, users=1, seed=7)
+    _seed(products=50, stores=5, events=5, offers=5, users=1, trainers=1, students=1, seed=7)
     names = list(Product.objects.order_by("pk").values_list("name", flat=True))
     assert "nothing to do" in _seed(products=50, if_empty=True)
     assert Product.objects.count() == 50
-    _seed(products=50, stores=5, events=5, offers=5, users=1, seed=7, clear=True)
+    _seed(
+        products=50,
+        stores=5,
+        events=5,
+        offers=5,
+        users=1,
+        trainers=1,
+        students=1,
+        seed=7,
+        clear=True,
+    )
     assert list(Product.objects.order_by("pk").values_list("name", flat=True)) == names

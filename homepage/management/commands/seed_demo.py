@@ -12,7 +12,7 @@ from datetime import timedelta
 from decimal import Decimal
 
 from django.contrib.auth import get_user_model
-from django.core.management.base import BaseCommand, CommandParser
+from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import transaction
 from django.utils import timezone
 from faker import Faker
@@ -20,6 +20,7 @@ from rest_framework.authtoken.models import Token
 from tqdm import tqdm
 
 from homepage.models import CategoryAffinity, Event, Offer, Product, Store
+from trainers.demo import TrainingCounts, seed_training
 
 BATCH_SIZE = 5_000
 CATEGORIES = [
@@ -45,11 +46,15 @@ CITIES = [  # name, longitude, latitude
     ("Berlin", 13.4050, 52.5200),
 ]
 DEMO_PASSWORD = "demo-password"  # noqa: S105 - the printed demo login, embedded mode only
-SIZES = {  # products, stores, events, offers, users
-    "small": (2_000, 200, 300, 600, 20),
-    "medium": (100_000, 5_000, 5_000, 20_000, 500),
-    "large": (1_000_000, 50_000, 50_000, 200_000, 5_000),
+SIZES = {  # products, stores, events, offers, users, trainers, students, sessions per trainer
+    "small": (2_000, 200, 300, 600, 20, 10, 40, 300),
+    "medium": (100_000, 5_000, 5_000, 20_000, 500, 100, 1_000, 300),
+    "large": (1_000_000, 50_000, 50_000, 200_000, 5_000, 500, 5_000, 300),
 }
+COUNTED = (
+    "products", "stores", "events", "offers", "users", "trainers", "students",
+    "sessions_per_trainer",
+)  # fmt: skip
 
 
 def _money(rng: random.Random, low: float, high: float) -> Decimal:
@@ -65,7 +70,10 @@ class Command(BaseCommand):
         parser.add_argument("--stores", type=int)
         parser.add_argument("--events", type=int)
         parser.add_argument("--offers", type=int)
-        parser.add_argument("--users", type=int)
+        parser.add_argument("--users", type=int, help="Shoppers with category affinities.")
+        parser.add_argument("--trainers", type=int)
+        parser.add_argument("--students", type=int)
+        parser.add_argument("--sessions-per-trainer", type=int)
         parser.add_argument("--seed", type=int, default=42, help="Random seed (reproducible).")
         parser.add_argument("--if-empty", action="store_true", help="Do nothing if data exists.")
         parser.add_argument("--clear", action="store_true", help="Delete existing demo data first.")
@@ -75,18 +83,11 @@ class Command(BaseCommand):
         if opts["if_empty"] and Product.objects.exists():
             self.stdout.write("Demo data already present; nothing to do.")
             return
-        counts = dict(
-            zip(
-                ("products", "stores", "events", "offers", "users"),
-                SIZES[opts["size"]],
-                strict=True,
-            )
-        )
+        counts = dict(zip(COUNTED, SIZES[opts["size"]], strict=True))
         for name in counts:
             if opts[name] is not None:
                 if opts[name] < 0:
-                    self.stderr.write(f"--{name} must be >= 0")
-                    return
+                    raise CommandError(f"--{name.replace('_', '-')} must be >= 0")
                 counts[name] = opts[name]
         self.rng = random.Random(opts["seed"])
         self.progress = not opts["no_progress"]
@@ -97,14 +98,36 @@ class Command(BaseCommand):
         self.now = timezone.now()
 
         if opts["clear"]:
-            for model in (Offer, Product, Event, Store, CategoryAffinity):
-                model.objects.all().delete()
+            self._clear()
         stores = self._stores(counts["stores"])
         self._products(counts["products"], stores)
         self._events(counts["events"])
         self._offers(counts["offers"], stores)
         self._users(counts["users"])
+        with transaction.atomic():
+            seed_training(
+                TrainingCounts(
+                    counts["trainers"], counts["students"], counts["sessions_per_trainer"]
+                ),
+                rng=self.rng,
+                now=self.now,
+                names=self.words,
+                password=DEMO_PASSWORD,
+            )
         self.stdout.write(self.style.SUCCESS(f"Seeded {counts}."))
+
+    def _clear(self) -> None:
+        from trainers.models import Allocation, Course, PayoutClaim, Session
+
+        PayoutClaim.objects.all().delete()
+        Session.objects.all().delete()
+        Allocation.objects.all().delete()
+        get_user_model().objects.filter(
+            username__regex=r"^(trainer|student)[0-9]+$"
+        ).delete()  # trainers, students and everything hanging off them
+        Course.objects.all().delete()
+        for model in (Offer, Product, Event, Store, CategoryAffinity):
+            model.objects.all().delete()
 
     # --- helpers ---------------------------------------------------------------
 
