@@ -56,6 +56,17 @@ def _manage(env: dict, *args: str) -> None:
     subprocess.run([PYTHON, "manage.py", *args], cwd=ROOT, env=env, check=True)
 
 
+def _shell(env: dict, code: str) -> str:
+    """Run Python in ``manage.py shell`` against the bench database; its stdout."""
+    return subprocess.run(
+        [PYTHON, "manage.py", "shell", "-v0", "-c", code],
+        cwd=ROOT, env=env, check=True, capture_output=True, text=True,
+    ).stdout.strip()  # fmt: skip
+
+
+TRAINERS = 50
+
+
 def _prepare_database(env: dict, products: int) -> None:
     db = env["DATABASE_URL"].rsplit("/", 1)
     subprocess.run(
@@ -63,65 +74,41 @@ def _prepare_database(env: dict, products: int) -> None:
         capture_output=True,
     )
     _manage(env, "migrate", "--noinput", "-v0")
-    count = subprocess.run(
-        [
-            PYTHON,
-            "manage.py",
-            "shell",
-            "-v0",
-            "-c",
-            "from homepage.models import Product; print(Product.objects.count())",
-        ],
-        cwd=ROOT,
-        env=env,
-        check=True,
-        capture_output=True,
-        text=True,
-    ).stdout.strip()
+    count = _shell(env, "from homepage.models import Product; print(Product.objects.count())")
     if int(count or 0) != products:
         _manage(
-            env,
-            "seed_demo",
-            "--clear",
-            "--products",
-            str(products),
-            "--stores",
-            str(max(products // 20, 50)),
-            "--events",
-            str(max(products // 20, 50)),
-            "--offers",
-            str(max(products // 5, 100)),
-            "--users",
-            "200",
-        )
-    _manage(
-        env,
-        "shell",
-        "-v0",
-        "-c",
-        "from django.db import connection; connection.cursor().execute('VACUUM ANALYZE')",
-    )
+            env, "seed_demo", "--clear", "--products", str(products),
+            "--stores", str(max(products // 20, 50)), "--events", str(max(products // 20, 50)),
+            "--offers", str(max(products // 5, 100)), "--users", "200",
+            "--trainers", str(TRAINERS), "--students", str(TRAINERS * 10),
+        )  # fmt: skip
+    trainers = _shell(env, "from trainers.models import Trainer; print(Trainer.objects.count())")
+    if not int(trainers or 0):  # a catalogue seeded before trainers existed: add them only
+        _manage(
+            env, "seed_demo", "--products", "0", "--stores", "0", "--events", "0",
+            "--offers", "0", "--users", "0", "--trainers", str(TRAINERS),
+            "--students", str(TRAINERS * 10),
+        )  # fmt: skip
+    _shell(env, "from django.db import connection; connection.cursor().execute('VACUUM ANALYZE')")
 
 
 def _tokens(env: dict) -> list[str]:
-    out = subprocess.run(
-        [
-            PYTHON,
-            "manage.py",
-            "shell",
-            "-v0",
-            "-c",
-            "from rest_framework.authtoken.models import Token; "
-            "print('\\n'.join(Token.objects.filter(user__username__startswith='shopper')"
-            ".values_list('key', flat=True)[:200]))",
-        ],
-        cwd=ROOT,
-        env=env,
-        check=True,
-        capture_output=True,
-        text=True,
-    ).stdout
-    return out.split()
+    return _shell(
+        env,
+        "from rest_framework.authtoken.models import Token; "
+        "print('\\n'.join(Token.objects.filter(user__username__startswith='shopper')"
+        ".values_list('key', flat=True)[:200]))",
+    ).split()
+
+
+def _trainer_tokens(env: dict) -> list[tuple[str, int]]:
+    """(token, trainer id) of every demo trainer."""
+    out = _shell(
+        env,
+        "from trainers.models import Trainer; from rest_framework.authtoken.models import Token; "
+        "[print(Token.objects.get(user_id=t.user_id).key, t.pk) for t in Trainer.objects.all()]",
+    )
+    return [(line.split()[0], int(line.split()[1])) for line in out.splitlines()]
 
 
 class Client:
@@ -216,6 +203,36 @@ def _batch(path: str, gzip: bool = True, token_of=None):
     return job
 
 
+def _trainer_bootstrap(trainers: list[tuple[str, int]], fresh: bool = False):
+    def job(client: Client, i: int):
+        token, trainer_id = trainers[i % len(trainers)]
+        query = "?fresh=true" if fresh else ""
+        status, body, headers = client.get(
+            f"/api/v1/trainers/{trainer_id}/bootstrap{query}",
+            {"Authorization": f"Token {token}", "Accept-Encoding": "gzip"},
+        )
+        text = gzip_module.decompress(body) if headers.get("Content-Encoding") == "gzip" else body
+        return status, len(body), b'"fromCache":true' in text
+
+    return job
+
+
+def _trainer_calls(trainers: list[tuple[str, int]]):
+    def job(client: Client, i: int):
+        token, trainer_id = trainers[i % len(trainers)]
+        total, statuses = 0, set()
+        for part in ("overview", "sessions", "allocations", "payout-claims"):
+            status, body, _ = client.get(
+                f"/api/v1/trainers/{trainer_id}/{part}",
+                {"Authorization": f"Token {token}", "Accept-Encoding": "gzip"},
+            )
+            total += len(body)
+            statuses.add(status)
+        return max(statuses), total, False
+
+    return job
+
+
 def _legacy_page_load(client: Client, i: int):
     total, statuses = 0, set()
     for path in LEGACY:
@@ -257,6 +274,7 @@ def main() -> int:
     }
     _prepare_database(env, args.products)
     tokens = _tokens(env)
+    trainers = _trainer_tokens(env)
     subprocess.run(["redis-cli", "-u", args.redis_url, "flushdb"], check=True, capture_output=True)
 
     port = _free_port()
@@ -319,6 +337,24 @@ def main() -> int:
                 "batch: personalised, repeat visits", port, n, 32, _batch(HOME, False, users), rate
             ),
             _run("batch: cached, max throughput", port, n, c, _batch(HOME)),
+            # Seed 000: the trainer app's four requests, then the one bootstrap.
+            _run(
+                "trainer: 4 individual calls",
+                port,
+                max(n // 4, 20),
+                32,
+                _trainer_calls(trainers),
+                rate / 4,
+            ),
+            _run(
+                "trainer bootstrap: uncached (fresh=true)",
+                port,
+                n // 2,
+                32,
+                _trainer_bootstrap(trainers, fresh=True),
+                rate / 5,
+            ),
+            _run("trainer bootstrap: cached", port, n, 32, _trainer_bootstrap(trainers), rate),
         ]
         rss_after = _server_rss_mb(server.pid)
     finally:

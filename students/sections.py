@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from aggregation.bootstrap import subject_context
 from aggregation.sections import Section, SectionContext, SectionPayload, SectionRegistry
 
@@ -31,10 +33,8 @@ def fetch_overview(context: SectionContext) -> SectionPayload:
 def fetch_upcoming_sessions(context: SectionContext) -> SectionPayload:
     """Upcoming sessions; the list is out of date once the first one starts."""
     sessions = selectors.student_upcoming_sessions(student_id=_student_id(context), now=context.now)
-    return SectionPayload(
-        value=selectors.serialize_sessions(sessions),
-        expires_at=sessions[0].scheduled_at if sessions else None,
-    )
+    first_start = datetime.fromisoformat(sessions[0]["scheduledAt"]) if sessions else None
+    return SectionPayload(value=sessions, expires_at=first_start)
 
 
 def fetch_allocations(context: SectionContext) -> SectionPayload:

@@ -6,8 +6,8 @@ from datetime import datetime
 from typing import Any
 
 from trainers.models import Allocation, Session
-from trainers.selectors import SESSION_RELATED
-from trainers.serializers import AllocationSerializer, SessionSerializer
+from trainers.selectors import session_rows
+from trainers.serializers import AllocationSerializer
 
 from .models import CourseProgress, Student, StudentProgress
 from .serializers import CourseProgressSerializer, StudentOverviewSerializer
@@ -32,20 +32,12 @@ def student_overview(*, student_id: int) -> dict[str, Any]:
     ).data
 
 
-def student_upcoming_sessions(*, student_id: int, now: datetime) -> list[Session]:
+def student_upcoming_sessions(*, student_id: int, now: datetime) -> list[dict[str, Any]]:
     """Scheduled sessions that have not started, soonest first."""
-    return list(
-        Session.objects.filter(
-            student_id=student_id, status=Session.Status.SCHEDULED, scheduled_at__gte=now
-        )
-        .select_related(*SESSION_RELATED)
-        .order_by("scheduled_at", "id")[:UPCOMING_SESSIONS_LIMIT]
-    )
-
-
-def serialize_sessions(sessions: list[Session]) -> list[dict[str, Any]]:
-    """Sessions in the bootstrap's shape."""
-    return SessionSerializer(sessions, many=True).data
+    sessions = Session.objects.filter(
+        student_id=student_id, status=Session.Status.SCHEDULED, scheduled_at__gte=now
+    ).order_by("scheduled_at", "id")
+    return session_rows(sessions[:UPCOMING_SESSIONS_LIMIT])
 
 
 def student_allocations(*, student_id: int) -> list[dict[str, Any]]:

@@ -210,3 +210,16 @@ def test_profile_update_invalidates_the_trainers_students(django_capture_on_comm
     with django_capture_on_commit_callbacks(execute=True):
         services.trainer_profile_update(trainer=allocation.trainer, changes={"name": "New Name"})
     assert read_generations([tag])[0] != before
+
+
+def test_flat_session_rows_match_the_serializer():
+    from trainers.selectors import session_rows
+    from trainers.serializers import SessionSerializer
+
+    done = services.session_complete(session=SessionFactory(), rating=5)
+    confirmed = services.session_confirm(session=SessionFactory())
+    cancelled = services.session_cancel(session=SessionFactory(), reason="rain")
+    ids = [done.pk, confirmed.pk, cancelled.pk]
+    queryset = Session.objects.filter(pk__in=ids).order_by("pk")
+    expected = SessionSerializer(queryset.select_related("trainer", "student", "allocation__course"), many=True).data
+    assert session_rows(queryset) == expected
