@@ -59,6 +59,8 @@ def _validated(serializer_class: type[serializers.Serializer], request: Request)
 class HomepageView(APIView):
     """``GET /api/v1/homepage``: every homepage section in one response."""
 
+    throttle_scope = "api"
+
     @extend_schema(
         operation_id="homepage_batch",
         parameters=[HomepageQuerySerializer],
@@ -104,6 +106,8 @@ class LegacySectionView(APIView):
     The section is the very one the batch endpoint runs, and shares its
     section cache entry, so both always agree.
     """
+
+    throttle_scope = "api"
 
     section: Section
     query_serializer: type[serializers.Serializer] = LimitQuerySerializer

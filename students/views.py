@@ -36,6 +36,8 @@ STUDENT_COURSES = envelope_serializer("StudentCoursesResponse", CourseProgressSe
 class StudentViewSet(viewsets.ViewSet):
     """``/api/v1/students/{studentId}/...``: the student's own data, or staff."""
 
+    throttle_scope = "api"
+
     lookup_field = "studentId"
     lookup_value_regex = ID_PATTERN
 

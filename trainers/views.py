@@ -95,6 +95,8 @@ TRAINER_PERFORMANCE = envelope_serializer(
 class TrainerViewSet(viewsets.ViewSet):
     """``/api/v1/trainers/{trainerId}/...``: the trainer's own data, or staff."""
 
+    throttle_scope = "api"
+
     lookup_field = "trainerId"
     lookup_value_regex = ID_PATTERN
 
@@ -210,6 +212,8 @@ SessionResponse = envelope_serializer("SessionResponse", SessionSerializer())
 class SessionViewSet(viewsets.ViewSet):
     """``/api/v1/sessions``: schedule, complete, cancel, mark no-show, confirm."""
 
+    throttle_scope = "api"
+
     lookup_value_regex = ID_PATTERN
 
     @extend_schema(
@@ -280,6 +284,8 @@ AllocationResponse = envelope_serializer("AllocationResponse", AllocationSeriali
 class AllocationViewSet(viewsets.ViewSet):
     """``/api/v1/allocations``: request, approve, change status, cancel."""
 
+    throttle_scope = "api"
+
     lookup_value_regex = ID_PATTERN
 
     @extend_schema(
@@ -347,6 +353,8 @@ PayoutClaimResponse = envelope_serializer("PayoutClaimResponse", PayoutClaimSeri
 
 class PayoutClaimViewSet(viewsets.ViewSet):
     """``/api/v1/payout-claims``: a trainer claims completed sessions; staff decide."""
+
+    throttle_scope = "api"
 
     lookup_value_regex = ID_PATTERN
 

@@ -137,6 +137,14 @@ BOOTSTRAP_WARM_LIMIT = env.int("BOOTSTRAP_WARM_LIMIT", default=50)  # per kind, 
 HOMEPAGE_LOCATION_RADIUS_KM = env.float("HOMEPAGE_LOCATION_RADIUS_KM", default=50.0)
 API_VERSION = "1.0.0"
 
+# --- Rate limits (django-ratelimit counters in the default cache) -------------
+RATELIMIT_ENABLE = env.bool("RATELIMIT_ENABLE", default=True)
+RATELIMIT_USE_CACHE = "default"
+RATE_LIMIT_READS = env("RATE_LIMIT_READS", default="60/m")  # per user, or per IP if anonymous
+RATE_LIMIT_FRESH = env("RATE_LIMIT_FRESH", default="10/m")  # fresh=true reads, in addition
+RATE_LIMIT_WRITES = env("RATE_LIMIT_WRITES", default="60/m")  # mutations
+TRUSTED_PROXY_COUNT = env.int("TRUSTED_PROXY_COUNT", default=0)  # proxies in front of us
+
 # --- Celery --------------------------------------------------------------------
 CELERY_BROKER_URL = env("CELERY_BROKER_URL", default=REDIS_URL or "memory://")
 # No broker configured: run tasks in-process so the embedded mode needs no worker.
@@ -161,6 +169,7 @@ REST_FRAMEWORK = {
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.AllowAny"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "aggregation.errors.api_exception_handler",
+    "DEFAULT_THROTTLE_CLASSES": ["aggregation.ratelimits.RedisRateThrottle"],
     "COERCE_DECIMAL_TO_STRING": False,
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
 }

@@ -10,6 +10,10 @@ os.environ.setdefault("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/test")
 os.environ.setdefault("REDIS_URL", "redis://127.0.0.1:6379/15")
 os.environ.setdefault("CELERY_TASK_ALWAYS_EAGER", "true")
 os.environ.setdefault("DB_POOL_SIZE", "20")
+# Tests of rate limiting set their own small budgets; everything else is unlimited.
+os.environ.setdefault("RATE_LIMIT_READS", "100000/m")
+os.environ.setdefault("RATE_LIMIT_FRESH", "100000/m")
+os.environ.setdefault("RATE_LIMIT_WRITES", "100000/m")
 
 from .base import *  # noqa: E402, F403
 
