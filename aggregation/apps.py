@@ -6,3 +6,8 @@ class AggregationConfig(AppConfig):
 
     name = "aggregation"
     default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self) -> None:
+        from . import metrics, request_logs  # noqa: F401  (signal receivers)
+
+        metrics.register_collectors()

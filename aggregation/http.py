@@ -12,8 +12,10 @@ from django.conf import settings
 from django.http import HttpRequest, HttpResponse, HttpResponseNotModified
 from django.utils.http import parse_etags
 
+from . import metrics
 from .batch import BatchResult, render_batch
 from .encoding import MIN_COMPRESS_LENGTH, accepts_gzip
+from .request_logs import note_aggregation
 
 VARY = "Accept-Encoding, Authorization, Cookie"
 
@@ -45,6 +47,15 @@ def batch_response(
 ) -> HttpResponse:
     """The response for a batch result: 304, gzip or plain JSON, with cache headers."""
     status = result.status_code
+    note_aggregation(
+        request,
+        cacheHit=result.cache.from_cache,
+        stale=result.cache.stale,
+        cacheKey=result.cache_key,
+        sections=result.body.section_status,
+    )
+    endpoint = getattr(getattr(request, "resolver_match", None), "url_name", None) or "batch"
+    metrics.batch_responses.labels(endpoint, str(result.body.partial_failure).lower()).inc()
     headers = {
         "Cache-Control": cache_control(public=public, status=status),
         "Vary": VARY,

@@ -77,9 +77,7 @@ class RedisRateThrottle(BaseThrottle):
             if not rate:
                 continue
             try:
-                usage = get_usage(
-                    request, group=group, key=client_key, rate=rate, increment=True
-                )
+                usage = get_usage(request, group=group, key=client_key, rate=rate, increment=True)
             except CACHE_ERRORS:
                 return True
             if usage and usage["should_limit"]:

@@ -30,6 +30,7 @@ from django.db import (
 )
 from django.db import connection as db_connection
 
+from . import metrics
 from .errors import ErrorCode
 from .sections import Section, SectionContext, SectionPayload
 from .snapshot import import_snapshot
@@ -70,6 +71,7 @@ def get_executor() -> ThreadPoolExecutor:
                     max_workers=settings.AGGREGATION_MAX_WORKERS,
                     thread_name_prefix="section",
                 )
+                metrics.section_queue_depth.set_function(_executor._work_queue.qsize)
     return _executor
 
 
@@ -227,6 +229,7 @@ def _collect(submitted: list[tuple[Section, Future, float]], start: float) -> li
         try:
             payload, duration = future.result(timeout=max(0.0, deadline - time.monotonic()))
             outcomes.append(SectionOutcome(section, payload, duration_ms=duration))
+            metrics.section_duration.labels(section.id).observe(duration / 1000)
             continue
         except FutureTimeout as exc:
             future.cancel()  # still queued: never start it
@@ -234,6 +237,7 @@ def _collect(submitted: list[tuple[Section, Future, float]], start: float) -> li
         except Exception as exc:  # a section's failure must not fail the request
             error = exc
         code = classify_error(error)
+        metrics.section_failures.labels(section.id, code).inc()
         if code == ErrorCode.TIMEOUT_ERROR:
             logger.warning("Section %s timed out", section.id)
         else:

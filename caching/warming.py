@@ -14,6 +14,7 @@ broker that is down only costs a log line (the next beat run re-warms).
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import logging
 import time
 from collections.abc import Callable, Iterable
@@ -104,7 +105,8 @@ def schedule_rewarm(tags: list[str]) -> None:
     if not settings.ENABLE_CACHE_WARMING or settings.CELERY_TASK_ALWAYS_EAGER:
         return  # without a worker the next request computes anyway
     if warmers_for(tags):
-        _scheduler.submit(_schedule, list(tags))
+        # The copied context carries the request id to the task's headers.
+        _scheduler.submit(contextvars.copy_context().run, _schedule, list(tags))
 
 
 on_invalidation(schedule_rewarm)

@@ -5,6 +5,7 @@ from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
 
 from caching.views import cache_dashboard
+from config.health import ReadinessView, liveness, metrics
 
 urlpatterns = [
     path("admin/cache/", admin.site.admin_view(cache_dashboard), name="cache-dashboard"),
@@ -13,6 +14,9 @@ urlpatterns = [
     path("api/v1/", include("trainers.urls")),
     path("api/v1/", include("students.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
+    path("health/live", liveness, name="health-live"),
+    path("health/ready", ReadinessView.as_view(), name="health-ready"),
+    path("metrics", metrics, name="prometheus-metrics"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="swagger-ui"),
     path("api/redoc/", SpectacularRedocView.as_view(url_name="schema"), name="redoc"),
 ]

@@ -44,6 +44,7 @@ ERRORS = {
         429: "Rate limited (RATE_LIMITED), with Retry-After.",
         500: "Every section failed, or an unexpected error.",
         503: "Service temporarily unavailable.",
+        504: "A single section timed out (TIMEOUT_ERROR).",
     }.items()
 }
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import re
 import signal
-import socket
 import subprocess
 import time
 import urllib.request
@@ -14,14 +13,10 @@ from pathlib import Path
 import orjson
 import pytest
 
+from tests.servers import free_port
+
 ROOT = Path(__file__).resolve().parent.parent
 STARTUP_TIMEOUT = 180  # seconds: migrate + seed on a cold machine
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def _get(url: str, token: str | None = None) -> tuple[int, bytes]:
@@ -37,7 +32,7 @@ def _get(url: str, token: str | None = None) -> tuple[int, bytes]:
 
 @pytest.fixture
 def embedded_server(tmp_path):
-    port = _free_port()
+    port = free_port()
     env = {
         k: v
         for k, v in os.environ.items()

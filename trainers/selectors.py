@@ -18,7 +18,6 @@ TRAINER_SESSIONS_LIMIT = 200  # the seed's summary: the 200 most recent
 PAYOUT_CLAIMS_LIMIT = 200
 
 
-
 def trainer_overview(*, trainer_id: int) -> dict[str, Any]:
     """Profile, performance (zeros before the first session), documents, location."""
     trainer = Trainer.objects.get(pk=trainer_id)

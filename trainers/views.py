@@ -74,7 +74,7 @@ def _ok(data, code: int = status.HTTP_200_OK) -> Response:
     return Response({"success": True, "data": data}, status=code)
 
 
-READ_ERRORS = _errors(401, 403, 404, 503)
+READ_ERRORS = _errors(400, 401, 403, 404, 503)
 WRITE_ERRORS = _errors(400, 401, 403, 404, 409)
 
 

@@ -5,9 +5,12 @@ cache and Celery tasks run eagerly. Setting ``DATABASE_URL`` / ``REDIS_URL``
 switches to PostgreSQL / Redis without touching code.
 """
 
+import ipaddress
 from pathlib import Path
 
 import environ
+
+from config.logging import logging_config
 
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
 
@@ -30,6 +33,9 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "drf_spectacular_sidecar",
     "django_celery_beat",
+    "django_prometheus",
+    "django_structlog",
+    "health_check",
     "aggregation",
     "caching",
     "homepage",
@@ -38,6 +44,7 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    "django_prometheus.middleware.PrometheusBeforeMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.middleware.gzip.GZipMiddleware",
@@ -47,6 +54,8 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "django_structlog.middlewares.RequestMiddleware",
+    "django_prometheus.middleware.PrometheusAfterMiddleware",
 ]
 
 ROOT_URLCONF = "config.urls"
@@ -208,12 +217,18 @@ STATIC_URL = "static/"
 # collectstatic run (embedded mode, tests) it serves them from the apps directly.
 WHITENOISE_USE_FINDERS = True
 
+# Who may scrape /metrics (by trusted client IP): private networks by default.
+METRICS_ALLOWED_NETWORKS = [
+    ipaddress.ip_network(n)
+    for n in env.list(
+        "METRICS_ALLOWED_NETWORKS",
+        default=["127.0.0.0/8", "::1/128", "10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16"],
+    )
+]
+
 LOG_LEVEL = env("LOG_LEVEL", default="INFO")
-LOGGING = {
-    "version": 1,
-    "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
-    "root": {"handlers": ["console"], "level": LOG_LEVEL},
-    "loggers": {"django.db.backends": {"level": "WARNING"}},
-}
+LOG_FORMAT = env("LOG_FORMAT", default="json")  # json, or console for humans
+LOGGING = logging_config(LOG_LEVEL, LOG_FORMAT)
+DJANGO_STRUCTLOG_TRUST_UPSTREAM_REQUEST_ID = True  # checked and bound by aggregation.request_logs
+DJANGO_STRUCTLOG_IP_LOGGING_ENABLED = False  # bound from the trusted client IP instead
+DJANGO_STRUCTLOG_CELERY_ENABLED = True  # the request id travels with the tasks it causes

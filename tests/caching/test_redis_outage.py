@@ -2,62 +2,22 @@
 
 from __future__ import annotations
 
-import shutil
-import socket
-import subprocess
 import time
 
 import pytest
-import redis
 from django.core.cache import caches
 
 from homepage.models import Product
 from tests.homepage.factories import ProductFactory
+from tests.servers import RedisServer
 
 pytestmark = pytest.mark.django_db(transaction=True)
 URL = "/api/v1/homepage"
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-class RedisServer:
-    def __init__(self, port: int) -> None:
-        self.port = port
-        self.process: subprocess.Popen | None = None
-
-    def start(self) -> None:
-        self.process = subprocess.Popen(
-            [shutil.which("redis-server"), "--port", str(self.port), "--bind", "127.0.0.1",
-             "--save", "", "--appendonly", "no"],
-            stdout=subprocess.DEVNULL,
-        )  # fmt: skip
-        client = redis.Redis(port=self.port)
-        deadline = time.monotonic() + 10
-        while True:
-            try:
-                client.ping()
-                return
-            except redis.ConnectionError:
-                assert time.monotonic() < deadline, "redis-server did not start"
-                time.sleep(0.02)
-
-    def stop(self) -> None:
-        if self.process:
-            self.process.kill()
-            self.process.wait(10)
-            self.process = None
-
-    def stored_keys(self) -> list[bytes]:
-        return redis.Redis(port=self.port).keys("*")
-
-
 @pytest.fixture
 def own_redis(settings):
-    server = RedisServer(_free_port())
+    server = RedisServer()
     server.start()
     default = settings.CACHES["default"]
     settings.CACHES = {"default": {**default, "LOCATION": f"redis://127.0.0.1:{server.port}/0"}}

@@ -6,7 +6,6 @@ import contextlib
 import json
 import os
 import signal
-import socket
 import subprocess
 import threading
 import time
@@ -20,6 +19,7 @@ from django.utils import timezone
 from rest_framework.authtoken.models import Token
 
 from aggregation.snapshot import Snapshot
+from tests.servers import free_port
 from trainers import services
 from trainers.models import Session
 
@@ -102,16 +102,10 @@ def test_without_the_snapshot_the_same_reads_disagree(client_for, busy_trainer, 
 # --- read-your-writes across processes ------------------------------------------------
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @pytest.fixture
 def other_processes():
     """Gunicorn (two worker processes) on the test database and the suite's Redis."""
-    port = _free_port()
+    port = free_port()
     env = {
         **os.environ,
         "DJANGO_SETTINGS_MODULE": "config.settings.test",

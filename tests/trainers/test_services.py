@@ -221,5 +221,7 @@ def test_flat_session_rows_match_the_serializer():
     cancelled = services.session_cancel(session=SessionFactory(), reason="rain")
     ids = [done.pk, confirmed.pk, cancelled.pk]
     queryset = Session.objects.filter(pk__in=ids).order_by("pk")
-    expected = SessionSerializer(queryset.select_related("trainer", "student", "allocation__course"), many=True).data
+    expected = SessionSerializer(
+        queryset.select_related("trainer", "student", "allocation__course"), many=True
+    ).data
     assert session_rows(queryset) == expected

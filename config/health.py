@@ -1,0 +1,69 @@
+"""Ops endpoints: liveness, readiness (its dependencies answer) and Prometheus metrics.
+
+Readiness checks the database, the cache (Redis when configured) and the Celery
+broker, with django-health-check, and answers 503 when any of them fails, so a
+load balancer stops sending traffic to an instance that cannot serve it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime
+import ipaddress
+
+from django.conf import settings
+from django.http import JsonResponse
+from health_check.base import HealthCheck
+from health_check.checks import Cache, Database
+from health_check.exceptions import ServiceUnavailable
+from health_check.views import HealthCheckView
+
+
+@dataclasses.dataclass
+class CeleryBroker(HealthCheck):
+    """The Celery broker accepts a connection (workers are Flower's concern)."""
+
+    timeout = datetime.timedelta(seconds=2)
+
+    def run(self) -> None:
+        """Open and close one broker connection, without retries."""
+        from config.celery_app import app
+
+        try:
+            with app.connection_for_write() as connection:
+                connection.ensure_connection(max_retries=1, timeout=1)
+        except Exception as exc:  # kombu raises transport-specific errors
+            raise ServiceUnavailable("Broker unreachable") from exc
+
+
+class ReadinessView(HealthCheckView):
+    """``/health/ready``: 200 when every dependency answers, 503 otherwise."""
+
+    checks = (Database, Cache, CeleryBroker)
+
+    async def get(self, request, *args, **kwargs):
+        response = await super().get(request, *args, **kwargs)
+        if response.status_code == 500:
+            response.status_code = 503
+        return response
+
+
+def liveness(request) -> JsonResponse:
+    """``/health/live``: the process is up; no dependency is consulted."""
+    return JsonResponse({"status": "ok", "version": settings.API_VERSION})
+
+
+def metrics(request):
+    """``/metrics`` for Prometheus, only to clients in ``METRICS_ALLOWED_NETWORKS``."""
+    from django_prometheus.exports import ExportToDjangoView
+
+    from aggregation.ratelimits import client_ip
+
+    address = ipaddress.ip_address(client_ip(request) or "0.0.0.0")  # noqa: S104
+    if not any(address in network for network in settings.METRICS_ALLOWED_NETWORKS):
+        return JsonResponse(
+            {"success": False, "message": "Not found.",
+             "errors": [{"code": "NOT_FOUND", "message": "Not found."}]},
+            status=404,
+        )  # fmt: skip
+    return ExportToDjangoView(request)

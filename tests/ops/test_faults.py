@@ -1,0 +1,131 @@
+"""Faults the service must ride out: the Celery broker unreachable, production misconfigured."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from django.urls import reverse
+
+from caching import warming
+from caching.shared import shared_cache
+from caching.tags import read_generations
+from config.celery_app import app as celery_app
+from tests.homepage.factories import ProductFactory
+from tests.servers import RedisServer
+from tests.trainers.factories import SessionFactory
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _use_broker(url: str) -> None:
+    celery_app.conf.broker_url = url
+    celery_app._pool = None  # connections are pooled per app: drop the old broker's
+    celery_app.amqp._producer_pool = None
+
+
+@pytest.fixture
+def own_broker(settings):
+    server = RedisServer()
+    server.start()
+    original = celery_app.conf.broker_url
+    _use_broker(server.url)
+    settings.CELERY_TASK_ALWAYS_EAGER = False
+    celery_app.conf.task_always_eager = False
+    try:
+        yield server
+    finally:
+        _use_broker(original)
+        celery_app.conf.task_always_eager = True
+        server.stop()
+
+
+def _feature(client, product) -> float:
+    started = time.monotonic()
+    response = client.post(
+        reverse("admin:homepage_product_changelist"),
+        {"action": "make_featured", "_selected_action": [product.pk]},
+    )
+    assert response.status_code == 302
+    warming._scheduler.submit(lambda: None).result(timeout=30)  # scheduling finished
+    return time.monotonic() - started
+
+
+@pytest.mark.django_db(transaction=True)
+def test_writes_succeed_and_invalidate_while_the_broker_is_down(
+    client, staff_user, client_for, own_broker
+):
+    client.force_login(staff_user)
+    product = ProductFactory(featured=False)
+    own_broker.stop()
+
+    before, _ = read_generations(["products"])
+    elapsed = _feature(client, product)
+    assert read_generations(["products"])[0] != before  # invalidated anyway
+    assert elapsed < 5
+    assert not shared_cache.get_many([warming.SCHEDULED_KEY])  # the next write may try again
+
+    session = SessionFactory()
+    trainer = client_for(session.trainer.user)
+    trainer.get(f"/api/v1/trainers/{session.trainer_id}/bootstrap")
+    done = trainer.post(f"/api/v1/sessions/{session.pk}/complete", {}, format="json")
+    assert done.status_code == 200
+    view = trainer.get(f"/api/v1/trainers/{session.trainer_id}/bootstrap").json()["data"]
+    assert view["overview"]["performance"]["sessionsCompleted"] == 1
+
+    own_broker.start()  # re-warming resumes with the next invalidation
+    _feature(client, ProductFactory(featured=False))
+    queued = [m for m in own_broker.client().lrange("celery", 0, -1) if b"caching.rewarm" in m]
+    assert len(queued) == 1
+
+
+def _manage(env: dict, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "manage.py", *args], cwd=ROOT, env=env, capture_output=True, text=True,
+        timeout=120,
+    )  # fmt: skip
+
+
+PRODUCTION = {
+    "DJANGO_SETTINGS_MODULE": "config.settings.production",
+    "DJANGO_SECRET_KEY": "a-long-random-production-secret-key-0123456789-abcdefghijklmnop",
+    "DJANGO_ALLOWED_HOSTS": "api.example.com",
+}
+
+
+def _env(**overrides: str) -> dict:
+    base = {k: v for k, v in os.environ.items() if not k.startswith("DJANGO_")}
+    return {**base, **PRODUCTION, **overrides}
+
+
+def test_production_settings_pass_the_deploy_checks():
+    result = _manage(_env(), "check", "--deploy", "--fail-level", "WARNING")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "no issues" in result.stdout
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [{"DJANGO_SECRET_KEY": ""}, {"DJANGO_ALLOWED_HOSTS": ""}, {"DJANGO_DEBUG": "true"}],
+)
+def test_production_refuses_to_start_misconfigured(overrides):
+    env = _env(**overrides)
+    for name, value in overrides.items():
+        if not value:
+            env.pop(name)
+    result = _manage(env, "check")
+    assert result.returncode != 0
+    assert "ImproperlyConfigured" in result.stderr
+
+
+@pytest.mark.django_db
+def test_security_headers(client):
+    response = client.get("/health/live")
+    assert response["X-Content-Type-Options"] == "nosniff"
+    assert response["X-Frame-Options"] == "DENY"
+    assert response["Referrer-Policy"] == "same-origin"
+    assert response["Cross-Origin-Opener-Policy"] == "same-origin"

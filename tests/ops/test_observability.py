@@ -1,0 +1,188 @@
+"""Structured request logs, request ids (also into Celery), metrics, health, alert rules."""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+import yaml
+from django.urls import reverse
+from django_redis import get_redis_connection
+from prometheus_client import REGISTRY
+from structlog.stdlib import ProcessorFormatter
+
+from config.celery_app import app as celery_app
+from homepage.sections import homepage_sections
+from tests.homepage.factories import ProductFactory
+
+pytestmark = pytest.mark.django_db(transaction=True)
+ROOT = Path(__file__).resolve().parents[2]
+ALERTS = ROOT / "config" / "prometheus" / "alerts.yml"
+
+
+@pytest.fixture
+def log_lines():
+    """Every log line the project's structured formatter writes, as parsed JSON."""
+    formatter = next(
+        h.formatter
+        for h in logging.getLogger().handlers
+        if isinstance(h.formatter, ProcessorFormatter)
+    )
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(formatter)
+    root = logging.getLogger()
+    root.addHandler(handler)
+    try:
+        yield lambda: [
+            json.loads(line) for line in stream.getvalue().splitlines() if line.startswith("{")
+        ]
+    finally:
+        root.removeHandler(handler)
+
+
+def _finished(lines: list[dict], path: str) -> dict:
+    return next(x for x in lines if x["message"] == "request_finished" and path in x["request"])
+
+
+def test_every_request_is_logged_in_the_seed_shape(
+    client, user_client, user, log_lines, monkeypatch
+):
+    ProductFactory()
+    monkeypatch.setattr(homepage_sections["events"], "fetch", lambda ctx: 1 / 0)
+    response = user_client.get("/api/v1/homepage", HTTP_X_REQUEST_ID="req_xyz123")
+    assert response["X-Request-ID"] == "req_xyz123"
+
+    line = _finished(log_lines(), "/api/v1/homepage")
+    assert {
+        "timestamp",
+        "level",
+        "message",
+        "requestId",
+        "userId",
+        "duration",
+        "cacheHit",
+        "sections",
+    } <= set(line)
+    assert line["level"] == "INFO" and line["requestId"] == "req_xyz123"
+    assert line["userId"] == user.pk
+    assert line["cacheHit"] is False and line["duration"] > 0
+    assert line["sections"]["justForYou"] == "success" and line["sections"]["events"] == "failed"
+    assert re.match(r"\d{4}-\d\d-\d\dT", line["timestamp"])
+
+
+def test_a_request_id_is_made_when_missing_or_unsafe(client, log_lines):
+    made = client.get("/health/live")["X-Request-ID"]
+    assert re.fullmatch(r"[0-9a-f-]{36}", made)
+    unsafe = client.get("/health/live", HTTP_X_REQUEST_ID='x"\n{"level": "forged"}')
+    assert re.fullmatch(r"[0-9a-f-]{36}", unsafe["X-Request-ID"])
+    assert all(line["level"] != "forged" for line in log_lines())
+
+
+def test_the_request_id_travels_with_the_celery_tasks_it_causes(client, staff_user, settings):
+    from caching import warming
+
+    product = ProductFactory(featured=False)
+    settings.CELERY_TASK_ALWAYS_EAGER = False
+    celery_app.conf.task_always_eager = False
+    try:
+        client.force_login(staff_user)
+        client.post(
+            reverse("admin:homepage_product_changelist"),
+            {"action": "make_featured", "_selected_action": [product.pk]},
+            HTTP_X_REQUEST_ID="req_admin_42",
+        )
+        warming._scheduler.submit(lambda: None).result(timeout=30)
+    finally:
+        celery_app.conf.task_always_eager = True
+    messages = [json.loads(m) for m in get_redis_connection("default").lrange("celery", 0, -1)]
+    rewarm = [m for m in messages if m["headers"]["task"] == "caching.rewarm"]
+    assert rewarm and rewarm[0]["headers"]["__django_structlog__"]["request_id"] == "req_admin_42"
+
+
+def _metrics(client) -> str:
+    response = client.get("/metrics")
+    assert response.status_code == 200
+    return response.content.decode()
+
+
+def test_metrics(client, monkeypatch):
+    def value(name: str, **labels) -> float:
+        return REGISTRY.get_sample_value(name, labels) or 0.0
+
+    partial = {"endpoint": "homepage", "partial_failure": "true"}
+    failures = {"code": "SECTION_FETCH_ERROR", "section": "offers"}
+    before = (
+        value("aggregation_batch_responses_total", **partial),
+        value("aggregation_section_failures_total", **failures),
+    )
+    ProductFactory()
+    client.get("/api/v1/homepage")
+    monkeypatch.setattr(homepage_sections["offers"], "fetch", lambda ctx: 1 / 0)
+    client.get("/api/v1/homepage", {"fresh": "true"})
+    assert value("aggregation_batch_responses_total", **partial) == before[0] + 1
+    assert value("aggregation_section_failures_total", **failures) == before[1] + 1
+    text = _metrics(client)
+    for name in [
+        "django_http_requests_latency_seconds_by_view_method_bucket",
+        "django_http_requests_total_by_view_transport_method_total",
+        'aggregation_section_duration_seconds_bucket{le="0.5",section="justForYou"}',
+        "aggregation_section_failures_total",
+        "aggregation_batch_responses_total",
+        'aggregation_cache_requests_total{layer="none",namespace="homepage",outcome="miss"}',
+        "aggregation_section_pool_queue_depth",
+        "aggregation_db_pool_size",
+        "aggregation_db_pool_waiting",
+    ]:
+        assert name in text, name
+
+
+def test_metrics_are_only_for_the_internal_network(client):
+    assert client.get("/metrics", REMOTE_ADDR="8.8.8.8").status_code == 404
+
+
+def test_alert_rules_are_valid_and_name_real_metrics(client):
+    rules = yaml.safe_load(ALERTS.read_text())["groups"][0]["rules"]
+    assert {r["alert"] for r in rules} == {
+        "AggregationSlowResponses", "AggregationErrorRate", "AggregationCacheHitRateLow",
+        "AggregationPartialFailures",
+    }  # fmt: skip
+    ProductFactory()
+    client.get("/api/v1/homepage")
+    client.get("/api/v1/nothing")  # a 404, so response-by-status series exist
+    exposed = _metrics(client)
+    for rule in rules:
+        assert rule["for"] in {"5m", "10m"}
+        for metric in re.findall(r"\b((?:django|aggregation)_[a-z_]+)\{", rule["expr"]):
+            assert re.search(rf"^{metric}\{{", exposed, re.M), metric
+    promtool = shutil.which("promtool")
+    if promtool:  # CI installs it (Debian's prometheus package)
+        result = subprocess.run(
+            [promtool, "check", "rules", str(ALERTS)], capture_output=True, text=True
+        )
+        assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_liveness_and_readiness(client):
+    assert client.get("/health/live").json()["status"] == "ok"
+    ready = client.get("/health/ready", HTTP_ACCEPT="application/json")
+    assert ready.status_code == 200
+    assert set(ready.json().values()) == {"OK"}
+    assert any("CeleryBroker" in name for name in ready.json())
+
+
+def test_readiness_fails_without_the_broker(client):
+    original = celery_app.conf.broker_url
+    celery_app.conf.broker_url = "redis://127.0.0.1:1/0"  # nothing listens there
+    try:
+        response = client.get("/health/ready", HTTP_ACCEPT="application/json")
+    finally:
+        celery_app.conf.broker_url = original
+    assert response.status_code == 503
+    assert response.json()["CeleryBroker()"] != "OK"
