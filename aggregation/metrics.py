@@ -32,6 +32,10 @@ section_queue_depth = Gauge(
 class DatabasePoolCollector:
     """psycopg pool statistics of this process's default database, at scrape time."""
 
+    def describe(self) -> list:
+        """Nothing up front: registering must not open the pool (settings may still change)."""
+        return []
+
     def collect(self):
         """Yield pool size, idle connections and waiting requests (nothing without a pool)."""
         from django.db import connections

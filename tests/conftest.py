@@ -9,6 +9,7 @@ from django_redis import get_redis_connection
 from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
+from caching import metrics
 from caching.engine import clear_local
 
 
@@ -17,6 +18,7 @@ def _clean_redis():
     """Each test starts with an empty Redis database of the suite's own."""
     get_redis_connection("default").flushdb()
     clear_local()
+    metrics.take_pending(force=True)  # counts not yet flushed by an earlier test
     yield
     cache.close()
 
