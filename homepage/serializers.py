@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import UTC
+
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
@@ -115,9 +117,7 @@ class EventItemSerializer(_StrIdMixin, serializers.ModelSerializer):
     price = serializers.FloatField()
     location = EventLocationSerializer(source="*")
     date = serializers.DateTimeField(source="starts_at")
-    time = serializers.DateTimeField(
-        source="starts_at", format="%H:%M", help_text="Start time, HH:MM (UTC)."
-    )
+    time = serializers.SerializerMethodField(help_text="Start time, HH:MM (UTC).")
     distance = serializers.FloatField(
         source="distance_km",
         allow_null=True,
@@ -140,6 +140,10 @@ class EventItemSerializer(_StrIdMixin, serializers.ModelSerializer):
             "organizer",
             "distance",
         ]
+
+    @extend_schema_field({"type": "string", "pattern": "^[0-2][0-9]:[0-5][0-9]$"})
+    def get_time(self, obj: Event) -> str:
+        return obj.starts_at.astimezone(UTC).strftime("%H:%M")
 
 
 class OfferStoreSerializer(_StrIdMixin, serializers.ModelSerializer):

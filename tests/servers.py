@@ -2,12 +2,20 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
 import shutil
+import signal
 import socket
 import subprocess
 import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
 
 import redis
+
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def free_port() -> int:
@@ -54,3 +62,34 @@ class RedisServer:
 
     def stored_keys(self) -> list[bytes]:
         return self.client().keys("*")
+
+
+@contextlib.contextmanager
+def gunicorn(
+    database: str, workers: int = 2, request_line_limit: int = 8190, **env: str
+) -> Iterator[str]:
+    """The application under gunicorn on ``database`` and the suite's Redis; yields its URL."""
+    port = free_port()
+    server = subprocess.Popen(
+        [str(ROOT / ".venv" / "bin" / "gunicorn"), "config.wsgi:application", "--bind",
+         f"127.0.0.1:{port}", "--workers", str(workers), "--threads", "4", "--log-level", "warning",
+         "--limit-request-line", str(request_line_limit)],
+        cwd=ROOT,
+        env={**os.environ, "DJANGO_SETTINGS_MODULE": "config.settings.test", "LOG_LEVEL": "WARNING",
+             "DATABASE_URL": f"postgres://postgres@127.0.0.1:5432/{database}", **env},
+        start_new_session=True,
+    )  # fmt: skip
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            urllib.request.urlopen(f"{base}/health/live", timeout=5)
+            break
+        except OSError:
+            assert server.poll() is None and time.monotonic() < deadline, "gunicorn did not start"
+            time.sleep(0.1)
+    try:
+        yield base
+    finally:
+        os.killpg(server.pid, signal.SIGTERM)
+        server.wait(30)

@@ -4,11 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
-import signal
-import subprocess
 import threading
-import time
 import urllib.request
 from datetime import timedelta
 from pathlib import Path
@@ -19,7 +15,7 @@ from django.utils import timezone
 from rest_framework.authtoken.models import Token
 
 from aggregation.snapshot import Snapshot
-from tests.servers import free_port
+from tests.servers import gunicorn
 from trainers import services
 from trainers.models import Session
 
@@ -105,31 +101,8 @@ def test_without_the_snapshot_the_same_reads_disagree(client_for, busy_trainer, 
 @pytest.fixture
 def other_processes():
     """Gunicorn (two worker processes) on the test database and the suite's Redis."""
-    port = free_port()
-    env = {
-        **os.environ,
-        "DJANGO_SETTINGS_MODULE": "config.settings.test",
-        "DATABASE_URL": f"postgres://postgres@127.0.0.1:5432/{connection.settings_dict['NAME']}",
-    }
-    server = subprocess.Popen(
-        [str(ROOT / ".venv" / "bin" / "gunicorn"), "config.wsgi:application", "--bind",
-         f"127.0.0.1:{port}", "--workers", "2", "--log-level", "warning"],
-        cwd=ROOT, env=env, start_new_session=True,
-    )  # fmt: skip
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            urllib.request.urlopen(f"{base}/api/schema/", timeout=5)
-            break
-        except OSError:
-            assert server.poll() is None and time.monotonic() < deadline, "gunicorn did not start"
-            time.sleep(0.1)
-    try:
+    with gunicorn(connection.settings_dict["NAME"]) as base:
         yield base
-    finally:
-        os.killpg(server.pid, signal.SIGTERM)
-        server.wait(30)
 
 
 def _remote(base: str, token: str, path: str, body: dict | None = None, method: str = "GET"):
