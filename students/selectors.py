@@ -5,9 +5,8 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from trainers.models import Allocation, Session
-from trainers.selectors import session_rows
-from trainers.serializers import AllocationSerializer
+from trainers.models import Session
+from trainers.selectors import approved_allocations, session_rows
 
 from .models import CourseProgress, Student, StudentProgress
 from .serializers import CourseProgressSerializer, StudentOverviewSerializer
@@ -42,10 +41,7 @@ def student_upcoming_sessions(*, student_id: int, now: datetime) -> list[dict[st
 
 def student_allocations(*, student_id: int) -> list[dict[str, Any]]:
     """Active (approved) allocations, with trainer, course and schedule details."""
-    allocations = Allocation.objects.filter(
-        student_id=student_id, status=Allocation.Status.APPROVED
-    ).select_related("trainer", "student", "course")
-    return AllocationSerializer(allocations, many=True).data
+    return approved_allocations(student_id=student_id)
 
 
 def student_courses(*, student_id: int) -> list[dict[str, Any]]:

@@ -90,12 +90,17 @@ def trainer_sessions(*, trainer_id: int) -> list[dict[str, Any]]:
     return session_rows(sessions[:TRAINER_SESSIONS_LIMIT])
 
 
-def trainer_allocations(*, trainer_id: int) -> list[dict[str, Any]]:
-    """Approved allocations, with student, course and schedule details."""
+def approved_allocations(**person: int) -> list[dict[str, Any]]:
+    """Approved (active) allocations of ``trainer_id=`` or ``student_id=``, with details."""
     allocations = Allocation.objects.filter(
-        trainer_id=trainer_id, status=Allocation.Status.APPROVED
+        status=Allocation.Status.APPROVED, **person
     ).select_related("trainer", "student", "course")
     return AllocationSerializer(allocations, many=True).data
+
+
+def trainer_allocations(*, trainer_id: int) -> list[dict[str, Any]]:
+    """Approved allocations, with student, course and schedule details."""
+    return approved_allocations(trainer_id=trainer_id)
 
 
 def trainer_payout_claims(*, trainer_id: int) -> list[dict[str, Any]]:

@@ -14,26 +14,25 @@ from .keys import bootstrap_policy, trainer_bootstrap_cache_key
 from .sections import trainer_context, trainer_sections
 
 
-def warm_recent_trainers() -> None:
-    """Make sure the most recently active trainers' bootstraps are cached."""
-    for trainer_id in recently_active("trainer", settings.BOOTSTRAP_WARM_LIMIT):
+def _warm_recent(kind: str, registry, key, context) -> None:
+    """Make sure the bootstraps of the most recently active ``kind`` are cached."""
+    for subject_id in recently_active(kind, settings.BOOTSTRAP_WARM_LIMIT):
         serve_bootstrap(
-            registry=trainer_sections,
-            context=trainer_context(trainer_id),
-            cache_key=trainer_bootstrap_cache_key(trainer_id),
+            registry=registry,
+            context=context(subject_id),
+            cache_key=key(subject_id),
             policy=bootstrap_policy(),
         )
+
+
+def warm_recent_trainers() -> None:
+    """Make sure the most recently active trainers' bootstraps are cached."""
+    _warm_recent("trainer", trainer_sections, trainer_bootstrap_cache_key, trainer_context)
 
 
 def warm_recent_students() -> None:
     """Make sure the most recently active students' bootstraps are cached."""
-    for student_id in recently_active("student", settings.BOOTSTRAP_WARM_LIMIT):
-        serve_bootstrap(
-            registry=student_sections,
-            context=student_context(student_id),
-            cache_key=student_bootstrap_cache_key(student_id),
-            policy=bootstrap_policy(),
-        )
+    _warm_recent("student", student_sections, student_bootstrap_cache_key, student_context)
 
 
 def register() -> None:
