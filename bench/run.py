@@ -270,7 +270,8 @@ def main() -> int:
         "DATABASE_URL": args.database_url,
         "REDIS_URL": args.redis_url,
         "CELERY_TASK_ALWAYS_EAGER": "true",
-        "LOG_LEVEL": "WARNING",
+        "LOG_LEVEL": "ERROR",
+        "RATELIMIT_ENABLE": "false",  # the bench measures capacity, not the limits
     }
     _prepare_database(env, args.products)
     tokens = _tokens(env)
