@@ -9,7 +9,6 @@ from django.db.models import QuerySet
 
 from .models import Allocation, PayoutClaim, Session, Trainer, TrainerPerformance
 from .serializers import (
-    AllocationSerializer,
     PayoutClaimSerializer,
     TrainerOverviewSerializer,
 )
@@ -90,12 +89,48 @@ def trainer_sessions(*, trainer_id: int) -> list[dict[str, Any]]:
     return session_rows(sessions[:TRAINER_SESSIONS_LIMIT])
 
 
+_ALLOCATION_COLUMNS = (
+    "id", "trainer_id", "trainer__name", "trainer__avatar", "student_id", "student__name",
+    "student__avatar", "course_id", "course__title", "course__level", "course__total_sessions",
+    "course__session_minutes", "status", "schedule", "sessions_total", "sessions_used",
+    "start_date", "end_date", "notes", "approved_at", "created_at",
+)  # fmt: skip
+
+
+def allocation_rows(allocations: QuerySet) -> list[dict[str, Any]]:
+    """Allocations in ``AllocationSerializer``'s shape, from one flat query (pinned by a test)."""
+    return [
+        {
+            "id": str(row["id"]),
+            "trainer": {"id": str(row["trainer_id"]), "name": row["trainer__name"],
+                        "avatar": row["trainer__avatar"]},
+            "student": {"id": str(row["student_id"]), "name": row["student__name"],
+                        "avatar": row["student__avatar"]},
+            "course": {
+                "id": str(row["course_id"]),
+                "title": row["course__title"],
+                "level": row["course__level"],
+                "totalSessions": row["course__total_sessions"],
+                "sessionMinutes": row["course__session_minutes"],
+            },
+            "status": row["status"],
+            "schedule": row["schedule"],
+            "sessionsTotal": row["sessions_total"],
+            "sessionsUsed": row["sessions_used"],
+            "sessionsRemaining": max(row["sessions_total"] - row["sessions_used"], 0),
+            "startDate": row["start_date"].isoformat() if row["start_date"] else None,
+            "endDate": row["end_date"].isoformat() if row["end_date"] else None,
+            "notes": row["notes"],
+            "approvedAt": _iso(row["approved_at"]),
+            "createdAt": _iso(row["created_at"]),
+        }
+        for row in allocations.values(*_ALLOCATION_COLUMNS)
+    ]  # fmt: skip
+
+
 def approved_allocations(**person: int) -> list[dict[str, Any]]:
     """Approved (active) allocations of ``trainer_id=`` or ``student_id=``, with details."""
-    allocations = Allocation.objects.filter(
-        status=Allocation.Status.APPROVED, **person
-    ).select_related("trainer", "student", "course")
-    return AllocationSerializer(allocations, many=True).data
+    return allocation_rows(Allocation.objects.filter(status=Allocation.Status.APPROVED, **person))
 
 
 def trainer_allocations(*, trainer_id: int) -> list[dict[str, Any]]:

@@ -225,3 +225,17 @@ def test_flat_session_rows_match_the_serializer():
         queryset.select_related("trainer", "student", "allocation__course"), many=True
     ).data
     assert session_rows(queryset) == expected
+
+
+def test_flat_allocation_rows_match_the_serializer():
+    from trainers.models import Allocation
+    from trainers.selectors import allocation_rows
+    from trainers.serializers import AllocationSerializer
+
+    AllocationFactory(schedule={"days": ["mon"]}, start_date="2030-01-01", notes="n")
+    AllocationFactory(status="pending", approved_at=None)
+    queryset = Allocation.objects.order_by("pk")
+    expected = AllocationSerializer(
+        queryset.select_related("trainer", "student", "course"), many=True
+    ).data
+    assert allocation_rows(queryset) == expected
