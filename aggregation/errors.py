@@ -63,14 +63,6 @@ class APIError(exceptions.APIException):
         self.field = field
 
 
-class ServiceUnavailable(APIError):
-    """Nothing could be computed and no usable copy exists (database down, ...)."""
-
-    status_code = status.HTTP_503_SERVICE_UNAVAILABLE
-    code = ErrorCode.SERVICE_UNAVAILABLE
-    default_detail = "Service temporarily unavailable."
-
-
 def error_item(code: str, message: str, *, field: str | None = None, section: str | None = None):
     """One entry of the envelope's ``errors`` list."""
     item: dict[str, str] = {}
