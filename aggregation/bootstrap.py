@@ -54,8 +54,14 @@ def serve_bootstrap(
 
 
 def bootstrap_response(request: HttpRequest, **kwargs: Any) -> HttpResponse:
-    """``serve_bootstrap`` as a private HTTP response (ETag, gzip, 304)."""
-    return batch_response(request, serve_bootstrap(**kwargs), public=False)
+    """``serve_bootstrap`` as a private HTTP response (ETag, gzip, 304).
+
+    ``metadata.userId`` is the caller (the trainer, the student or staff): the
+    cached content is the same for all of them, the metadata is per response.
+    """
+    result = serve_bootstrap(**kwargs)
+    result.user_id = request.user.pk
+    return batch_response(request, result, public=False)
 
 
 def section_response(

@@ -55,6 +55,7 @@ def test_trainer_bootstrap_shape(client_for, world):
     assert data["payoutClaims"] == []
     metadata = data["metadata"]
     assert metadata["cacheKey"] == f"trainer:bootstrap:{trainer.pk}"
+    assert metadata["userId"] == str(trainer.user_id)
     assert metadata["snapshot"]["mode"] == "exported" and metadata["snapshot"]["id"]
     assert metadata["fromCache"] is False
     again = _bootstrap(client_for(trainer.user), "trainers", trainer.pk)
