@@ -21,9 +21,15 @@ from .sections import Section, SectionContext, SectionRegistry
 _FAILURE_STATUS = {ErrorCode.TIMEOUT_ERROR: 504, ErrorCode.DB_CONNECTION_ERROR: 503}
 
 
-def subject_context(options: dict[str, Any], tags: tuple[str, ...]) -> SectionContext:
-    """A context about one subject: its id under ``options``, its cache tags."""
-    return SectionContext(now=datetime.now(UTC), limit=0, options={**options, "tags": tags})
+def subject_tag(kind: str, subject_id: int) -> str:
+    """The cache tag of everything shown about one subject: ``trainer:7``."""
+    return f"{kind}:{subject_id}"
+
+
+def subject_context(kind: str, subject_id: int) -> SectionContext:
+    """A context about one subject: its id as ``options["<kind>_id"]``, and its tag."""
+    options = {f"{kind}_id": subject_id, "tags": (subject_tag(kind, subject_id),)}
+    return SectionContext(now=datetime.now(UTC), limit=0, options=options)
 
 
 def serve_bootstrap(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from aggregation.bootstrap import subject_context
+from aggregation.bootstrap import subject_context, subject_tag
 from aggregation.sections import Section, SectionContext, SectionPayload, SectionRegistry
 
 from . import selectors
@@ -13,12 +13,12 @@ from .keys import student_section_cache_key
 
 def student_tag(student_id: int) -> str:
     """The cache tag of everything shown about one student."""
-    return f"student:{student_id}"
+    return subject_tag("student", student_id)
 
 
 def student_context(student_id: int) -> SectionContext:
     """The section context of one student's bootstrap."""
-    return subject_context({"student_id": student_id}, (student_tag(student_id),))
+    return subject_context("student", student_id)
 
 
 def _student_id(context: SectionContext) -> int:

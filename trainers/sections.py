@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from aggregation.bootstrap import subject_context
+from aggregation.bootstrap import subject_context, subject_tag
 from aggregation.sections import Section, SectionContext, SectionPayload, SectionRegistry
 
 from . import selectors
@@ -11,12 +11,12 @@ from .keys import trainer_section_cache_key
 
 def trainer_tag(trainer_id: int) -> str:
     """The cache tag of everything shown about one trainer."""
-    return f"trainer:{trainer_id}"
+    return subject_tag("trainer", trainer_id)
 
 
 def trainer_context(trainer_id: int) -> SectionContext:
     """The section context of one trainer's bootstrap."""
-    return subject_context({"trainer_id": trainer_id}, (trainer_tag(trainer_id),))
+    return subject_context("trainer", trainer_id)
 
 
 def _trainer_id(context: SectionContext) -> int:

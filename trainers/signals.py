@@ -10,6 +10,7 @@ from django.db.models.signals import post_delete, post_save
 
 from caching.tags import invalidate_on_commit
 from students.models import Achievement, CourseProgress, Student, StudentProgress
+from students.sections import student_tag
 
 from .models import (
     Allocation,
@@ -21,26 +22,27 @@ from .models import (
     TrainerDocument,
     TrainerPerformance,
 )
+from .sections import trainer_tag
 
 
 def _tags(instance) -> list[str]:
     """The trainers and students a changed row is shown to."""
     if isinstance(instance, Trainer):
         students = Allocation.objects.filter(trainer=instance).values_list("student_id", flat=True)
-        return [f"trainer:{instance.pk}", *(f"student:{s}" for s in set(students))]
+        return [trainer_tag(instance.pk), *(student_tag(s) for s in set(students))]
     if isinstance(instance, Student):
         trainers = Allocation.objects.filter(student=instance).values_list("trainer_id", flat=True)
-        return [f"student:{instance.pk}", *(f"trainer:{t}" for t in set(trainers))]
+        return [student_tag(instance.pk), *(trainer_tag(t) for t in set(trainers))]
     if isinstance(instance, Course):
         pairs = Allocation.objects.filter(course=instance).values_list("trainer_id", "student_id")
-        return [tag for t, s in set(pairs) for tag in (f"trainer:{t}", f"student:{s}")]
+        return [tag for t, s in set(pairs) for tag in (trainer_tag(t), student_tag(s))]
     if isinstance(instance, Allocation | Session):
-        return [f"trainer:{instance.trainer_id}", f"student:{instance.student_id}"]
+        return [trainer_tag(instance.trainer_id), student_tag(instance.student_id)]
     if isinstance(instance, TrainerPerformance | TrainerDocument | PayoutClaim):
-        return [f"trainer:{instance.trainer_id}"]
+        return [trainer_tag(instance.trainer_id)]
     if isinstance(instance, PayoutClaimSession):
-        return [f"trainer:{instance.session.trainer_id}"]
-    return [f"student:{instance.student_id}"]  # progress, achievements, course progress
+        return [trainer_tag(instance.session.trainer_id)]
+    return [student_tag(instance.student_id)]  # progress, achievements, course progress
 
 
 def changed(sender, instance, **kwargs) -> None:
