@@ -8,6 +8,6 @@ class AggregationConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        from . import metrics, request_logs  # noqa: F401  (signal receivers)
+        from . import metrics
 
         metrics.register_collectors()

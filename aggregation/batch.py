@@ -21,10 +21,11 @@ from typing import Any
 import orjson
 from django.conf import settings
 
+from api.errors import ErrorCode, error_item
+from api.formats import iso
 from caching.engine import CachePolicy, CacheResult, Computed, get_or_compute, lookup_many, store
 
 from .encoding import deflate_segment, gzip_stitched
-from .errors import ErrorCode, error_item
 from .runner import SectionOutcome, run_sections, run_sections_inline
 from .sections import Section, SectionContext, SectionPayload, SectionRegistry
 from .snapshot import Snapshot, shared_snapshot
@@ -34,11 +35,6 @@ _SECTIONS_PLACEHOLDER = b'"\\u0000sections\\u0000"'
 _INLINE_KEY = "\x00"  # stands where a bootstrap's sections go, then is cut out
 _INLINE_MARK = b'"\\u0000":0,'
 _UNAVAILABLE_CODES = {ErrorCode.DB_CONNECTION_ERROR, ErrorCode.TIMEOUT_ERROR}
-
-
-def iso(moment: datetime) -> str:
-    """ISO 8601 in UTC with a ``Z``, as the seed's examples write timestamps."""
-    return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
 @dataclass
@@ -86,19 +82,10 @@ class SectionResult:
 
 
 def section_cache_key(registry: SectionRegistry, section: Section, context: SectionContext) -> str:
-    """``homepage:section:justForYou:limit10:v1`` (seed 004 §4.2), plus what it varies by.
-
-    A registry with its own key function decides instead.
-    """
-    if registry.cache_key is not None:
-        return registry.cache_key(section, context)
-    params = [f"limit{context.limit}"]
-    if "user" in section.vary and context.user_id is not None:
-        params.append(f"user{context.user_id}")
-    location = context.options.get("location")
-    if "location" in section.vary and location:
-        params.append(f"loc={location[0]:.3f},{location[1]:.3f}")
-    return f"{registry.cache_prefix}:{section.id}:{':'.join(params)}:v1"
+    """The key of a section's own cache entry, as its registry names it."""
+    if registry.cache_key is None:
+        raise ValueError("This registry does not cache sections on their own.")
+    return registry.cache_key(section, context)
 
 
 def section_tags(section: Section, context: SectionContext) -> tuple[str, ...]:
@@ -115,7 +102,7 @@ def section_tags(section: Section, context: SectionContext) -> tuple[str, ...]:
 
 def _from_outcome(outcome: SectionOutcome, stamp: str) -> SectionResult:
     section = outcome.section
-    if outcome.ok:
+    if outcome.payload is not None:
         payload: SectionPayload = outcome.payload
         return SectionResult(
             body=section.envelope(payload, last_updated=stamp),
@@ -128,7 +115,11 @@ def _from_outcome(outcome: SectionOutcome, stamp: str) -> SectionResult:
         status="timeout" if outcome.error_code == ErrorCode.TIMEOUT_ERROR else "failed",
         stats={},
         expires_at=None,
-        error=error_item(outcome.error_code, outcome.error_message, section=section.id),
+        error=error_item(
+            outcome.error_code or ErrorCode.SECTION_FETCH_ERROR,
+            outcome.error_message or "",
+            section=section.id,
+        ),
     )
 
 
@@ -149,10 +140,14 @@ def compute_sections(
     the sections on one database snapshot (and so never mixes in cached ones).
     """
     results: dict[str, SectionResult] = {}
-    keys = {s.id: section_cache_key(registry, s, context) for s in sections}
+    keys: dict[str, str] = {}
     generations: dict[str, int] = {}
     if section_policy is not None:
-        cached, generations = lookup_many({keys[s.id]: section_tags(s, context) for s in sections})
+        keys = {s.id: section_cache_key(registry, s, context) for s in sections}
+        cached, generations = lookup_many(
+            {keys[s.id]: section_tags(s, context) for s in sections},
+            namespace=section_policy.namespace,
+        )
         if reuse_sections and not consistent:
             results = {s.id: cached[keys[s.id]] for s in sections if keys[s.id] in cached}
     to_run = [s for s in sections if s.id not in results]
@@ -177,7 +172,7 @@ def compute_sections(
                 keys[outcome.section.id],
                 Computed(result, expires_at=result.expires_at),
                 policy=section_policy,
-                generations={t: generations.get(t, 0) for t in tags},
+                generations={t: generations[t] for t in tags},
             )
     return {s.id: results[s.id] for s in sections}, snapshot
 
@@ -240,9 +235,10 @@ class BatchResult:
 
     def metadata(self) -> dict[str, Any]:
         """``data.metadata`` of seed 004 §1.3, plus ``stale`` (and ``snapshot``)."""
-        metadata = {
-            "timestamp": iso(datetime.now(UTC)),
-            "userId": str(self.user_id) if self.user_id is not None else None,
+        metadata: dict[str, Any] = {"timestamp": iso(datetime.now(UTC))}
+        if self.user_id is not None:  # declared optional: absent for anonymous callers
+            metadata["userId"] = str(self.user_id)
+        metadata |= {
             "cacheKey": self.cache_key,
             "ttl": self.cache.ttl,
             "fromCache": self.cache.from_cache,

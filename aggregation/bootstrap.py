@@ -1,24 +1,37 @@
 """Bootstraps: every section about one subject (a trainer, a student) at once.
 
-From one database snapshot, cached for read-your-writes; and each section alone.
+A ``Bootstrap`` is declared by a domain app with its subject's kind and its
+sections; everything else follows from the kind, in one place:
+
+=====================  ===============================
+tag                    ``trainer:7``
+bootstrap cache key    ``trainer:bootstrap:7``
+section cache keys     ``trainer:overview:7``, ``trainer:payout-claims:7``...
+metrics namespaces     ``trainer:bootstrap``, ``trainer:section``
+=====================  ===============================
+
+Served from one database snapshot, cached for read-your-writes (every read
+checks the subject's tag; no stale or unverified copy is ever served); and
+each section alone from its own entry, for the individual endpoints.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from django.http import HttpRequest, HttpResponse
-from rest_framework.response import Response
+from django.conf import settings
 
+from caching.activity import recently_active
 from caching.engine import CachePolicy
+from caching.warming import register_warmer
 
-from .batch import BatchResult, compute_sections, serve_batch
-from .errors import APIError, ErrorCode
-from .http import batch_response, cache_control
-from .sections import Section, SectionContext, SectionRegistry
+from .batch import BatchResult, SectionResult, compute_sections, serve_batch
+from .sections import Section, SectionContext, SectionPayload, SectionRegistry
 
-_FAILURE_STATUS = {ErrorCode.TIMEOUT_ERROR: 504, ErrorCode.DB_CONNECTION_ERROR: 503}
+SUBJECT_OPTION = "subject_id"
 
 
 def subject_tag(kind: str, subject_id: int) -> str:
@@ -26,66 +39,127 @@ def subject_tag(kind: str, subject_id: int) -> str:
     return f"{kind}:{subject_id}"
 
 
-def subject_context(kind: str, subject_id: int) -> SectionContext:
-    """A context about one subject: its id as ``options["<kind>_id"]``, and its tag."""
-    options = {f"{kind}_id": subject_id, "tags": (subject_tag(kind, subject_id),)}
-    return SectionContext(now=datetime.now(UTC), limit=0, options=options)
+def read_your_writes_policy(namespace: str) -> CachePolicy:
+    """Never stale, never unverified (TTL ``CACHE_TTL``, 5 minutes).
 
-
-def serve_bootstrap(
-    *,
-    registry: SectionRegistry,
-    context: SectionContext,
-    cache_key: str,
-    policy: CachePolicy,
-    fresh: bool = False,
-) -> BatchResult:
-    """Every section of ``registry`` on one snapshot, through the cache.
-
-    Sections are written to their own cache entries too (the individual
-    endpoints read them) but never read from them here: a bootstrap is one
-    point in time.
+    Every read checks the tag generations; a copy whose generations cannot be
+    checked (Redis down) is not served, and no stale copy is served on errors:
+    after a mutation returns, no read shows the state before it.
     """
-    return serve_batch(
-        registry=registry,
-        sections=list(registry),
-        context=context,
-        cache_key=cache_key,
-        policy=policy,
-        section_policy=policy,
-        fresh=fresh,
-        consistent=True,
-        layout="inline",
+    return CachePolicy(
+        namespace=namespace,
+        soft_ttl=settings.CACHE_TTL,
+        hard_ttl=settings.CACHE_TTL,
+        verified_reads=True,
     )
 
 
-def bootstrap_response(request: HttpRequest, **kwargs: Any) -> HttpResponse:
-    """``serve_bootstrap`` as a private HTTP response (ETag, gzip, 304).
-
-    ``metadata.userId`` is the caller (the trainer, the student or staff): the
-    cached content is the same for all of them, the metadata is per response.
-    """
-    result = serve_bootstrap(**kwargs)
-    result.user_id = request.user.pk
-    return batch_response(request, result, public=False)
+def subject_id_of(context: SectionContext) -> int:
+    """The id of the subject a bootstrap section is fetched for."""
+    return context.options[SUBJECT_OPTION]
 
 
-def section_response(
+def subject_section(
+    section_id: str,
+    title: str,
+    read: Callable[[int, SectionContext], Any],
     *,
-    registry: SectionRegistry,
-    section: Section,
-    context: SectionContext,
-    policy: CachePolicy,
-    public: bool = False,
-) -> Response:
-    """One section alone (an individual or legacy endpoint), from its own cache entry."""
-    results, _ = compute_sections(registry, [section], context, section_policy=policy)
-    result = results[section.id]
-    if result.error is not None:
-        code = result.error["code"]
-        raise APIError(
-            result.error["message"], code=code, status_code=_FAILURE_STATUS.get(code, 500)
+    empty: Any,
+    expires: Callable[[Any], datetime | None] | None = None,
+    cache_name: str = "",
+) -> Section:
+    """A bootstrap section whose content is ``read(subject_id, context)``, as is.
+
+    ``empty`` stands in when it fails; ``expires(value)`` is when the content
+    stops being true (the first upcoming session starts, say).
+    """
+
+    def fetch(context: SectionContext) -> SectionPayload:
+        value = read(subject_id_of(context), context)
+        return SectionPayload(value=value, expires_at=expires(value) if expires else None)
+
+    fetch.__doc__ = title
+    return Section(
+        id=section_id,
+        title=title,
+        type=section_id,
+        fetch=fetch,
+        shape="value",
+        empty=empty,
+        cache_name=cache_name,
+    )
+
+
+@dataclass
+class Bootstrap:
+    """The bootstrap of one kind of subject: its sections, keys, tags and policy."""
+
+    kind: str
+    sections: Iterable[Section]
+    registry: SectionRegistry = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.registry = SectionRegistry(self.sections, cache_key=self.section_cache_key)
+
+    def tag(self, subject_id: int) -> str:
+        """``trainer:7``."""
+        return subject_tag(self.kind, subject_id)
+
+    def cache_key(self, subject_id: int) -> str:
+        """``trainer:bootstrap:7`` (the specification's key)."""
+        return f"{self.kind}:bootstrap:{subject_id}"
+
+    def section_cache_key(self, section: Section, context: SectionContext) -> str:
+        """``trainer:overview:7``, ``trainer:payout-claims:7``..."""
+        return f"{self.kind}:{section.cache_name or section.id}:{subject_id_of(context)}"
+
+    def context(self, subject_id: int) -> SectionContext:
+        """A section context about one subject, tagged with its tag."""
+        options = {SUBJECT_OPTION: subject_id, "tags": (self.tag(subject_id),)}
+        return SectionContext(now=datetime.now(UTC), limit=0, options=options)
+
+    @property
+    def policy(self) -> CachePolicy:
+        """The whole bootstrap's cache policy (read-your-writes)."""
+        return read_your_writes_policy(f"{self.kind}:bootstrap")
+
+    @property
+    def section_policy(self) -> CachePolicy:
+        """Each section's own entry (read-your-writes, counted apart)."""
+        return read_your_writes_policy(f"{self.kind}:section")
+
+    def serve(self, subject_id: int, *, fresh: bool = False) -> BatchResult:
+        """Every section on one snapshot, through the cache.
+
+        Sections are written to their own cache entries too (the individual
+        endpoints read them) but never read from them here: a bootstrap is one
+        point in time.
+        """
+        return serve_batch(
+            registry=self.registry,
+            sections=list(self.registry),
+            context=self.context(subject_id),
+            cache_key=self.cache_key(subject_id),
+            policy=self.policy,
+            section_policy=self.section_policy,
+            fresh=fresh,
+            consistent=True,
+            layout="inline",
         )
-    response = Response({"success": True, "data": result.body})
-    response["Cache-Control"] = cache_control(public=public)
-    return response
+
+    def section(self, subject_id: int, section_id: str) -> SectionResult:
+        """One section alone, from its own cache entry (an individual endpoint)."""
+        section = self.registry[section_id]
+        results, _ = compute_sections(
+            self.registry, [section], self.context(subject_id), section_policy=self.section_policy
+        )
+        return results[section.id]
+
+    def warm_recent(self) -> None:
+        """Make sure the bootstraps of the most recently active subjects are cached."""
+        for subject_id in recently_active(self.kind, settings.BOOTSTRAP_WARM_LIMIT):
+            self.serve(subject_id)
+
+    def register_warmer(self) -> None:
+        """Register ``warm_recent`` as the ``{kind}s:recent-bootstraps`` warmer."""
+        register_warmer(f"{self.kind}s:recent-bootstraps", (), self.warm_recent)

@@ -33,7 +33,7 @@ class SectionPayload:
     ``expires_at`` is the earliest moment at which an item stops being valid
     (an offer's end, an event's start); a cached copy must not outlive it.
     ``stats`` are figures about the items for optional analytics.
-    ``value`` is the whole content of a section of kind ``"value"``.
+    ``value`` is the whole content of a section of shape ``"value"``.
     """
 
     items: list[dict[str, Any]] = field(default_factory=list)
@@ -53,9 +53,10 @@ class Section:
     ``tags`` name the data the section depends on, for cache invalidation.
     ``vary`` names what of the context changes its content besides ``limit``:
     ``"user"`` (personalised: keyed and tagged per user), ``"location"``.
-    ``kind``: ``"list"`` sections are wrapped in the seed's section object (id,
-    title, items, total...); ``"value"`` sections are their payload's ``value``
-    as is, with ``empty`` standing in when they fail.
+    ``type`` is the section object's ``type`` field (``"recommendations"``).
+    ``shape``: ``"list"`` sections are wrapped in the section object (id,
+    title, type, items, total...); ``"value"`` sections are their payload's
+    ``value`` as is, with ``empty`` standing in when they fail.
     ``cache_name`` names its own cache entries where the registry's key
     function uses one (``trainer:{cache_name}:{id}``).
     """
@@ -69,13 +70,13 @@ class Section:
     item_fields: tuple[str, ...] = ()
     tags: tuple[str, ...] = ()
     vary: tuple[str, ...] = ()
-    kind: str = "list"
+    shape: str = "list"
     empty: Any = None
     cache_name: str = ""
 
     def envelope(self, payload: SectionPayload, *, last_updated: str) -> Any:
         """The section object of seed 004 §1.3, or the value of a value section."""
-        if self.kind == "value":
+        if self.shape == "value":
             return payload.value
         return {
             "id": self.id,
@@ -89,7 +90,7 @@ class Section:
 
     def fallback(self, *, last_updated: str) -> Any:
         """The empty stand-in of seed 004 §5.2 for a failed section."""
-        if self.kind == "value":
+        if self.shape == "value":
             return self.empty
         return {
             "id": self.id,
@@ -114,18 +115,16 @@ class UnknownSection(ValueError):
 class SectionRegistry:
     """An ordered set of sections, found by id or alias (``trending_stores``).
 
-    ``cache_prefix`` starts the keys of the sections' own cache entries;
-    ``cache_key`` replaces the default key function altogether.
+    ``cache_key`` names each section's own cache entry for a context; a
+    registry without one never caches sections on their own.
     """
 
     def __init__(
         self,
         sections: Iterable[Section],
         *,
-        cache_prefix: str = "section",
         cache_key: Callable[[Section, SectionContext], str] | None = None,
     ) -> None:
-        self.cache_prefix = cache_prefix
         self.cache_key = cache_key
         self._sections: dict[str, Section] = {}
         self._names: dict[str, str] = {}

@@ -6,6 +6,8 @@ from typing import Any
 
 from rest_framework import serializers
 
+from api.serializers import ErrorItemSerializer
+
 from .sections import SectionRegistry, UnknownSection
 from .sparse import InvalidFieldset, parse_fieldset
 
@@ -34,7 +36,7 @@ class SectionListField(_CommaListField):
     Reads the registry from the serializer context key ``registry``.
     """
 
-    def to_internal_value(self, data: Any) -> list[str]:
+    def to_internal_value(self, data: Any) -> list[str]:  # type: ignore[override]
         registry: SectionRegistry = self.context["registry"]
         try:
             return [s.id for s in registry.resolve(self.split(data))]
@@ -48,7 +50,7 @@ class SectionListField(_CommaListField):
 class FieldsetField(_CommaListField):
     """``fields=justForYou.items.name,events.total``: a validated sparse fieldset."""
 
-    def to_internal_value(self, data: Any) -> dict:
+    def to_internal_value(self, data: Any) -> dict:  # type: ignore[override]
         paths = self.split(data)
         try:
             return {
@@ -59,24 +61,11 @@ class FieldsetField(_CommaListField):
             raise serializers.ValidationError(str(exc)) from exc
 
 
-class ErrorItemSerializer(serializers.Serializer):
-    field = serializers.CharField(required=False, help_text="The parameter at fault.")
-    section = serializers.CharField(required=False, help_text="The section that failed.")
-    code = serializers.CharField(help_text="Stable error code, e.g. VALIDATION_ERROR.")
-    message = serializers.CharField()
-
-
-class ErrorEnvelopeSerializer(serializers.Serializer):
-    """The body of every error response."""
-
-    success = serializers.BooleanField(default=False)
-    message = serializers.CharField()
-    errors = ErrorItemSerializer(many=True)
-
-
 class BatchMetadataSerializer(serializers.Serializer):
     timestamp = serializers.DateTimeField()
-    userId = serializers.CharField(allow_null=True, required=False)
+    userId = serializers.CharField(
+        required=False, help_text="The caller, for a personalised response; absent otherwise."
+    )
     cacheKey = serializers.CharField()
     ttl = serializers.IntegerField(help_text="Seconds the response is cached for.")
     fromCache = serializers.BooleanField()
@@ -125,13 +114,6 @@ class SnapshotSerializer(serializers.Serializer):
 class BootstrapMetadataSerializer(BatchMetadataSerializer):
     snapshot = SnapshotSerializer(
         required=False, help_text="The database snapshot every section was read from."
-    )
-
-
-def envelope_serializer(name: str, data: serializers.Field) -> type[serializers.Serializer]:
-    """``{"success": true, "data": <data>}``."""
-    return type(
-        name, (serializers.Serializer,), {"success": serializers.BooleanField(), "data": data}
     )
 
 

@@ -59,8 +59,9 @@ def parse_fieldset(raw: list[str], registry: SectionRegistry) -> dict[str, Secti
     # "items" named alone means whole items, whatever else names item fields.
     for path in raw:
         parts = path.strip().split(".")
-        if len(parts) == 2 and parts[1] == "items":
-            spec[registry.canonical(parts[0])].item_fields = None
+        section_id = registry.canonical(parts[0])
+        if len(parts) == 2 and parts[1] == "items" and section_id is not None:
+            spec[section_id].item_fields = None
     return spec
 
 

@@ -9,9 +9,14 @@ class CachingConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        from . import warming  # noqa: F401  (registers the re-warm listener)
-        from .schedule import ensure_warming_schedule
+        from functools import partial
 
+        from .schedule import ensure_warming_schedule
+        from .tags import on_invalidation
+        from .tasks import enqueue_rewarm
+        from .warming import schedule_rewarm
+
+        on_invalidation(partial(schedule_rewarm, enqueue=enqueue_rewarm))
         # After the beat tables exist (this app has no models to send its own signal).
         post_migrate.connect(
             ensure_warming_schedule,

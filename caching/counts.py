@@ -15,9 +15,18 @@ from django.db.models import QuerySet
 from .engine import CachePolicy, Computed, get_or_compute
 
 
-def cached_count(queryset: QuerySet, *, key: str, tags: Sequence[str]) -> int:
+def count_policy(namespace: str) -> CachePolicy:
+    """Shared totals: kept ``CACHE_SECTION_TTL``, counted under ``namespace``."""
+    return CachePolicy(
+        namespace=namespace,
+        soft_ttl=settings.CACHE_SECTION_TTL,
+        hard_ttl=settings.CACHE_SECTION_TTL,
+    )
+
+
+def cached_count(queryset: QuerySet, *, key: str, tags: Sequence[str], namespace: str) -> int:
     """``queryset.count()``, cached under ``key`` until one of ``tags`` is invalidated."""
-    policy = CachePolicy(soft_ttl=settings.CACHE_SECTION_TTL, hard_ttl=settings.CACHE_SECTION_TTL)
+    policy = count_policy(namespace)
     result = get_or_compute(
         key, lambda: Computed(queryset.order_by().count()), tags=tags, policy=policy
     )

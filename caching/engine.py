@@ -2,70 +2,69 @@
 
 All behind one call, ``get_or_compute``.
 
-Layers: a small bounded in-process LRU (L1) in front of Redis (L2). Every read,
-L1 hits included, checks the entry's tag generations against Redis in the same
-round trip as the L2 read, so an invalidation in any process takes effect in
-every process at once.
+Layers: a small bounded in-process LRU (L1, ``local.py``) in front of Redis
+(L2). Every read, L1 hits included, checks the entry's tag generations against
+Redis in the same round trip as the L2 read, so an invalidation in any process
+takes effect in every process at once.
 
 The stale-set race: generations are read *before* computing and stored with
 the result, so a value computed from data that an invalidation replaced while
 it ran is recorded with the old generation and is stale on its first read.
 
-Single-flight: concurrent misses of one key cause one computation per cluster
-(a Redis lock with expiry) and per process (threads wait on the leader's
-result). Followers wait, bounded, or get the stale copy when there is one.
+Single-flight (``flight.py``): concurrent misses of one key cause one
+computation per cluster and per process. Followers wait, bounded, and never
+accept a result that started before something they must see.
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
-import threading
 import time
-import uuid
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
-from cachetools import LRUCache
-from django.conf import settings
 from django.db import close_old_connections
 
+from . import flight as flights
 from . import metrics
+from .local import local_get, local_put
 from .shared import SharedCacheUnavailable, shared_cache
 from .tags import Generations, local_generations, read_generations
 
 logger = logging.getLogger(__name__)
 
-LOCK_POLL_INTERVAL = 0.01  # seconds between looks for another process's result
-LOCK_POLL_MAX_INTERVAL = 0.05
+REFRESH_THREADS = 2
 
 
 @dataclass(frozen=True)
 class CachePolicy:
-    """How one kind of cached value may be served.
+    """How one kind of cached value may be served, and under which namespace it is counted.
 
     ``soft_ttl``: served fresh until then. ``hard_ttl``: after the soft TTL a stale
     copy may be served while one refresh runs, until then, if
-    ``stale_while_revalidate``; after an invalidation too if
-    ``stale_after_invalidation`` (to the one request that starts the refresh).
-    ``stale_if_error``: how old a copy may be served when recomputing fails.
-    ``verified_reads``: never serve a copy whose tag generations cannot be
-    checked (read-your-writes data, during a Redis outage).
+    ``stale_while_revalidate``. ``stale_if_error``: how old a copy may be served
+    when recomputing fails. ``verified_reads``: never serve a copy whose tag
+    generations cannot be checked (read-your-writes data, during a Redis outage).
     """
 
+    namespace: str
     soft_ttl: float
     hard_ttl: float
     stale_while_revalidate: bool = False
-    stale_after_invalidation: bool = False
     stale_if_error: float = 0.0
     verified_reads: bool = False
 
 
 @dataclass(frozen=True)
 class Entry:
-    """A cached value and the moments that govern serving it."""
+    """A cached value and the moments that govern serving it.
+
+    ``computed_from`` is when its computation started (its generations were
+    read then): a ``fresh`` read accepts only entries computed after it began.
+    """
 
     value: Any
     stored_at: float
@@ -73,11 +72,16 @@ class Entry:
     usable_until: float
     keep_until: float
     generations: tuple[tuple[str, int], ...]
+    computed_from: float = 0.0
 
     @property
     def max_age(self) -> int:
         """Seconds the value is fresh for, from when it was stored."""
         return max(int(self.fresh_until - self.stored_at), 0)
+
+    def matches(self, generations: Generations) -> bool:
+        """True when no tag it depends on has been invalidated since it was computed."""
+        return all(generations.get(tag) == gen for tag, gen in self.generations)
 
 
 @dataclass
@@ -107,65 +111,59 @@ class CacheResult:
     ttl: int = 0
     stored_at: float = field(default_factory=time.time)
 
+    @classmethod
+    def of(cls, entry: Entry, *, from_cache: bool, stale: bool = False, layer: str = "none"):
+        """A result serving ``entry``."""
+        return cls(
+            entry.value,
+            from_cache,
+            stale=stale,
+            layer=layer,
+            ttl=entry.max_age,
+            stored_at=entry.stored_at,
+        )
 
-class _Flight:
-    """One computation in this process that others may wait for."""
 
-    def __init__(self) -> None:
-        self.done = threading.Event()
-        self.result: CacheResult | None = None
-        self.generations: Generations | None = None  # what the computation started from
+@dataclass
+class Lookup:
+    """What a read found for one key.
+
+    ``entry``: a copy whose generations match (fresh or not) and still usable.
+    ``fallback``: the newest copy still kept, even if invalidated (stale-if-error).
+    ``verified``: the generations came from Redis (not only this process).
+    """
+
+    entry: Entry | None
+    layer: str
+    generations: Generations
+    verified: bool
+    fallback: Entry | None
 
 
-_l1: LRUCache = LRUCache(maxsize=1)
-_l1_lock = threading.Lock()
-_flights: dict[str, _Flight] = {}
-_flights_lock = threading.Lock()
+@dataclass
+class _Request:
+    """One ``get_or_compute`` call: what to compute, under which rules."""
+
+    key: str
+    compute: Callable[[], Computed]
+    tags: list[str]
+    policy: CachePolicy
+    bypass: bool
+    started: float = field(default_factory=time.time)
+
+
 _refresher: ThreadPoolExecutor | None = None
 
 
-def _l1_cache() -> LRUCache:
-    """The process's L1, rebuilt if its configured size changed."""
-    global _l1
-    if _l1.maxsize != max(settings.CACHE_L1_MAX_ENTRIES, 1):
-        with _l1_lock:
-            _l1 = LRUCache(maxsize=max(settings.CACHE_L1_MAX_ENTRIES, 1))
-    return _l1
-
-
-def _l1_get(key: str) -> Entry | None:
-    cache = _l1_cache()
-    with _l1_lock:
-        return cache.get(key)
-
-
-def _l1_put(key: str, entry: Entry) -> None:
-    if settings.CACHE_L1_MAX_ENTRIES > 0:
-        cache = _l1_cache()
-        with _l1_lock:
-            cache[key] = entry
-
-
-def clear_local() -> None:
-    """Empty this process's L1 (tests; a deploy that changes value shapes)."""
-    cache = _l1_cache()
-    with _l1_lock:
-        cache.clear()
-
-
-def _matches(entry: Entry, generations: Generations) -> bool:
-    return all(generations.get(tag, 0) == gen for tag, gen in entry.generations)
-
-
 def _make_entry(
-    computed: Computed, policy: CachePolicy, generations: Generations, now: float
+    computed: Computed, policy: CachePolicy, generations: Generations, started: float, now: float
 ) -> Entry:
     soft, hard = policy.soft_ttl, policy.hard_ttl
     if computed.max_age is not None:
         soft, hard = min(soft, computed.max_age), min(hard, computed.max_age)
     keep = max(hard, policy.stale_if_error)
-    limit = computed.expires_at - now if computed.expires_at is not None else None
-    if limit is not None:
+    if computed.expires_at is not None:
+        limit = computed.expires_at - now
         soft, hard, keep = min(soft, limit), min(hard, limit), min(keep, limit)
     return Entry(
         value=computed.value,
@@ -174,18 +172,28 @@ def _make_entry(
         usable_until=now + hard,
         keep_until=now + keep,
         generations=tuple(sorted(generations.items())),
+        computed_from=started,
     )
 
 
 def store(
-    key: str, computed: Computed, *, policy: CachePolicy, generations: Generations
+    key: str,
+    computed: Computed,
+    *,
+    policy: CachePolicy,
+    generations: Generations,
+    started: float | None = None,
 ) -> Entry | None:
-    """Store a computed value under ``key`` with the generations read before computing."""
+    """Store a computed value under ``key`` with the generations read before computing.
+
+    ``started``: when the computation began (defaults to now). Returns the
+    entry, or None when its content had already expired (nothing is stored).
+    """
     now = time.time()
-    entry = _make_entry(computed, policy, generations, now)
+    entry = _make_entry(computed, policy, generations, started or now, now)
     if entry.keep_until <= now:
-        return None  # already past its content's end: never cache
-    _l1_put(key, entry)
+        return None
+    local_put(key, entry)
     with contextlib.suppress(SharedCacheUnavailable):  # L1 still holds it
         shared_cache.set(key, entry, entry.keep_until - now)
     return entry
@@ -200,22 +208,15 @@ def _read(key: str, tags: Sequence[str], with_l2: bool) -> tuple[Entry | None, G
         return None, local_generations(tags), False
 
 
-def lookup(
-    key: str, tags: Sequence[str], policy: CachePolicy
-) -> tuple[Entry | None, str, Generations, bool, Entry | None]:
-    """Find the best entry for ``key``.
-
-    Returns (entry, layer, generations, verified, fallback): ``entry`` is a copy
-    whose generations match (fresh or not); ``fallback`` any copy still kept
-    (for stale-if-error), even if invalidated.
-    """
-    local = _l1_get(key)
+def lookup(key: str, tags: Sequence[str], policy: CachePolicy) -> Lookup:
+    """Find the best entry for ``key`` in L1 and L2, checking generations once."""
+    local = local_get(key)
     l2, generations, verified = _read(key, tags, with_l2=local is None)
     now = time.time()
     if (
         local is not None
-        and (not _matches(local, generations) or now >= local.fresh_until)
         and verified
+        and not (local.matches(generations) and now < local.fresh_until)
     ):
         l2, generations, verified = _read(key, tags, with_l2=True)
     candidates = [(e, layer) for e, layer in ((local, "l1"), (l2, "l2")) if e is not None]
@@ -223,137 +224,75 @@ def lookup(
     candidates.sort(key=lambda c: c[0].stored_at, reverse=True)
     fallback = candidates[0][0] if candidates else None
     if l2 is not None and (local is None or l2.stored_at > local.stored_at):
-        _l1_put(key, l2)
+        local_put(key, l2)
     if not verified and policy.verified_reads:
-        return None, "none", generations, verified, fallback
+        return Lookup(None, "none", generations, verified, fallback)
     for entry, layer in candidates:
-        if _matches(entry, generations) and now < entry.usable_until:
-            return entry, layer, generations, verified, fallback
-    return None, "none", generations, verified, fallback
-
-
-def _result(
-    entry: Entry, *, from_cache: bool, stale: bool = False, layer: str = "none", ok: bool = True
-):
-    return CacheResult(
-        entry.value,
-        from_cache,
-        stale=stale,
-        ok=ok,
-        layer=layer,
-        ttl=entry.max_age,
-        stored_at=entry.stored_at,
-    )
-
-
-def _refresh_pool() -> ThreadPoolExecutor:
-    global _refresher
-    if _refresher is None:
-        with _flights_lock:
-            if _refresher is None:
-                _refresher = ThreadPoolExecutor(max_workers=2, thread_name_prefix="cache-refresh")
-    return _refresher
-
-
-def _lock_key(key: str) -> str:
-    return f"lock:{key}"
-
-
-def _try_lock(key: str) -> str | None:
-    """A cluster-wide lock token, or None if another process holds the lock.
-
-    Without Redis, the in-process single-flight is all there is: proceed.
-    """
-    token = uuid.uuid4().hex
-    try:
-        ttl = settings.REQUEST_TIMEOUT / 1000 + 5
-        return token if shared_cache.add(_lock_key(key), token, ttl) else None
-    except SharedCacheUnavailable:
-        return token
-
-
-def _unlock(key: str, token: str) -> None:
-    try:
-        if shared_cache.get_many([_lock_key(key)]).get(_lock_key(key)) == token:
-            shared_cache.delete(_lock_key(key))
-    except SharedCacheUnavailable:
-        pass
+        if entry.matches(generations) and now < entry.usable_until:
+            return Lookup(entry, layer, generations, verified, fallback)
+    return Lookup(None, "none", generations, verified, fallback)
 
 
 def _compute_and_store(
-    key: str,
-    compute: Callable[[], Computed],
-    tags: Sequence[str],
-    policy: CachePolicy,
-    fallback: Entry | None,
-    flight: _Flight | None = None,
+    request: _Request, fallback: Entry | None, flight: flights.Flight | None = None
 ) -> CacheResult:
-    """Run ``compute`` with generations read first; store it, or fall back if it failed."""
+    """Run the computation with generations read first; store it, or fall back if it failed."""
+    started = time.time()
     try:
-        generations, _ = read_generations(tags)
+        generations, _ = read_generations(request.tags)
     except SharedCacheUnavailable:
-        generations = local_generations(tags)
+        generations = local_generations(request.tags)
     if flight is not None:
-        flight.generations = generations
+        flight.started, flight.generations = started, generations
     try:
-        computed = compute()
+        computed = request.compute()
     except Exception:
         if fallback is None or time.time() >= fallback.keep_until:
             raise
-        logger.exception("Computing %s failed; serving the last copy", key)
+        logger.exception("Computing %s failed; serving the last copy", request.key)
         computed = Computed(value=None, ok=False)
     if computed.ok:
-        entry = store(key, computed, policy=policy, generations=generations)
+        entry = store(
+            request.key, computed, policy=request.policy, generations=generations, started=started
+        )
         if entry is not None:
-            return _result(entry, from_cache=False)
+            return CacheResult.of(entry, from_cache=False)
         return CacheResult(computed.value, False, ttl=0)
-    metrics.record(key, "none", "error")
+    metrics.record(request.policy.namespace, "none", "error")
     if fallback is not None and time.time() < fallback.keep_until:
-        return _result(fallback, from_cache=True, stale=True, layer="l2", ok=True)
+        return CacheResult.of(fallback, from_cache=True, stale=True, layer="l2")
     return CacheResult(computed.value, False, ok=False, ttl=0)
 
 
-def _wait_for_other_process(key: str, tags: Sequence[str]) -> CacheResult | None:
-    """Poll for the entry another process is computing, up to the request budget."""
-    deadline = time.monotonic() + settings.REQUEST_TIMEOUT / 1000
-    interval = LOCK_POLL_INTERVAL
-    while time.monotonic() < deadline:
-        time.sleep(interval)  # waiting on another process; no event crosses processes
-        interval = min(interval * 1.5, LOCK_POLL_MAX_INTERVAL)
-        l2, generations, verified = _read(key, tags, with_l2=True)
+def _from_other_process(request: _Request) -> CacheResult | None:
+    """Poll Redis for the entry another process is computing for this request."""
+
+    def look() -> CacheResult | None:
+        entry, generations, verified = _read(request.key, request.tags, with_l2=True)
         if not verified:
-            return None
-        if l2 is not None and _matches(l2, generations) and time.time() < l2.usable_until:
-            _l1_put(key, l2)
-            return _result(l2, from_cache=True, layer="l2")
-        try:
-            if not shared_cache.get_many([_lock_key(key)]):
-                return None  # the other process gave up without storing
-        except SharedCacheUnavailable:
-            return None
-    return None
+            raise SharedCacheUnavailable
+        if (
+            entry is not None
+            and entry.matches(generations)
+            and time.time() < entry.usable_until
+            and not (request.bypass and entry.computed_from < request.started)
+        ):
+            local_put(request.key, entry)
+            return CacheResult.of(entry, from_cache=True, layer="l2")
+        return None
+
+    return flights.wait_for_other_process(request.key, look)
 
 
-def _started_before(flight: _Flight, generations: Generations) -> bool:
-    """True if the leader computed from generations older than ours (a write since)."""
-    if flight.generations is None:
-        return False
-    return any(flight.generations.get(tag, 0) < gen for tag, gen in generations.items())
-
-
-def _follow(key, flight: _Flight, compute, tags, policy, fallback, generations) -> CacheResult:
-    """Wait for this process's leader; compute ourselves if it takes too long.
-
-    A leader that started before an invalidation we have already seen may
-    return data older than a write our caller must see: then compute again.
-    """
-    if (
-        flight.done.wait(settings.REQUEST_TIMEOUT / 1000)
-        and flight.result is not None
-        and not _started_before(flight, generations)
-    ):
-        metrics.record(key, "none", "coalesced")
-        shared = flight.result  # computed while we waited: as fresh as our own would be
+def _follow(request: _Request, flight: flights.Flight, seen: Generations, fallback) -> CacheResult:
+    """Wait for this process's leader; compute ourselves if its result will not do."""
+    shared = flights.wait(flight)
+    too_old = flight.started < request.started if request.bypass else False
+    behind = flight.generations is not None and any(
+        flight.generations.get(tag, 0) < gen for tag, gen in seen.items()
+    )
+    if shared is not None and not too_old and not behind:
+        metrics.record(request.policy.namespace, "none", "coalesced")
         return CacheResult(
             shared.value,
             shared.from_cache,
@@ -363,73 +302,62 @@ def _follow(key, flight: _Flight, compute, tags, policy, fallback, generations) 
             ttl=shared.ttl,
             stored_at=shared.stored_at,
         )
-    return _compute_and_store(key, compute, tags, policy, fallback)
+    return _compute_and_store(request, fallback)
 
 
-def _single_flight(
-    key: str,
-    compute: Callable[[], Computed],
-    tags: Sequence[str],
-    policy: CachePolicy,
-    fallback: Entry | None,
-    generations: Generations,
-) -> CacheResult:
-    with _flights_lock:
-        flight = _flights.get(key)
-        leader = flight is None
-        if leader:
-            flight = _flights[key] = _Flight()
+def _single_flight(request: _Request, seen: Generations, fallback: Entry | None) -> CacheResult:
+    flight, leader = flights.join(request.key)
     if not leader:
-        return _follow(key, flight, compute, tags, policy, fallback, generations)
+        return _follow(request, flight, seen, fallback)
     result: CacheResult | None = None
     try:
-        token = _try_lock(key)
+        token = flights.try_lock(request.key)
         if token is None:  # another process computes it: take its result
-            result = _wait_for_other_process(key, tags)
+            result = _from_other_process(request)
         if result is None:
             try:
-                result = _compute_and_store(key, compute, tags, policy, fallback, flight)
+                result = _compute_and_store(request, fallback, flight)
             finally:
                 if token is not None:
-                    _unlock(key, token)
+                    flights.unlock(request.key, token)
         return result
     finally:
-        flight.result = result
-        flight.done.set()
-        with _flights_lock:
-            _flights.pop(key, None)
+        flights.land(request.key, flight, result)
 
 
-def _start_refresh(
-    key: str, compute: Callable[[], Computed], tags: Sequence[str], policy: CachePolicy
-) -> bool:
-    """Recompute ``key`` once in the background; False if a refresh already runs.
+def _refresh_pool() -> ThreadPoolExecutor:
+    global _refresher
+    if _refresher is None:
+        _refresher = ThreadPoolExecutor(
+            max_workers=REFRESH_THREADS, thread_name_prefix="cache-refresh"
+        )
+    return _refresher
+
+
+def _start_refresh(request: _Request) -> bool:
+    """Recompute the key once in the background; False if a refresh already runs.
 
     The refresh is a flight like any other: requests in this process that miss
     meanwhile wait for it instead of computing again.
     """
-    with _flights_lock:
-        if key in _flights:
-            return False
-        flight = _flights[key] = _Flight()
-    token = _try_lock(key)
+    flight = flights.lead(request.key)
+    if flight is None:
+        return False
+    token = flights.try_lock(request.key)
     if token is None:
-        with _flights_lock:
-            _flights.pop(key, None)
-        flight.done.set()
+        flights.land(request.key, flight, None)
         return False
 
     def run() -> None:
         close_old_connections()
+        result = None
         try:
-            flight.result = _compute_and_store(key, compute, tags, policy, None, flight)
+            result = _compute_and_store(request, None, flight)
         except Exception:
-            logger.exception("Background refresh of %s failed", key)
+            logger.exception("Background refresh of %s failed", request.key)
         finally:
-            _unlock(key, token)
-            flight.done.set()
-            with _flights_lock:
-                _flights.pop(key, None)
+            flights.unlock(request.key, token)
+            flights.land(request.key, flight, result)
             close_old_connections()
 
     _refresh_pool().submit(run)
@@ -446,78 +374,40 @@ def get_or_compute(
 ) -> CacheResult:
     """Serve ``key`` from the cache, or compute it once and cache it (and count it).
 
-    Past its soft TTL a copy is served stale to everyone while one background
-    refresh runs (``stale_while_revalidate``). After an invalidation the old
-    copy is served to one request only, the one that starts the refresh; the
-    others wait for the new value. ``bypass`` (``fresh=true``) never serves a
-    copy but still goes through single-flight and stores the result.
-    Never raises for a cache failure; raises what ``compute`` raises only when
-    there is no copy to fall back on.
+    Past its soft TTL a copy is served stale while one background refresh runs
+    (``stale_while_revalidate``); an invalidated copy is never served, except
+    by stale-if-error when recomputing fails. ``bypass`` (``fresh=true``) never
+    serves a copy, nor a computation that started before the call, but still
+    goes through single-flight and stores the result. Never raises for a cache
+    failure; raises what ``compute`` raises only when there is no copy to fall
+    back on.
     """
+    request = _Request(key, compute, sorted(set(tags)), policy, bypass)
     try:
-        return _get_or_compute(key, compute, sorted(set(tags)), policy, bypass)
+        return _get_or_compute(request)
     finally:
-        flush_stats()
+        metrics.flush_stats()
 
 
-def flush_stats(force: bool = False) -> None:
-    """Add this process's counts to the cluster-wide totals, at most every few seconds."""
-    counts = metrics.take_pending(force)
-    if counts:
-        try:
-            shared_cache.hincrby_many(metrics.STATS_KEY, counts)
-        except SharedCacheUnavailable:
-            metrics.restore_pending(counts)
+def _get_or_compute(request: _Request) -> CacheResult:
+    found = lookup(request.key, request.tags, request.policy)
+    namespace = request.policy.namespace
+    entry = found.entry
+    if entry is not None and not request.bypass:
+        if time.time() < entry.fresh_until:
+            metrics.record(namespace, found.layer, "hit")
+            return CacheResult.of(entry, from_cache=True, layer=found.layer)
+        if request.policy.stale_while_revalidate:
+            metrics.record(namespace, found.layer, "stale")
+            _start_refresh(request)
+            return CacheResult.of(entry, from_cache=True, stale=True, layer=found.layer)
+    metrics.record(namespace, "none", "miss")
+    return _single_flight(request, found.generations, found.fallback)
 
 
-def cluster_stats() -> dict[str, dict[str, int]]:
-    """Counts per namespace (``namespace|layer|outcome`` fields summed by outcome)."""
-    flush_stats(force=True)
-    try:
-        raw = shared_cache.hgetall(metrics.STATS_KEY)
-    except SharedCacheUnavailable:
-        raw = {}
-    stats: dict[str, dict[str, int]] = {}
-    for field_name, count in raw.items():
-        namespace, layer, outcome = field_name.split("|")
-        row = stats.setdefault(namespace, {})
-        row[outcome] = row.get(outcome, 0) + count
-        row[f"{layer}_{outcome}"] = row.get(f"{layer}_{outcome}", 0) + count
-    return stats
-
-
-def _get_or_compute(
-    key: str,
-    compute: Callable[[], Computed],
-    tags: list[str],
-    policy: CachePolicy,
-    bypass: bool,
-) -> CacheResult:
-    entry, layer, generations, _, fallback = lookup(key, tags, policy)
-    now = time.time()
-    if entry is not None and not bypass:
-        if now < entry.fresh_until:
-            metrics.record(key, layer, "hit")
-            return _result(entry, from_cache=True, layer=layer)
-        if policy.stale_while_revalidate:
-            metrics.record(key, layer, "stale")
-            _start_refresh(key, compute, tags, policy)
-            return _result(entry, from_cache=True, stale=True, layer=layer)
-    elif (
-        fallback is not None
-        and not bypass
-        and policy.stale_while_revalidate
-        and policy.stale_after_invalidation
-        and now < fallback.usable_until
-        and _start_refresh(key, compute, tags, policy)
-    ):
-        metrics.record(key, "l2", "stale")
-        return _result(fallback, from_cache=True, stale=True, layer="l2")
-    metrics.record(key, "none", "miss")
-    return _single_flight(key, compute, tags, policy, fallback, generations)
-
-
-def lookup_many(keys: dict[str, Sequence[str]]) -> tuple[dict[str, Any], Generations]:
+def lookup_many(
+    keys: dict[str, Sequence[str]], *, namespace: str
+) -> tuple[dict[str, Any], Generations]:
     """Fresh values for many keys, each with its own tags, and the generations read.
 
     One round trip for everything. The generations are those to store new
@@ -526,7 +416,7 @@ def lookup_many(keys: dict[str, Sequence[str]]) -> tuple[dict[str, Any], Generat
     """
     all_tags = sorted({t for tags in keys.values() for t in tags})
     now = time.time()
-    local = {k: _l1_get(k) for k in keys}
+    local = {k: local_get(k) for k in keys}
     need_l2 = [k for k, e in local.items() if e is None or now >= e.fresh_until]
     try:
         generations, found = read_generations(all_tags, need_l2)
@@ -535,12 +425,12 @@ def lookup_many(keys: dict[str, Sequence[str]]) -> tuple[dict[str, Any], Generat
     values: dict[str, Any] = {}
     for key in keys:
         for entry, layer in ((local.get(key), "l1"), (found.get(key), "l2")):
-            if entry is not None and _matches(entry, generations) and now < entry.fresh_until:
+            if entry is not None and entry.matches(generations) and now < entry.fresh_until:
                 values[key] = entry.value
-                metrics.record(key, layer, "hit")
+                metrics.record(namespace, layer, "hit")
                 if layer == "l2":
-                    _l1_put(key, entry)
+                    local_put(key, entry)
                 break
         else:
-            metrics.record(key, "none", "miss")
+            metrics.record(namespace, "none", "miss")
     return values, generations

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .engine import cluster_stats
+from .metrics import cluster_stats
 from .shared import SharedCacheUnavailable
 from .tags import read_generations
 from .warming import last_warm_times, warmers

@@ -2,7 +2,9 @@
 
 Each process counts in memory (cheap on the request path) and adds its counts to
 one Redis hash at most every ``FLUSH_INTERVAL`` seconds, so the admin dashboard
-and ``manage.py cache stats`` show totals across processes.
+and ``manage.py cache stats`` show totals across processes. Lookups are counted
+by the namespace their cache policy names (``homepage``, ``trainer:bootstrap``...),
+never by parsing keys.
 """
 
 from __future__ import annotations
@@ -13,17 +15,16 @@ from collections import Counter as _Counter
 
 from prometheus_client import Counter
 
+from .keys import STATS_KEY
+from .shared import SharedCacheUnavailable, shared_cache
+
 FLUSH_INTERVAL = 5.0
-STATS_KEY = "cache:stats"
 OUTCOMES = ("hit", "miss", "stale", "error", "coalesced")
 
 requests_total = Counter(
     "aggregation_cache_requests_total",
-    "Cache lookups by key namespace, layer (l1, l2, none) and outcome.",
+    "Cache lookups by namespace, layer (l1, l2, none) and outcome.",
     ["namespace", "layer", "outcome"],
-)
-shared_cache_errors = Counter(
-    "aggregation_shared_cache_errors_total", "Failed calls to the shared cache (Redis)."
 )
 invalidations_total = Counter(
     "aggregation_cache_invalidations_total", "Tag invalidations by tag family.", ["tag"]
@@ -34,19 +35,8 @@ _pending_lock = threading.Lock()
 _last_flush = [time.monotonic()]
 
 
-def namespace_of(key: str) -> str:
-    """``homepage`` for ``homepage:anonymous:v1``; sections get their own namespace."""
-    parts = key.split(":")
-    if len(parts) > 2 and parts[1] == "section":
-        return f"{parts[0]}:section"
-    if parts[0] in {"trainer", "student"} and len(parts) > 2:
-        return f"{parts[0]}:{parts[1]}"
-    return parts[0]
-
-
-def record(key: str, layer: str, outcome: str) -> None:
+def record(namespace: str, layer: str, outcome: str) -> None:
     """Count one lookup outcome."""
-    namespace = namespace_of(key)
     requests_total.labels(namespace, layer, outcome).inc()
     with _pending_lock:
         _pending[f"{namespace}|{layer}|{outcome}"] += 1
@@ -64,7 +54,32 @@ def take_pending(force: bool = False) -> dict[str, int]:
     return counts
 
 
-def restore_pending(counts: dict[str, int]) -> None:
-    """Put counts back after a failed flush."""
+def _restore_pending(counts: dict[str, int]) -> None:
     with _pending_lock:
         _pending.update(counts)
+
+
+def flush_stats(force: bool = False) -> None:
+    """Add this process's counts to the cluster-wide totals, at most every few seconds."""
+    counts = take_pending(force)
+    if counts:
+        try:
+            shared_cache.hincrby_many(STATS_KEY, counts)
+        except SharedCacheUnavailable:
+            _restore_pending(counts)
+
+
+def cluster_stats() -> dict[str, dict[str, int]]:
+    """Counts per namespace (``namespace|layer|outcome`` fields summed by outcome)."""
+    flush_stats(force=True)
+    try:
+        raw = shared_cache.hgetall(STATS_KEY)
+    except SharedCacheUnavailable:
+        raw = {}
+    stats: dict[str, dict[str, int]] = {}
+    for field_name, count in raw.items():
+        namespace, layer, outcome = field_name.rsplit("|", 2)
+        row = stats.setdefault(namespace, {})
+        row[outcome] = row.get(outcome, 0) + count
+        row[f"{layer}_{outcome}"] = row.get(f"{layer}_{outcome}", 0) + count
+    return stats

@@ -9,6 +9,7 @@ is let through, and on success the breaker closes and the recovery hooks run
 
 from __future__ import annotations
 
+import builtins
 import logging
 import threading
 import time
@@ -17,11 +18,14 @@ from typing import Any, TypeVar
 
 from django.conf import settings
 from django.core.cache import caches
-
-from . import metrics
+from prometheus_client import Counter
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
+
+errors_total = Counter(
+    "aggregation_shared_cache_errors_total", "Failed calls to the shared cache (Redis)."
+)
 
 try:  # the embedded mode runs on Django's in-process cache, without django-redis
     from django_redis.exceptions import ConnectionInterrupted
@@ -77,7 +81,7 @@ class SharedCache:
             first = not self._was_down
             self._was_down = True
             self._down_until = time.monotonic() + settings.CACHE_REDIS_RETRY_AFTER
-        metrics.shared_cache_errors.inc()
+        errors_total.inc()
         if first:
             logger.warning("Shared cache unavailable (%s); serving without it", exc)
 
@@ -126,6 +130,20 @@ class SharedCache:
 
         return self.call(operation)
 
+    def seed_counters(self, keys: list[str], start: int) -> dict[str, int]:
+        """Create the missing counters ``keys`` at ``start`` (``SET NX``); their values now.
+
+        Concurrent seeders agree: only the first ``SET NX`` wins, everyone reads it.
+        """
+
+        def operation() -> dict[str, int]:
+            for key in keys:
+                self.cache.add(key, start, None)
+            values = self.cache.get_many(keys)
+            return {key: int(values.get(key, start)) for key in keys}
+
+        return self.call(operation)
+
     # --- Redis structures (sets, hashes); plain values on the in-process cache ---
 
     def _redis(self):
@@ -146,10 +164,10 @@ class SharedCache:
 
         self.call(operation)
 
-    def pop_set(self, key: str) -> set[str]:
+    def pop_set(self, key: str) -> builtins.set[str]:
         """Every member of a set, removing the set, atomically on Redis."""
 
-        def operation() -> set[str]:
+        def operation() -> builtins.set[str]:
             redis = self._redis()
             if redis is None:
                 members = set(self.cache.get(key, set()))

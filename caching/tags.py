@@ -5,9 +5,11 @@ Every cached value records the generation of each tag it depends on
 counter in Redis; a read compares generations and treats any difference as
 stale. No key is ever searched for or deleted by pattern.
 
-A missing counter (never bumped, or evicted) starts at the current time in
-microseconds, so a counter that comes back is always larger than any value it
-had before and an old entry can never match it again.
+A missing counter (never used, evicted, or lost in a Redis restart, failover
+or flush) is created at the current time in microseconds, on read as on write
+(``SET NX``), so a counter that comes back is always larger than any value it
+had before and an entry stored before the loss can never match it again. (That
+holds while a tag is bumped less than a million times a second on average.)
 
 When Redis is unreachable a bump is recorded in this process (so this process
 stops serving what it invalidated at once) and replayed to Redis when it
@@ -24,6 +26,7 @@ from collections.abc import Iterable
 from django.db import transaction
 
 from . import metrics
+from .keys import tag_key
 from .shared import SharedCacheUnavailable, shared_cache
 
 logger = logging.getLogger(__name__)
@@ -33,11 +36,6 @@ Generations = dict[str, int]
 _local_lock = threading.Lock()
 _local_bumps: dict[str, int] = {}  # tag -> bumps made here while Redis was away
 _listeners: list = []
-
-
-def tag_key(tag: str) -> str:
-    """The cache key holding a tag's generation."""
-    return f"tag:{tag}"
 
 
 def _seed() -> int:
@@ -54,7 +52,10 @@ def read_generations(
     tags = list(tags)
     extra = list(extra_keys)
     found = shared_cache.get_many([*extra, *(tag_key(t) for t in tags)])
-    generations = {t: int(found.get(tag_key(t), 0)) for t in tags}
+    missing = [tag_key(t) for t in tags if tag_key(t) not in found]
+    if missing:  # first use, or lost: create them (rare), then read what won
+        found.update(shared_cache.seed_counters(missing, _seed()))
+    generations = {t: int(found[tag_key(t)]) for t in tags}
     with _local_lock:
         for tag in tags:
             generations[tag] += _local_bumps.get(tag, 0)

@@ -13,13 +13,11 @@ from celery import shared_task
 from celery.signals import worker_ready
 from django.conf import settings
 
+from .keys import WARM_RUNS_KEY
 from .shared import SharedCacheUnavailable, shared_cache
-from .warming import PENDING_TAGS_KEY, run_warmer, warmers, warmers_for
+from .warming import run_warmer, take_pending_tags, warmers, warmers_for
 
 logger = logging.getLogger(__name__)
-
-
-RUNS_KEY = "warm:runs"
 
 
 def _interval_seconds() -> float:
@@ -28,7 +26,7 @@ def _interval_seconds() -> float:
 
 def _count_run(task: str) -> None:
     with contextlib.suppress(SharedCacheUnavailable):
-        shared_cache.hincrby_many(RUNS_KEY, {task: 1})
+        shared_cache.hincrby_many(WARM_RUNS_KEY, {task: 1})
 
 
 @shared_task(
@@ -58,15 +56,22 @@ def warm_all() -> int:
 def rewarm() -> int:
     """Re-run the warmers touched by the invalidations gathered since it was scheduled."""
     try:
-        tags = shared_cache.pop_set(PENDING_TAGS_KEY)
+        tags = take_pending_tags()
     except SharedCacheUnavailable:
         return 0
+    if not tags:
+        return 0  # an earlier re-warm took them
     _count_run("rewarm")
     names = [w.name for w in warmers_for(tags)]
     for name in names:
         warm_one.apply_async(args=[name], expires=_interval_seconds())
     logger.info("Re-warming %s after invalidation of %s", names, sorted(tags))
     return len(names)
+
+
+def enqueue_rewarm(countdown: float) -> None:
+    """Queue one ``rewarm`` to run in ``countdown`` seconds (no broker retries)."""
+    rewarm.apply_async(countdown=countdown, retry=False)
 
 
 @worker_ready.connect(dispatch_uid="caching.warm_on_worker_start")

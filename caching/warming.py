@@ -3,9 +3,12 @@
 Domain apps register warmers (the anonymous homepage, each section's defaults)
 with the tags they depend on. Celery beat runs all of them every
 ``CACHE_WARMING_INTERVAL``; an invalidation re-runs the ones whose tags it
-touched, debounced: the first bump in a window schedules one re-warm after the
-window, later bumps only add their tags to it, so a bulk edit of a thousand
-rows causes one re-warm, not a thousand.
+touched, debounced by construction: the first bump schedules one re-warm
+(``CACHE_REWARM_DEBOUNCE`` seconds later) and raises a flag; every bump while
+the flag is up only adds its tags to the pending set. The re-warm task lowers
+the flag as it starts and takes the set, so a bulk edit of a thousand rows
+causes one re-warm however long the bumps take, and a bump after the task
+started is never lost (it schedules the next one).
 
 Scheduling never blocks a request: it runs on a small background thread and a
 broker that is down only costs a log line (the next beat run re-warms).
@@ -23,14 +26,10 @@ from dataclasses import dataclass
 
 from django.conf import settings
 
+from .keys import REWARM_SCHEDULED_KEY, REWARM_TAGS_KEY, last_warm_key
 from .shared import SharedCacheUnavailable, shared_cache
-from .tags import on_invalidation
 
 logger = logging.getLogger(__name__)
-
-PENDING_TAGS_KEY = "rewarm:tags"
-SCHEDULED_KEY = "rewarm:scheduled"
-LAST_WARM_KEY = "warm:last:{name}"
 
 
 @dataclass(frozen=True)
@@ -69,13 +68,13 @@ def run_warmer(name: str) -> bool:
         return False
     warmer.run()
     with contextlib.suppress(SharedCacheUnavailable):
-        shared_cache.set(LAST_WARM_KEY.format(name=name), time.time(), None)
+        shared_cache.set(last_warm_key(name), time.time(), None)
     return True
 
 
 def last_warm_times() -> dict[str, float | None]:
     """When each warmer last ran (epoch seconds), as far as the shared cache knows."""
-    keys = {w.name: LAST_WARM_KEY.format(name=w.name) for w in warmers()}
+    keys = {w.name: last_warm_key(w.name) for w in warmers()}
     try:
         found = shared_cache.get_many(keys.values())
     except SharedCacheUnavailable:
@@ -83,30 +82,48 @@ def last_warm_times() -> dict[str, float | None]:
     return {name: found.get(key) for name, key in keys.items()}
 
 
-def _schedule(tags: list[str]) -> None:
-    from .tasks import rewarm  # Celery tasks import this module
-
+def _schedule(tags: list[str], enqueue: Callable[[float], None]) -> None:
     try:
-        shared_cache.add_to_set(PENDING_TAGS_KEY, tags)
-        first = shared_cache.add(SCHEDULED_KEY, 1, settings.CACHE_REWARM_DEBOUNCE)
+        shared_cache.add_to_set(REWARM_TAGS_KEY, tags)
+        # The flag outlives the debounce window: it stays up until the task starts
+        # (bounded by the warming interval, in case the task is lost).
+        ttl = max(settings.CACHE_WARMING_INTERVAL / 1000, settings.CACHE_REWARM_DEBOUNCE * 2)
+        first = shared_cache.add(REWARM_SCHEDULED_KEY, 1, ttl)
     except SharedCacheUnavailable:
         return
     if first:
         try:
-            rewarm.apply_async(countdown=settings.CACHE_REWARM_DEBOUNCE, retry=False)
+            enqueue(settings.CACHE_REWARM_DEBOUNCE)
         except Exception:  # a broker outage must not fail or slow a write
+            with contextlib.suppress(SharedCacheUnavailable):
+                shared_cache.delete(REWARM_SCHEDULED_KEY)
             logger.warning(
                 "Could not schedule a re-warm; the next beat run will warm", exc_info=True
             )
 
 
-def schedule_rewarm(tags: list[str]) -> None:
-    """Listener for invalidations: schedule a debounced re-warm off the request path."""
+def schedule_rewarm(tags: list[str], *, enqueue: Callable[[float], None]) -> None:
+    """Invalidation listener: schedule a debounced re-warm off the request path.
+
+    ``enqueue(countdown)`` queues the re-warm task (``tasks.py`` provides it).
+    """
     if not settings.ENABLE_CACHE_WARMING or settings.CELERY_TASK_ALWAYS_EAGER:
         return  # without a worker the next request computes anyway
     if warmers_for(tags):
         # The copied context carries the request id to the task's headers.
-        _scheduler.submit(contextvars.copy_context().run, _schedule, list(tags))
+        _scheduler.submit(contextvars.copy_context().run, _schedule, list(tags), enqueue)
 
 
-on_invalidation(schedule_rewarm)
+def take_pending_tags() -> set[str]:
+    """Lower the scheduled flag, then take the tags gathered for the re-warm now starting.
+
+    In that order: a bump in between schedules the next re-warm instead of
+    adding to a set nobody will read.
+    """
+    shared_cache.delete(REWARM_SCHEDULED_KEY)
+    return shared_cache.pop_set(REWARM_TAGS_KEY)
+
+
+def wait_for_scheduled(timeout: float = 30.0) -> None:
+    """Block until every re-warm scheduling requested so far in this process has run."""
+    _scheduler.submit(lambda: None).result(timeout=timeout)

@@ -18,6 +18,9 @@ from health_check.checks import Cache, Database
 from health_check.exceptions import ServiceUnavailable
 from health_check.views import HealthCheckView
 
+from api.errors import ErrorCode, error_envelope, error_item
+from api.ratelimits import client_ip
+
 
 @dataclasses.dataclass
 class CeleryBroker(HealthCheck):
@@ -57,13 +60,8 @@ def metrics(request):
     """``/metrics`` for Prometheus, only to clients in ``METRICS_ALLOWED_NETWORKS``."""
     from django_prometheus.exports import ExportToDjangoView
 
-    from aggregation.ratelimits import client_ip
-
     address = ipaddress.ip_address(client_ip(request) or "0.0.0.0")  # noqa: S104
     if not any(address in network for network in settings.METRICS_ALLOWED_NETWORKS):
-        return JsonResponse(
-            {"success": False, "message": "Not found.",
-             "errors": [{"code": "NOT_FOUND", "message": "Not found."}]},
-            status=404,
-        )  # fmt: skip
+        body = error_envelope("Not found.", [error_item(ErrorCode.NOT_FOUND, "Not found.")])
+        return JsonResponse(body, status=404)
     return ExportToDjangoView(request)

@@ -24,7 +24,7 @@ def seed_log_shape(logger: Any, method: str, event: dict[str, Any]) -> dict[str,
     return shaped
 
 
-SHARED_PROCESSORS = [
+SHARED_PROCESSORS: list[Any] = [
     structlog.contextvars.merge_contextvars,
     structlog.stdlib.add_log_level,
     structlog.stdlib.add_logger_name,

@@ -21,7 +21,7 @@ urlpatterns = [
     path("api/redoc/", SpectacularRedocView.as_view(url_name="schema"), name="redoc"),
 ]
 
-handler400 = "aggregation.errors.bad_request_view"
-handler403 = "aggregation.errors.permission_denied_view"
-handler404 = "aggregation.errors.not_found_view"
-handler500 = "aggregation.errors.server_error_view"
+handler400 = "api.errors.bad_request_view"
+handler403 = "api.errors.permission_denied_view"
+handler404 = "api.errors.not_found_view"
+handler500 = "api.errors.server_error_view"

@@ -1,8 +1,9 @@
-"""Cache keys for the homepage, beside their TTLs.
+"""Cache keys and policies of the storefront's datasets, beside their TTLs.
 
-The seed's logical keys are kept (``homepage:{userId|anonymous}:v1``); requests
-with non-default parameters get a variant suffix so different content never
-shares a key.
+The specification's logical keys are kept: ``homepage:{userId|anonymous}:v1``
+for whole responses, ``homepage:section:{id}:limit{n}:v1`` for sections;
+parameters that change the content add a canonical suffix, so different
+content never shares a key.
 """
 
 from __future__ import annotations
@@ -11,19 +12,31 @@ import hashlib
 
 from django.conf import settings
 
+from aggregation.sections import Section, SectionContext
 from caching.engine import CachePolicy
 
 HOMEPAGE_KEY_VERSION = "v1"
 DEFAULT_LIMIT = 10
 MAX_VARIANT_LENGTH = 80
 
+HOMEPAGE_NAMESPACE = "homepage"
+SECTION_NAMESPACE = "homepage:section"
+COUNT_NAMESPACE = "homepage:count"
+
+Location = tuple[float, float]
+
+
+def location_part(location: Location) -> str:
+    """``loc=77.595,12.972``: a location as keys spell it (about 100 m)."""
+    return f"loc={location[0]:.3f},{location[1]:.3f}"
+
 
 def homepage_variant(
     *,
     limit: int,
     sections: list[str] | None,
-    location: tuple[float, float] | None,
-    fieldset_paths: list[str] | None,
+    location: Location | None,
+    fieldset_paths: list[str] | None = None,
 ) -> str:
     """A canonical, bounded string of the parameters that change the content."""
     parts = []
@@ -32,7 +45,7 @@ def homepage_variant(
     if sections is not None:
         parts.append("s=" + ",".join(sorted(sections)))
     if location is not None:
-        parts.append(f"loc={location[0]:.3f},{location[1]:.3f}")
+        parts.append(location_part(location))
     if fieldset_paths:
         parts.append("f=" + ",".join(fieldset_paths))
     variant = ":".join(parts)
@@ -47,22 +60,42 @@ def homepage_cache_key(user_id: int | None, variant: str = "") -> str:
     return f"{base}:{variant}" if variant else base
 
 
-def homepage_policy(*, personal: bool) -> CachePolicy:
-    """Full homepage responses: stale-while-revalidate between soft and hard TTL.
+def homepage_section_cache_key(section: Section, context: SectionContext) -> str:
+    """``homepage:section:justForYou:limit10:v1`` (specification §4.2), plus what it varies by."""
+    params = [f"limit{context.limit}"]
+    if "user" in section.vary and context.user_id is not None:
+        params.append(f"user{context.user_id}")
+    location = context.options.get("location")
+    if "location" in section.vary and location:
+        params.append(location_part(location))
+    return f"homepage:section:{section.id}:{':'.join(params)}:{HOMEPAGE_KEY_VERSION}"
 
-    The global homepage may also be served stale once after an invalidation
-    while it is refreshed; a user's own homepage is recomputed at once, so a
-    user sees their own changes on the next read.
+
+def count_cache_key(name: str) -> str:
+    """``homepage:count:featuredInStock:v1``: a total many entries share."""
+    return f"homepage:count:{name}:{HOMEPAGE_KEY_VERSION}"
+
+
+def homepage_policy() -> CachePolicy:
+    """Whole homepage responses: fresh ``CACHE_SOFT_TTL``, then stale-while-revalidate.
+
+    Served stale only for age (between the soft and the hard TTL, while one
+    refresh runs) and on errors (``CACHE_STALE_IF_ERROR``); never after an
+    invalidation: a committed write is seen by every request that starts after it.
     """
     return CachePolicy(
+        namespace=HOMEPAGE_NAMESPACE,
         soft_ttl=settings.CACHE_SOFT_TTL,
         hard_ttl=settings.CACHE_TTL,
         stale_while_revalidate=settings.ENABLE_STALE_WHILE_REVALIDATE,
-        stale_after_invalidation=not personal,
         stale_if_error=settings.CACHE_STALE_IF_ERROR,
     )
 
 
 def section_policy() -> CachePolicy:
-    """Single sections (seed 004 §4.2: ten minutes), shared by the legacy endpoints."""
-    return CachePolicy(soft_ttl=settings.CACHE_SECTION_TTL, hard_ttl=settings.CACHE_SECTION_TTL)
+    """Single sections (specification §4.2: ten minutes), shared by the legacy endpoints."""
+    return CachePolicy(
+        namespace=SECTION_NAMESPACE,
+        soft_ttl=settings.CACHE_SECTION_TTL,
+        hard_ttl=settings.CACHE_SECTION_TTL,
+    )

@@ -17,6 +17,7 @@ from aggregation.batch import SectionResult
 from aggregation.sections import Section, SectionContext, SectionPayload, SectionRegistry
 
 from . import selectors
+from .keys import homepage_section_cache_key
 from .serializers import (
     EventItemSerializer,
     OfferItemSerializer,
@@ -28,13 +29,13 @@ from .serializers import (
 def _payload(
     serializer: type[serializers.Serializer],
     result: tuple[list, int],
-    expiry: Callable[[object], datetime | None] | None = None,
+    expiry: Callable[[Any], datetime | None] | None = None,
 ) -> SectionPayload:
     rows, total = result
     expires: Iterable[datetime | None] = (expiry(r) for r in rows) if expiry else ()
     moments = [m for m in expires if m is not None]
     return SectionPayload(
-        items=serializer(rows, many=True).data,
+        items=list(serializer(rows, many=True).data),
         total=total,
         expires_at=min(moments) if moments else None,
         stats=_stats(rows),
@@ -111,7 +112,7 @@ def fetch_all_offers(ctx: SectionContext) -> SectionPayload:
 
 
 def _fields(serializer: type[serializers.Serializer]) -> tuple[str, ...]:
-    return tuple(serializer.Meta.fields)
+    return tuple(serializer.Meta.fields)  # type: ignore[attr-defined]
 
 
 homepage_sections = SectionRegistry(
@@ -172,7 +173,7 @@ homepage_sections = SectionRegistry(
             tags=("offers", "stores"),
         ),
     ],
-    cache_prefix="homepage:section",
+    cache_key=homepage_section_cache_key,
 )
 
 # Not a homepage section: the legacy ``/offers`` list when ``featured`` is not asked for.

@@ -13,14 +13,13 @@ from django.db.models import F, QuerySet, Value
 
 from caching.counts import cached_count
 
+from .keys import COUNT_NAMESPACE, Location, count_cache_key
 from .models import CategoryAffinity, Event, Offer, Product, Store
 
 KM_PER_DEGREE = 111.195
-JUST_FOR_YOU_COUNT_KEY = "homepage:count:featuredInStock:v1"
-NEW_ARRIVALS_COUNT_KEY = "homepage:count:inStock:v1"
+JUST_FOR_YOU_COUNT_KEY = count_cache_key("featuredInStock")
+NEW_ARRIVALS_COUNT_KEY = count_cache_key("inStock")
 MAX_AFFINITY_CATEGORIES = 20
-
-Location = tuple[float, float]
 
 
 def _page(queryset: QuerySet, limit: int, count_key: str | None = None) -> tuple[list, int]:
@@ -32,8 +31,13 @@ def _page(queryset: QuerySet, limit: int, count_key: str | None = None) -> tuple
     if len(page) < limit:
         return page, len(page)
     if count_key is not None:
-        return page, cached_count(queryset, key=count_key, tags=[Product.cache_tag])
+        return page, _shared_count(queryset, count_key)
     return page, queryset.order_by().count()
+
+
+def _shared_count(queryset: QuerySet, key: str) -> int:
+    """A product count shared through the cache until products change."""
+    return cached_count(queryset, key=key, tags=[Product.cache_tag], namespace=COUNT_NAMESPACE)
 
 
 def _nearest(queryset: QuerySet, location: Location, radius_km: float) -> QuerySet:
@@ -98,7 +102,7 @@ def products_just_for_you(*, user_id: int | None, limit: int) -> tuple[list[Prod
         page += list(others[: limit - len(page)])
     if len(page) < limit:
         return page, len(page)
-    return page, cached_count(base, key=JUST_FOR_YOU_COUNT_KEY, tags=[Product.cache_tag])
+    return page, _shared_count(base, JUST_FOR_YOU_COUNT_KEY)
 
 
 _RECOMMENDED_ORDER = ("-recommendation_score", "-views", "-created_at", "-pk")
@@ -134,7 +138,7 @@ def stores_trending(
     *, limit: int, location: Location | None = None, radius_km: float = 50.0
 ) -> tuple[list[Store], int]:
     """Featured stores by rating and views, or the nearest ones to ``location``."""
-    queryset = Store.objects.featured()
+    queryset: QuerySet = Store.objects.featured()
     if location:
         queryset = _nearest(queryset, location, radius_km)
     else:
@@ -147,7 +151,7 @@ def events_featured(
     *, now: datetime, limit: int, location: Location | None = None, radius_km: float = 50.0
 ) -> tuple[list[Event], int]:
     """Featured events yet to start: soonest first, or nearest to ``location``."""
-    queryset = Event.objects.upcoming_featured(now)
+    queryset: QuerySet = Event.objects.upcoming_featured(now)
     if location:
         queryset = _nearest(queryset, location, radius_km)
     else:

@@ -9,26 +9,20 @@ from rest_framework import serializers
 
 from aggregation.serializers import (
     BatchMetadataSerializer,
-    ErrorItemSerializer,
     FieldsetField,
     SectionListField,
     section_serializer,
 )
+from api.serializers import ErrorItemSerializer, IdField, StrIdMixin
 
 from .models import Event, Offer, Product, Store
-
-
-class _StrIdMixin(serializers.Serializer):
-    """Ids are strings in every response, as the seed's types declare them."""
-
-    id = serializers.CharField(source="pk", read_only=True)
 
 
 class InventorySerializer(serializers.Serializer):
     stock = serializers.IntegerField()
 
 
-class ProductItemSerializer(_StrIdMixin, serializers.ModelSerializer):
+class ProductItemSerializer(StrIdMixin, serializers.ModelSerializer):
     price = serializers.FloatField()
     originalPrice = serializers.FloatField(source="original_price", allow_null=True)
     rating = serializers.FloatField()
@@ -85,7 +79,7 @@ class EventLocationSerializer(serializers.Serializer):
         return _coordinates(obj)
 
 
-class StoreItemSerializer(_StrIdMixin, serializers.ModelSerializer):
+class StoreItemSerializer(StrIdMixin, serializers.ModelSerializer):
     rating = serializers.FloatField()
     cashback = serializers.FloatField()
     location = StoreLocationSerializer(source="*")
@@ -113,7 +107,7 @@ class StoreItemSerializer(_StrIdMixin, serializers.ModelSerializer):
         ]
 
 
-class EventItemSerializer(_StrIdMixin, serializers.ModelSerializer):
+class EventItemSerializer(StrIdMixin, serializers.ModelSerializer):
     price = serializers.FloatField()
     location = EventLocationSerializer(source="*")
     date = serializers.DateTimeField(source="starts_at")
@@ -146,7 +140,7 @@ class EventItemSerializer(_StrIdMixin, serializers.ModelSerializer):
         return obj.starts_at.astimezone(UTC).strftime("%H:%M")
 
 
-class OfferStoreSerializer(_StrIdMixin, serializers.ModelSerializer):
+class OfferStoreSerializer(StrIdMixin, serializers.ModelSerializer):
     class Meta:
         model = Store
         fields = ["id", "name", "logo"]
@@ -163,11 +157,11 @@ class OfferMetadataSerializer(serializers.Serializer):
     flashSale = serializers.SerializerMethodField()
 
     @extend_schema_field(FlashSaleSerializer(allow_null=True))
-    def get_flashSale(self, obj: Offer) -> FlashSaleSerializer | None:  # noqa: N802
+    def get_flashSale(self, obj: Offer) -> dict | None:
         return FlashSaleSerializer(obj).data if obj.flash_sale_active else None
 
 
-class OfferItemSerializer(_StrIdMixin, serializers.ModelSerializer):
+class OfferItemSerializer(StrIdMixin, serializers.ModelSerializer):
     discountedPrice = serializers.FloatField(source="discounted_price")
     originalPrice = serializers.FloatField(source="original_price")
     cashbackPercentage = serializers.FloatField(source="cashback_percentage")
@@ -208,7 +202,7 @@ class LocationField(serializers.CharField):
         kwargs.setdefault("help_text", "Longitude,latitude, e.g. 77.5946,12.9716.")
         super().__init__(**kwargs)
 
-    def to_internal_value(self, data) -> tuple[float, float]:
+    def to_internal_value(self, data) -> tuple[float, float]:  # type: ignore[override]
         raw = super().to_internal_value(data)
         parts = raw.split(",")
         if len(parts) != 2:
@@ -248,13 +242,11 @@ class HomepageQuerySerializer(LocatedListQuerySerializer):
     fresh = serializers.BooleanField(
         default=False, help_text="Bypass the cache read (still cached afterwards)."
     )
-    userId = serializers.IntegerField(
-        min_value=1,
-        max_value=2**63 - 1,
+    userId = IdField(
         required=False,
         help_text="Personalise for this user: your own id (staff: anyone's).",
     )
-    fields = FieldsetField(
+    fields = FieldsetField(  # type: ignore[assignment]  # the fields= parameter
         help_text="Sparse fieldset: comma-separated paths such as justForYou.items.name."
     )
 
@@ -293,8 +285,8 @@ class HomepageDataSerializer(serializers.Serializer):
 
 class HomepageResponseSerializer(serializers.Serializer):
     success = serializers.BooleanField()
-    data = HomepageDataSerializer()
-    errors = ErrorItemSerializer(many=True, required=False)
+    data = HomepageDataSerializer()  # type: ignore[assignment]  # fields, not .data/.errors
+    errors = ErrorItemSerializer(many=True, required=False)  # type: ignore[assignment]
     message = serializers.CharField(required=False)
     version = serializers.CharField()
 

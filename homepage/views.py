@@ -6,18 +6,18 @@ from datetime import UTC, datetime
 
 from django.conf import settings
 from django.http import HttpResponse
-from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_view
+from drf_spectacular.utils import extend_schema, extend_schema_view
 from rest_framework import exceptions, serializers
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from aggregation.access import subject_user_id
-from aggregation.batch import serve_batch
-from aggregation.bootstrap import section_response
-from aggregation.http import batch_response
+from aggregation.batch import compute_sections, serve_batch
+from aggregation.responses import batch_response, section_response
 from aggregation.sections import Section, SectionContext
-from aggregation.serializers import ErrorEnvelopeSerializer
+from api.access import personalised_user_id
+from api.ratelimits import RateLimit
+from api.serializers import error_responses, validated
 
 from .keys import homepage_cache_key, homepage_policy, homepage_variant, section_policy
 from .sections import all_valid_offers, homepage_analytics, homepage_sections
@@ -34,9 +34,8 @@ from .serializers import (
     legacy_response_serializer,
 )
 
-ERRORS = {
-    code: OpenApiResponse(ErrorEnvelopeSerializer, description=text)
-    for code, text in {
+ERRORS = error_responses(
+    {
         400: "Invalid parameters (VALIDATION_ERROR, naming the field).",
         401: "userId given without authentication (NOT_AUTHENTICATED).",
         403: "userId of someone else (PERMISSION_DENIED).",
@@ -45,25 +44,22 @@ ERRORS = {
         500: "Every section failed, or an unexpected error.",
         503: "Service temporarily unavailable.",
         504: "A single section timed out (TIMEOUT_ERROR).",
-    }.items()
-}
+    }
+)
 
 
-def _validated(serializer_class: type[serializers.Serializer], request: Request) -> dict:
-    serializer = serializer_class(
-        data=request.query_params, context={"registry": homepage_sections}
-    )
-    serializer.is_valid(raise_exception=True)
-    return serializer.validated_data
+def _params(serializer_class: type[serializers.Serializer], request: Request) -> dict:
+    return validated(serializer_class, request.query_params, registry=homepage_sections)
 
 
 class HomepageView(APIView):
     """``GET /api/v1/homepage``: every homepage section in one response."""
 
-    throttle_scope = "api"
+    throttle_classes = [RateLimit]
 
     @extend_schema(
         operation_id="homepage_batch",
+        summary="Every homepage section in one response.",
         parameters=[HomepageQuerySerializer],
         responses={200: HomepageResponseSerializer, 304: None, **ERRORS},
         tags=["homepage"],
@@ -71,8 +67,8 @@ class HomepageView(APIView):
     def get(self, request: Request) -> HttpResponse:
         if not settings.ENABLE_BATCH_ENDPOINT:
             raise exceptions.NotFound()
-        params = _validated(HomepageQuerySerializer, request)
-        user_id = subject_user_id(request.user, params.get("userId"))
+        params = _params(HomepageQuerySerializer, request)
+        user_id = personalised_user_id(request.user, params.get("userId"))
         section_ids = params.get("sections")
         fieldset = params.get("fields")
         variant = homepage_variant(
@@ -91,7 +87,7 @@ class HomepageView(APIView):
                 options={"location": params.get("location")},
             ),
             cache_key=homepage_cache_key(user_id, variant),
-            policy=homepage_policy(personal=user_id is not None),
+            policy=homepage_policy(),
             section_policy=section_policy(),
             fresh=params["fresh"],
             fieldset=fieldset["spec"] if fieldset else None,
@@ -108,7 +104,7 @@ class LegacySectionView(APIView):
     section cache entry, so both always agree.
     """
 
-    throttle_scope = "api"
+    throttle_classes = [RateLimit]
 
     section: Section
     query_serializer: type[serializers.Serializer] = LimitQuerySerializer
@@ -117,19 +113,17 @@ class LegacySectionView(APIView):
         return self.section
 
     def get(self, request: Request) -> Response:
-        params = _validated(self.query_serializer, request)
+        params = _params(self.query_serializer, request)
         context = SectionContext(
             now=datetime.now(UTC),
             limit=params["limit"],
             options={"location": params.get("location")},
         )
-        return section_response(
-            registry=homepage_sections,
-            section=self.section_for(params),
-            context=context,
-            policy=section_policy(),
-            public=True,
+        section = self.section_for(params)
+        results, _ = compute_sections(
+            homepage_sections, [section], context, section_policy=section_policy()
         )
+        return section_response(results[section.id], public=True)
 
 
 def _legacy(section_id: str, name: str, response, query=LimitQuerySerializer, summary=""):

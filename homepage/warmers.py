@@ -27,7 +27,7 @@ def warm_anonymous_homepage() -> None:
         sections=list(homepage_sections),
         context=_context(),
         cache_key=homepage_cache_key(None),
-        policy=homepage_policy(personal=False),
+        policy=homepage_policy(),
         section_policy=section_policy(),
         refresh=True,
         extras=homepage_analytics,

@@ -6,3 +6,9 @@ class StudentsConfig(AppConfig):
 
     name = "students"
     default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self) -> None:
+        from . import signals, warmers
+
+        signals.connect()
+        warmers.register()

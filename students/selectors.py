@@ -33,9 +33,11 @@ def student_overview(*, student_id: int) -> dict[str, Any]:
 
 def student_upcoming_sessions(*, student_id: int, now: datetime) -> list[dict[str, Any]]:
     """Scheduled sessions that have not started, soonest first."""
-    sessions = Session.objects.filter(
-        student_id=student_id, status=Session.Status.SCHEDULED, scheduled_at__gte=now
-    ).order_by("scheduled_at", "id")
+    sessions = (
+        Session.objects.scheduled()
+        .filter(student_id=student_id, scheduled_at__gte=now)
+        .order_by("scheduled_at", "id")
+    )
     return session_rows(sessions[:UPCOMING_SESSIONS_LIMIT])
 
 
@@ -47,4 +49,4 @@ def student_allocations(*, student_id: int) -> list[dict[str, Any]]:
 def student_courses(*, student_id: int) -> list[dict[str, Any]]:
     """Progress in each course the student has started."""
     progress = CourseProgress.objects.filter(student_id=student_id).select_related("course")
-    return CourseProgressSerializer(progress, many=True).data
+    return list(CourseProgressSerializer(progress, many=True).data)

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from rest_framework import serializers
 
+from api.serializers import StrIdMixin
 from trainers.serializers import CourseSummarySerializer
 
 from .models import Achievement, CourseProgress, Student, StudentProgress
 
 
-class StudentProfileSerializer(serializers.ModelSerializer):
-    id = serializers.CharField(source="pk")
+class StudentProfileSerializer(StrIdMixin, serializers.ModelSerializer):
     userId = serializers.CharField(source="user_id")
     joinedAt = serializers.DateTimeField(source="joined_at")
 
@@ -33,15 +33,14 @@ class ProgressSummarySerializer(serializers.ModelSerializer):
             "lastSessionAt",
         ]  # fmt: skip
 
-    def get_hoursCompleted(self, obj: StudentProgress) -> float:  # noqa: N802
+    def get_hoursCompleted(self, obj: StudentProgress) -> float:
         return round(obj.minutes_completed / 60, 2)
 
-    def get_coursesInProgress(self, obj: StudentProgress) -> int:  # noqa: N802
+    def get_coursesInProgress(self, obj: StudentProgress) -> int:
         return self.context.get("courses_in_progress", 0)
 
 
-class AchievementSerializer(serializers.ModelSerializer):
-    id = serializers.CharField(source="pk")
+class AchievementSerializer(StrIdMixin, serializers.ModelSerializer):
     earnedAt = serializers.DateTimeField(source="earned_at")
 
     class Meta:
@@ -55,8 +54,7 @@ class StudentOverviewSerializer(serializers.Serializer):
     achievements = AchievementSerializer(many=True)
 
 
-class CourseProgressSerializer(serializers.ModelSerializer):
-    id = serializers.CharField(source="pk")
+class CourseProgressSerializer(StrIdMixin, serializers.ModelSerializer):
     course = CourseSummarySerializer()
     sessionsCompleted = serializers.IntegerField(source="sessions_completed")
     sessionsTotal = serializers.IntegerField(source="sessions_total")

@@ -10,7 +10,7 @@ from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
 from caching import metrics
-from caching.engine import clear_local
+from caching.local import clear_local
 
 
 @pytest.fixture(autouse=True)

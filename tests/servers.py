@@ -75,7 +75,7 @@ def gunicorn(
          f"127.0.0.1:{port}", "--workers", str(workers), "--threads", "4", "--log-level", "warning",
          "--limit-request-line", str(request_line_limit)],
         cwd=ROOT,
-        env={**os.environ, "DJANGO_SETTINGS_MODULE": "config.settings.test", "LOG_LEVEL": "WARNING",
+        env={**os.environ, "DJANGO_SETTINGS_MODULE": "config.settings.test", "LOG_LEVEL": "WARNING", "WEB_ACCESS_LOG": "",
              "DATABASE_URL": f"postgres://postgres@127.0.0.1:5432/{database}", **env},
         start_new_session=True,
     )  # fmt: skip

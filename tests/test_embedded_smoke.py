@@ -71,6 +71,7 @@ def embedded_server(tmp_path):
 
 
 @pytest.mark.smoke
+@pytest.mark.slow
 def test_embedded_default_serves_the_api_docs_and_admin(embedded_server):
     base, token, trainer_token, trainer_url = embedded_server
 

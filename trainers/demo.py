@@ -1,24 +1,29 @@
-"""Demo data for the bootstraps: trainers with hundreds of sessions each.
+"""Demo data for training: courses, trainers with hundreds of sessions each, payout claims.
 
-Figures are derived from the generated sessions (sessions used, performance,
-progress, course progress), so a demo bootstrap is internally consistent.
-Rows are built in memory and written with ``bulk_create`` in batches.
+Figures are derived from the generated sessions (sessions used, performance),
+so a demo bootstrap is internally consistent; what the sessions mean for each
+student is returned for the students app to seed. Rows are built in memory and
+written with ``bulk_create`` in batches.
 """
 
 from __future__ import annotations
 
 import random
 from collections import defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 
-from django.contrib.auth import get_user_model
-from rest_framework.authtoken.models import Token
-
-from students.models import Achievement, CourseProgress, Student, StudentProgress
-
-from .models import Allocation, Course, Session, Trainer, TrainerDocument, TrainerPerformance
+from .models import (
+    Allocation,
+    Course,
+    PayoutClaim,
+    PayoutClaimSession,
+    Session,
+    Trainer,
+    TrainerDocument,
+    TrainerPerformance,
+)
 
 BATCH_SIZE = 5_000
 SESSIONS_PER_ALLOCATION = 25
@@ -30,26 +35,37 @@ COURSES = [
     ("Dance fitness", "intermediate"),
 ]  # fmt: skip
 CENTS = Decimal("0.01")
+SESSIONS_PER_CLAIM = 3
+CLAIM_STATUSES = ("paid", "approved", "rejected", "pending")
 
 
 @dataclass
-class TrainingCounts:
-    trainers: int
-    students: int
-    sessions_per_trainer: int
+class Enrolments:
+    """What the generated sessions mean for each student (the students app seeds it)."""
+
+    sessions_completed: dict[int, int] = field(default_factory=lambda: defaultdict(int))
+    course_sessions: dict[tuple[int, int], int] = field(default_factory=lambda: defaultdict(int))
+    sessions_total: int = SESSIONS_PER_ALLOCATION + 5
 
 
-def seed_training(
-    counts: TrainingCounts, *, rng: random.Random, now: datetime, names: list[str], password: str
-) -> None:
-    """Create courses, trainers, students, allocations, sessions and their figures."""
-    if counts.trainers == 0 or counts.students == 0:
-        return
-    courses = Course.objects.bulk_create(
+def clear_enrolments() -> None:
+    """Delete payout claims, sessions and allocations (what references students)."""
+    PayoutClaim.objects.all().delete()
+    Session.objects.all().delete()
+    Allocation.objects.all().delete()
+
+
+def clear_trainers() -> None:
+    """Delete trainers and courses (after the students whose progress names courses)."""
+    Trainer.objects.all().delete()
+    Course.objects.all().delete()
+
+
+def seed_trainers(users: list, *, rng: random.Random, names: list[str]) -> list[Trainer]:
+    """A trainer with two documents for each of ``users``; and the course catalogue."""
+    Course.objects.bulk_create(
         [Course(title=t, level=lv, total_sessions=20, session_minutes=60) for t, lv in COURSES]
     )
-    trainer_users = _users("trainer", counts.trainers, password)
-    student_users = _users("student", counts.students, password)
     trainers = Trainer.objects.bulk_create(
         [
             Trainer(
@@ -63,7 +79,7 @@ def seed_training(
                 latitude=12.97 + rng.uniform(-0.1, 0.1),
                 longitude=77.59 + rng.uniform(-0.1, 0.1),
             )
-            for user in trainer_users
+            for user in users
         ],
         batch_size=BATCH_SIZE,
     )
@@ -77,29 +93,40 @@ def seed_training(
         ],
         batch_size=BATCH_SIZE,
     )  # fmt: skip
-    students = Student.objects.bulk_create(
-        [
-            Student(user=user, name=f"{rng.choice(names)} {rng.choice(names)}", email=user.email)
-            for user in student_users
-        ],
-        batch_size=BATCH_SIZE,
-    )
+    return trainers
 
+
+def seed_enrolments(
+    trainers: list[Trainer],
+    student_ids: list[int],
+    *,
+    sessions_per_trainer: int,
+    rng: random.Random,
+    now: datetime,
+) -> Enrolments:
+    """Allocations and sessions between ``trainers`` and students, with the trainers' figures.
+
+    Sessions are mostly past (completed, a few cancelled or missed), some ahead;
+    each trainer's performance is derived from them, and a few completed
+    sessions are claimed for payout. Returns what they mean for each student.
+    """
+    courses = list(Course.objects.all())
+    enrolments = Enrolments()
+    if not trainers or not student_ids or not courses:
+        return enrolments
     allocations: list[Allocation] = []
     plans: list[list[tuple[datetime, str, int | None]]] = []
     for trainer in trainers:
-        for _ in range(max(counts.sessions_per_trainer // SESSIONS_PER_ALLOCATION, 1)):
-            course = rng.choice(courses)
+        for _ in range(max(sessions_per_trainer // SESSIONS_PER_ALLOCATION, 1)):
             plan = _session_plan(rng, now)
-            used = sum(status in ("completed", "no_show") for _, status, _ in plan)
             allocations.append(
                 Allocation(
                     trainer=trainer,
-                    student=rng.choice(students),
-                    course=course,
+                    student_id=rng.choice(student_ids),
+                    course=rng.choice(courses),
                     status="approved",
-                    sessions_total=SESSIONS_PER_ALLOCATION + 5,
-                    sessions_used=used,
+                    sessions_total=enrolments.sessions_total,
+                    sessions_used=sum(status in ("completed", "no_show") for _, status, _ in plan),
                     schedule={"days": rng.sample(["mon", "tue", "wed", "thu", "fri", "sat"], 2)},
                     start_date=(now - timedelta(days=180)).date(),
                     approved_at=now - timedelta(days=180),
@@ -110,8 +137,6 @@ def seed_training(
 
     sessions: list[Session] = []
     performance: dict[int, dict] = defaultdict(lambda: defaultdict(Decimal))
-    progress: dict[int, dict] = defaultdict(lambda: defaultdict(int))
-    course_done: dict[tuple[int, int], int] = defaultdict(int)
     for allocation, plan in zip(allocations, plans, strict=True):
         for moment, status, rating in plan:
             sessions.append(
@@ -130,9 +155,9 @@ def seed_training(
                 if rating:
                     figures["rating_sum"] += rating
                     figures["rating_count"] += 1
-                progress[allocation.student_id]["sessions"] += 1
-                course_done[(allocation.student_id, allocation.course_id)] += 1
-    Session.objects.bulk_create(sessions, batch_size=BATCH_SIZE)
+                enrolments.sessions_completed[allocation.student_id] += 1
+                enrolments.course_sessions[(allocation.student_id, allocation.course_id)] += 1
+    sessions = Session.objects.bulk_create(sessions, batch_size=BATCH_SIZE)
 
     TrainerPerformance.objects.bulk_create(
         [
@@ -152,40 +177,52 @@ def seed_training(
         ],
         batch_size=BATCH_SIZE,
     )
-    StudentProgress.objects.bulk_create(
-        [
-            StudentProgress(
-                student=s,
-                sessions_completed=progress[s.pk]["sessions"],
-                minutes_completed=progress[s.pk]["sessions"] * 60,
+    _seed_payout_claims(trainers, sessions, rng=rng, now=now)
+    return enrolments
+
+
+def _seed_payout_claims(
+    trainers: list[Trainer], sessions: list[Session], *, rng: random.Random, now: datetime
+) -> None:
+    """Each trainer claims their oldest completed sessions, in a few claims of each status."""
+    by_trainer: dict[int, list[Session]] = defaultdict(list)
+    for session in sessions:
+        if session.status == "completed":
+            by_trainer[session.trainer_id].append(session)
+    rates = {t.pk: t.hourly_rate for t in trainers}
+    claims: list[PayoutClaim] = []
+    claimed: list[list[Session]] = []
+    for trainer_id, done in by_trainer.items():
+        done.sort(key=lambda s: s.scheduled_at)
+        for i, status in enumerate(CLAIM_STATUSES):
+            batch = done[i * SESSIONS_PER_CLAIM : (i + 1) * SESSIONS_PER_CLAIM]
+            if not batch:
+                break
+            created = now - timedelta(days=rng.randint(1, 60))
+            claims.append(
+                PayoutClaim(
+                    trainer_id=trainer_id,
+                    amount=(rates[trainer_id] * len(batch)).quantize(CENTS, ROUND_HALF_UP),
+                    status=status,
+                    created_at=created,
+                    decided_at=None if status == "pending" else created + timedelta(days=1),
+                )
             )
-            for s in students
-        ],
-        batch_size=BATCH_SIZE,
-    )
-    CourseProgress.objects.bulk_create(
+            claimed.append(batch)
+    claims = PayoutClaim.objects.bulk_create(claims, batch_size=BATCH_SIZE)
+    PayoutClaimSession.objects.bulk_create(
         [
-            CourseProgress(student_id=student_id, course_id=course_id, sessions_completed=done,
-                           sessions_total=SESSIONS_PER_ALLOCATION + 5, last_activity_at=now)
-            for (student_id, course_id), done in course_done.items()
+            PayoutClaimSession(claim=claim, session=session, active=claim.status != "rejected")
+            for claim, batch in zip(claims, claimed, strict=True)
+            for session in batch
         ],
         batch_size=BATCH_SIZE,
-        ignore_conflicts=True,
-    )  # fmt: skip
-    Achievement.objects.bulk_create(
-        [
-            Achievement(student_id=student_id, code="first_session", title="First session")
-            for student_id, figures in progress.items()
-            if figures["sessions"] >= 1
-        ],
-        batch_size=BATCH_SIZE,
-        ignore_conflicts=True,
     )
 
 
 def _session_plan(rng: random.Random, now: datetime) -> list[tuple[datetime, str, int | None]]:
     """One allocation's sessions: mostly past (completed, a few cancelled or missed), some ahead."""
-    plan = []
+    plan: list[tuple[datetime, str, int | None]] = []
     start = now - timedelta(days=rng.randint(60, 170))
     for i in range(SESSIONS_PER_ALLOCATION):
         moment = start + timedelta(days=i * 7, hours=rng.randint(8, 19))
@@ -198,26 +235,3 @@ def _session_plan(rng: random.Random, now: datetime) -> list[tuple[datetime, str
             (moment, status, rng.choice([None, 4, 5, 5]) if status == "completed" else None)
         )
     return plan
-
-
-def _users(prefix: str, count: int, password: str) -> list:
-    """``{prefix}1`` ... with tokens; only ``{prefix}1`` can sign in (the demo login)."""
-    User = get_user_model()  # noqa: N806
-    existing = set(
-        User.objects.filter(username__startswith=prefix).values_list("username", flat=True)
-    )
-    new = [User(username=f"{prefix}{i}", email=f"{prefix}{i}@example.com")
-           for i in range(1, count + 1) if f"{prefix}{i}" not in existing]  # fmt: skip
-    for user in new:
-        user.set_unusable_password()
-    User.objects.bulk_create(new, batch_size=BATCH_SIZE)
-    users = list(User.objects.filter(username__in=[f"{prefix}{i}" for i in range(1, count + 1)]))
-    users.sort(key=lambda u: int(u.username.removeprefix(prefix)))
-    first = users[0]
-    first.set_password(password)
-    first.save(update_fields=["password"])
-    have_token = set(Token.objects.filter(user__in=users).values_list("user_id", flat=True))
-    Token.objects.bulk_create(
-        [Token(user=u, key=Token.generate_key()) for u in users if u.pk not in have_token]
-    )
-    return users

@@ -11,6 +11,8 @@ from django.db import models
 from django.db.models import Q
 from django.utils import timezone
 
+from .querysets import AllocationQuerySet, SessionQuerySet
+
 
 class Trainer(models.Model):
     user = models.OneToOneField(
@@ -119,6 +121,10 @@ class Allocation(models.Model):
     approved_at = models.DateTimeField(null=True, blank=True)
     updated_at = models.DateTimeField(auto_now=True)
 
+    objects = AllocationQuerySet.as_manager()
+
+    cache_ignored_fields = ("updated_at",)
+
     class Meta:
         ordering = ["-created_at", "-id"]
         indexes = [
@@ -165,6 +171,10 @@ class Session(models.Model):
     created_at = models.DateTimeField(default=timezone.now)
     updated_at = models.DateTimeField(auto_now=True)
 
+    objects = SessionQuerySet.as_manager()
+
+    cache_ignored_fields = ("created_at", "updated_at")
+
     class Meta:
         ordering = ["-scheduled_at", "-id"]
         indexes = [
@@ -199,7 +209,9 @@ class PayoutClaim(models.Model):
     amount = models.DecimalField(max_digits=12, decimal_places=2)
     currency = models.CharField(max_length=3, default="USD")
     status = models.CharField(max_length=20, choices=Status.choices, default=Status.PENDING)
-    sessions = models.ManyToManyField(Session, through="PayoutClaimSession", related_name="+")
+    sessions: models.ManyToManyField = models.ManyToManyField(
+        Session, through="PayoutClaimSession", related_name="+"
+    )
     note = models.CharField(max_length=300, blank=True)
     created_at = models.DateTimeField(default=timezone.now)
     decided_at = models.DateTimeField(null=True, blank=True)

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import UTC
 from typing import Any
 
 from django.db.models import QuerySet
 
-from .models import Allocation, PayoutClaim, Session, Trainer, TrainerPerformance
+from api.formats import iso_or_none
+
+from .models import Allocation, Course, PayoutClaim, Session, Trainer, TrainerPerformance
 from .serializers import (
     PayoutClaimSerializer,
     TrainerOverviewSerializer,
@@ -40,13 +41,6 @@ _SESSION_COLUMNS = (
 )  # fmt: skip
 
 
-def _iso(moment) -> str | None:
-    """As DRF's DateTimeField renders it (UTC, with a Z)."""
-    if moment is None:
-        return None
-    return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
-
-
 def session_rows(sessions: QuerySet) -> list[dict[str, Any]]:
     """Sessions in ``SessionSerializer``'s shape, built from one flat query.
 
@@ -69,13 +63,13 @@ def session_rows(sessions: QuerySet) -> list[dict[str, Any]]:
                 "totalSessions": row["allocation__course__total_sessions"],
                 "sessionMinutes": row["allocation__course__session_minutes"],
             },
-            "scheduledAt": _iso(row["scheduled_at"]),
+            "scheduledAt": iso_or_none(row["scheduled_at"]),
             "durationMinutes": row["duration_minutes"],
             "status": row["status"],
             "studentConfirmed": row["student_confirmed_at"] is not None,
-            "studentConfirmedAt": _iso(row["student_confirmed_at"]),
-            "completedAt": _iso(row["completed_at"]),
-            "cancelledAt": _iso(row["cancelled_at"]),
+            "studentConfirmedAt": iso_or_none(row["student_confirmed_at"]),
+            "completedAt": iso_or_none(row["completed_at"]),
+            "cancelledAt": iso_or_none(row["cancelled_at"]),
             "cancelReason": row["cancel_reason"],
             "rating": row["rating"],
         }
@@ -121,8 +115,8 @@ def allocation_rows(allocations: QuerySet) -> list[dict[str, Any]]:
             "startDate": row["start_date"].isoformat() if row["start_date"] else None,
             "endDate": row["end_date"].isoformat() if row["end_date"] else None,
             "notes": row["notes"],
-            "approvedAt": _iso(row["approved_at"]),
-            "createdAt": _iso(row["created_at"]),
+            "approvedAt": iso_or_none(row["approved_at"]),
+            "createdAt": iso_or_none(row["created_at"]),
         }
         for row in allocations.values(*_ALLOCATION_COLUMNS)
     ]  # fmt: skip
@@ -130,7 +124,7 @@ def allocation_rows(allocations: QuerySet) -> list[dict[str, Any]]:
 
 def approved_allocations(**person: int) -> list[dict[str, Any]]:
     """Approved (active) allocations of ``trainer_id=`` or ``student_id=``, with details."""
-    return allocation_rows(Allocation.objects.filter(status=Allocation.Status.APPROVED, **person))
+    return allocation_rows(Allocation.objects.approved().filter(**person))
 
 
 def trainer_allocations(*, trainer_id: int) -> list[dict[str, Any]]:
@@ -145,4 +139,19 @@ def trainer_payout_claims(*, trainer_id: int) -> list[dict[str, Any]]:
         .prefetch_related("claimed")
         .order_by("-created_at", "-id")[:PAYOUT_CLAIMS_LIMIT]
     )
-    return PayoutClaimSerializer(claims, many=True).data
+    return list(PayoutClaimSerializer(claims, many=True).data)
+
+
+def trainer_by_id(trainer_id: int) -> Trainer | None:
+    """The trainer ``trainer_id``, or None."""
+    return Trainer.objects.filter(pk=trainer_id).first()
+
+
+def course_by_id(course_id: int) -> Course | None:
+    """The course ``course_id``, or None."""
+    return Course.objects.filter(pk=course_id).first()
+
+
+def trainer_of_user(user_id: int) -> Trainer | None:
+    """The trainer profile of a signed-in user, if they are a trainer."""
+    return Trainer.objects.filter(user_id=user_id).first()

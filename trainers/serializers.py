@@ -6,6 +6,8 @@ from decimal import Decimal
 
 from rest_framework import serializers
 
+from api.serializers import IdField, StrIdMixin
+
 from .models import (
     Allocation,
     Course,
@@ -17,11 +19,7 @@ from .models import (
 )
 
 
-class _StrId(serializers.Serializer):
-    id = serializers.CharField(source="pk", read_only=True)
-
-
-class TrainerProfileSerializer(_StrId, serializers.ModelSerializer):
+class TrainerProfileSerializer(StrIdMixin, serializers.ModelSerializer):
     userId = serializers.CharField(source="user_id")
     hourlyRate = serializers.FloatField(source="hourly_rate")
     isActive = serializers.BooleanField(source="is_active")
@@ -52,11 +50,11 @@ class TrainerPerformanceSerializer(serializers.ModelSerializer):
             "ratingAverage", "ratingCount", "earningsTotal", "updatedAt",
         ]  # fmt: skip
 
-    def get_hoursDelivered(self, obj: TrainerPerformance) -> float:  # noqa: N802
+    def get_hoursDelivered(self, obj: TrainerPerformance) -> float:
         return round(obj.minutes_delivered / 60, 2)
 
 
-class TrainerDocumentSerializer(_StrId, serializers.ModelSerializer):
+class TrainerDocumentSerializer(StrIdMixin, serializers.ModelSerializer):
     uploadedAt = serializers.DateTimeField(source="uploaded_at")
     expiresAt = serializers.DateTimeField(source="expires_at", allow_null=True)
 
@@ -80,13 +78,12 @@ class TrainerOverviewSerializer(serializers.Serializer):
     location = LocationSerializer()
 
 
-class PersonSummarySerializer(serializers.Serializer):
-    id = serializers.CharField(source="pk")
+class PersonSummarySerializer(StrIdMixin):
     name = serializers.CharField()
     avatar = serializers.CharField()
 
 
-class CourseSummarySerializer(_StrId, serializers.ModelSerializer):
+class CourseSummarySerializer(StrIdMixin, serializers.ModelSerializer):
     totalSessions = serializers.IntegerField(source="total_sessions")
     sessionMinutes = serializers.IntegerField(source="session_minutes")
 
@@ -95,7 +92,7 @@ class CourseSummarySerializer(_StrId, serializers.ModelSerializer):
         fields = ["id", "title", "level", "totalSessions", "sessionMinutes"]
 
 
-class SessionSerializer(_StrId, serializers.ModelSerializer):
+class SessionSerializer(StrIdMixin, serializers.ModelSerializer):
     allocationId = serializers.CharField(source="allocation_id")
     trainer = PersonSummarySerializer()
     student = PersonSummarySerializer()
@@ -116,11 +113,11 @@ class SessionSerializer(_StrId, serializers.ModelSerializer):
             "completedAt", "cancelledAt", "cancelReason", "rating",
         ]  # fmt: skip
 
-    def get_studentConfirmed(self, obj: Session) -> bool:  # noqa: N802
+    def get_studentConfirmed(self, obj: Session) -> bool:
         return obj.student_confirmed_at is not None
 
 
-class AllocationSerializer(_StrId, serializers.ModelSerializer):
+class AllocationSerializer(StrIdMixin, serializers.ModelSerializer):
     trainer = PersonSummarySerializer()
     student = PersonSummarySerializer()
     course = CourseSummarySerializer()
@@ -140,11 +137,11 @@ class AllocationSerializer(_StrId, serializers.ModelSerializer):
             "approvedAt", "createdAt",
         ]  # fmt: skip
 
-    def get_sessionsRemaining(self, obj: Allocation) -> int:  # noqa: N802
+    def get_sessionsRemaining(self, obj: Allocation) -> int:
         return max(obj.sessions_total - obj.sessions_used, 0)
 
 
-class PayoutClaimSerializer(_StrId, serializers.ModelSerializer):
+class PayoutClaimSerializer(StrIdMixin, serializers.ModelSerializer):
     trainerId = serializers.CharField(source="trainer_id")
     amount = serializers.FloatField()
     sessionIds = serializers.SerializerMethodField()
@@ -158,7 +155,7 @@ class PayoutClaimSerializer(_StrId, serializers.ModelSerializer):
             "createdAt", "decidedAt",
         ]  # fmt: skip
 
-    def get_sessionIds(self, obj: PayoutClaim) -> list[str]:  # noqa: N802
+    def get_sessionIds(self, obj: PayoutClaim) -> list[str]:
         return [str(c.session_id) for c in obj.claimed.all()]
 
 
@@ -168,7 +165,7 @@ MAX_SESSIONS_PER_ALLOCATION = 500
 
 
 class SessionCreateSerializer(serializers.Serializer):
-    allocationId = serializers.IntegerField(min_value=1, max_value=2**63 - 1)
+    allocationId = IdField()
     scheduledAt = serializers.DateTimeField()
     durationMinutes = serializers.IntegerField(min_value=15, max_value=480, required=False)
 
@@ -183,9 +180,9 @@ class ReasonSerializer(serializers.Serializer):
 
 
 class AllocationCreateSerializer(serializers.Serializer):
-    trainerId = serializers.IntegerField(min_value=1, max_value=2**63 - 1)
-    studentId = serializers.IntegerField(min_value=1, max_value=2**63 - 1)
-    courseId = serializers.IntegerField(min_value=1, max_value=2**63 - 1)
+    trainerId = IdField()
+    studentId = IdField()
+    courseId = IdField()
     sessionsTotal = serializers.IntegerField(
         min_value=1, max_value=MAX_SESSIONS_PER_ALLOCATION, required=False
     )
@@ -206,9 +203,9 @@ class AllocationStatusSerializer(serializers.Serializer):
 
 
 class PayoutClaimCreateSerializer(serializers.Serializer):
-    trainerId = serializers.IntegerField(min_value=1, max_value=2**63 - 1, required=False)
+    trainerId = IdField(required=False)
     sessionIds = serializers.ListField(
-        child=serializers.IntegerField(min_value=1, max_value=2**63 - 1),
+        child=IdField(),
         min_length=1,
         max_length=200,
     )
@@ -219,7 +216,16 @@ class PayoutClaimStatusSerializer(serializers.Serializer):
     status = serializers.ChoiceField(choices=PayoutClaim.Status.choices)
 
 
-class TrainerProfileUpdateSerializer(serializers.Serializer):
+class _Changes(serializers.Serializer):
+    """A partial update: at least one field; validated data is keyed by model field names."""
+
+    def validate(self, attrs: dict) -> dict:
+        if not attrs:
+            raise serializers.ValidationError("Send at least one field to change.")
+        return attrs
+
+
+class TrainerProfileUpdateSerializer(_Changes):
     name = serializers.CharField(max_length=200, required=False)
     email = serializers.EmailField(required=False, allow_blank=True)
     phone = serializers.CharField(max_length=40, required=False, allow_blank=True)
@@ -229,32 +235,40 @@ class TrainerProfileUpdateSerializer(serializers.Serializer):
         child=serializers.CharField(max_length=100), max_length=30, required=False
     )
     hourlyRate = serializers.DecimalField(
-        max_digits=8, decimal_places=2, min_value=Decimal("0"), required=False
+        source="hourly_rate",
+        max_digits=8,
+        decimal_places=2,
+        min_value=Decimal("0"),
+        required=False,
     )
     address = serializers.CharField(max_length=300, required=False, allow_blank=True)
     city = serializers.CharField(max_length=100, required=False, allow_blank=True)
     latitude = serializers.FloatField(min_value=-90, max_value=90, required=False)
     longitude = serializers.FloatField(min_value=-180, max_value=180, required=False)
-    serviceRadiusKm = serializers.IntegerField(min_value=0, max_value=500, required=False)
-
-    def validate(self, attrs: dict) -> dict:
-        if not attrs:
-            raise serializers.ValidationError("Send at least one field to change.")
-        return attrs
-
-
-class TrainerPerformanceUpdateSerializer(serializers.Serializer):
-    """Staff corrections to the running figures."""
-
-    sessionsCompleted = serializers.IntegerField(min_value=0, max_value=10**7, required=False)
-    sessionsCancelled = serializers.IntegerField(min_value=0, max_value=10**7, required=False)
-    sessionsNoShow = serializers.IntegerField(min_value=0, max_value=10**7, required=False)
-    minutesDelivered = serializers.IntegerField(min_value=0, max_value=10**9, required=False)
-    earningsTotal = serializers.DecimalField(
-        max_digits=12, decimal_places=2, min_value=Decimal("0"), required=False
+    serviceRadiusKm = serializers.IntegerField(
+        source="service_radius_km", min_value=0, max_value=500, required=False
     )
 
-    def validate(self, attrs: dict) -> dict:
-        if not attrs:
-            raise serializers.ValidationError("Send at least one field to change.")
-        return attrs
+
+class TrainerPerformanceUpdateSerializer(_Changes):
+    """Staff corrections to the running figures."""
+
+    sessionsCompleted = serializers.IntegerField(
+        source="sessions_completed", min_value=0, max_value=10**7, required=False
+    )
+    sessionsCancelled = serializers.IntegerField(
+        source="sessions_cancelled", min_value=0, max_value=10**7, required=False
+    )
+    sessionsNoShow = serializers.IntegerField(
+        source="sessions_no_show", min_value=0, max_value=10**7, required=False
+    )
+    minutesDelivered = serializers.IntegerField(
+        source="minutes_delivered", min_value=0, max_value=10**9, required=False
+    )
+    earningsTotal = serializers.DecimalField(
+        source="earnings_total",
+        max_digits=12,
+        decimal_places=2,
+        min_value=Decimal("0"),
+        required=False,
+    )

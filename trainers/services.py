@@ -1,25 +1,26 @@
 """Writes: sessions, allocations, payout claims, trainer profile and performance.
 
 Each service is one transaction. Rows that change together are locked in one
-order (session, allocation, performance, student progress, course progress) so
-concurrent mutations serialise instead of losing updates or deadlocking.
-Every service invalidates, on commit, the cache tags of everyone it touched.
-Invalid state transitions raise ``InvalidTransition`` (409).
+order (session, allocation, performance, then whatever the receivers of
+``session_completed`` lock: student progress, course progress) so concurrent
+mutations serialise instead of losing updates or deadlocking. Every service
+invalidates, on commit, the cache tags of everyone it touched. Invalid state
+transitions raise ``InvalidTransition`` (409).
 """
 
 from __future__ import annotations
 
-from datetime import datetime
+from collections.abc import Iterable
+from datetime import date, datetime
 from decimal import ROUND_HALF_UP, Decimal
+from typing import Any
 
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 from rest_framework import status
 
-from aggregation.errors import APIError, ErrorCode
+from api.errors import APIError, ErrorCode
 from caching.tags import invalidate_on_commit
-from students.models import Achievement, CourseProgress, Student, StudentProgress
-from students.sections import student_tag
 
 from .models import (
     Allocation,
@@ -30,10 +31,10 @@ from .models import (
     Trainer,
     TrainerPerformance,
 )
-from .sections import trainer_tag
+from .signals import allocation_approved, session_completed
+from .tags import people_tags
 
 CENTS = Decimal("0.01")
-MILESTONES = {1: ("first_session", "First session"), 10: ("ten_sessions", "Ten sessions")}
 
 ALLOCATION_TRANSITIONS: dict[str, set[str]] = {
     Allocation.Status.PENDING: {
@@ -52,13 +53,13 @@ PAYOUT_TRANSITIONS: dict[str, set[str]] = {
 class InvalidTransition(APIError):
     """The object is not in a state that allows this change."""
 
-    status_code = status.HTTP_409_CONFLICT
+    status_code: int = status.HTTP_409_CONFLICT
     code = ErrorCode.CONFLICT
     default_detail = "This change is not allowed in the object's current state."
 
 
-def _touch(*, trainers: tuple[int, ...] = (), students: tuple[int, ...] = ()) -> None:
-    invalidate_on_commit([*map(trainer_tag, trainers), *map(student_tag, students)])
+def _touch(*, trainers: Iterable[int] = (), students: Iterable[int] = ()) -> None:
+    invalidate_on_commit(people_tags(trainers=trainers, students=students))
 
 
 def _require(condition: bool, message: str) -> None:
@@ -75,9 +76,12 @@ def _performance(trainer_id: int) -> TrainerPerformance:
     return TrainerPerformance.objects.select_for_update().get(trainer_id=trainer_id)
 
 
-def _progress(student_id: int) -> StudentProgress:
-    StudentProgress.objects.get_or_create(student_id=student_id)
-    return StudentProgress.objects.select_for_update().get(student_id=student_id)
+def _use_session(allocation: Allocation) -> None:
+    """Count one more session used; the allocation completes at its total."""
+    allocation.sessions_used += 1
+    if allocation.sessions_used >= allocation.sessions_total:
+        allocation.status = Allocation.Status.COMPLETED
+    allocation.save(update_fields=["sessions_used", "status", "updated_at"])
 
 
 # --- sessions -----------------------------------------------------------------------
@@ -94,7 +98,7 @@ def session_create(
         f"Sessions need an approved allocation (this one is {allocation.status}).",
     )
     _require(scheduled_at > timezone.now(), "A session must be scheduled in the future.")
-    planned = allocation.sessions.filter(status=Session.Status.SCHEDULED).count()
+    planned = allocation.sessions.scheduled().count()
     _require(
         allocation.sessions_used + planned < allocation.sessions_total,
         "No sessions left on this allocation.",
@@ -123,13 +127,13 @@ def _scheduled(session: Session, action: str) -> Session:
 def session_complete(*, session: Session, rating: int | None = None, feedback: str = "") -> Session:
     """Complete a session; move every figure that counts it, in the same transaction.
 
-    The allocation's sessions used, the trainer's performance, the student's
-    progress, course progress and achievements all change together.
+    The allocation's sessions used and the trainer's performance change here;
+    ``session_completed`` lets the student's side (progress, course progress,
+    achievements) change in the same transaction.
     """
     session = _scheduled(session, "completed")
     allocation = _locked(Allocation, session.allocation_id)
     performance = _performance(session.trainer_id)
-    progress = _progress(session.student_id)
     trainer = Trainer.objects.get(pk=session.trainer_id)
     now = timezone.now()
 
@@ -138,11 +142,7 @@ def session_complete(*, session: Session, rating: int | None = None, feedback: s
     session.rating = rating
     session.feedback = feedback
     session.save(update_fields=["status", "completed_at", "rating", "feedback", "updated_at"])
-
-    allocation.sessions_used += 1
-    if allocation.sessions_used >= allocation.sessions_total:
-        allocation.status = Allocation.Status.COMPLETED
-    allocation.save(update_fields=["sessions_used", "status", "updated_at"])
+    _use_session(allocation)
 
     performance.sessions_completed += 1
     performance.minutes_delivered += session.duration_minutes
@@ -153,38 +153,7 @@ def session_complete(*, session: Session, rating: int | None = None, feedback: s
         performance.rating_count += 1
     performance.save()
 
-    course_progress, _ = CourseProgress.objects.select_for_update().get_or_create(
-        student_id=session.student_id,
-        course_id=allocation.course_id,
-        defaults={"sessions_total": allocation.sessions_total},
-    )
-    course_progress.sessions_completed += 1
-    course_progress.last_activity_at = now
-    finished_course = (
-        course_progress.status == CourseProgress.Status.IN_PROGRESS
-        and course_progress.sessions_completed >= course_progress.sessions_total
-    )
-    if finished_course:
-        course_progress.status = CourseProgress.Status.COMPLETED
-    course_progress.save()
-
-    progress.sessions_completed += 1
-    progress.minutes_completed += session.duration_minutes
-    progress.last_session_at = now
-    progress.courses_completed += int(finished_course)
-    progress.save()
-
-    milestone = MILESTONES.get(progress.sessions_completed)
-    if milestone:
-        Achievement.objects.get_or_create(
-            student_id=session.student_id, code=milestone[0], defaults={"title": milestone[1]}
-        )
-    if finished_course:
-        Achievement.objects.get_or_create(
-            student_id=session.student_id,
-            code=f"course_{allocation.course_id}",
-            defaults={"title": f"Completed {allocation.course.title}"},
-        )
+    session_completed.send(Session, session=session, allocation=allocation, completed_at=now)
     _touch(trainers=(session.trainer_id,), students=(session.student_id,))
     return session
 
@@ -212,10 +181,7 @@ def session_mark_no_show(*, session: Session) -> Session:
     performance = _performance(session.trainer_id)
     session.status = Session.Status.NO_SHOW
     session.save(update_fields=["status", "updated_at"])
-    allocation.sessions_used += 1
-    if allocation.sessions_used >= allocation.sessions_total:
-        allocation.status = Allocation.Status.COMPLETED
-    allocation.save(update_fields=["sessions_used", "status", "updated_at"])
+    _use_session(allocation)
     performance.sessions_no_show += 1
     performance.save()
     _touch(trainers=(session.trainer_id,), students=(session.student_id,))
@@ -240,19 +206,19 @@ def session_confirm(*, session: Session) -> Session:
 def allocation_create(
     *,
     trainer: Trainer,
-    student: Student,
+    student_id: int,
     course: Course,
     sessions_total: int | None = None,
     schedule: dict | None = None,
-    start_date=None,
-    end_date=None,
+    start_date: date | None = None,
+    end_date: date | None = None,
     notes: str = "",
 ) -> Allocation:
     """Request a trainer for a course; it starts pending."""
     _require(trainer.is_active, "This trainer is not taking allocations.")
     allocation = Allocation.objects.create(
         trainer=trainer,
-        student=student,
+        student_id=student_id,
         course=course,
         sessions_total=sessions_total or course.total_sessions,
         schedule=schedule or {},
@@ -260,7 +226,7 @@ def allocation_create(
         end_date=end_date,
         notes=notes,
     )
-    _touch(trainers=(trainer.pk,), students=(student.pk,))
+    _touch(trainers=(trainer.pk,), students=(student_id,))
     return allocation
 
 
@@ -276,13 +242,9 @@ def allocation_set_status(*, allocation: Allocation, new_status: str) -> Allocat
     allocation.status = new_status
     if new_status == Allocation.Status.APPROVED:
         allocation.approved_at = timezone.now()
-        CourseProgress.objects.get_or_create(
-            student_id=allocation.student_id,
-            course_id=allocation.course_id,
-            defaults={"sessions_total": allocation.sessions_total},
-        )
+        allocation_approved.send(Allocation, allocation=allocation)
     if new_status == Allocation.Status.CANCELLED:
-        allocation.sessions.filter(status=Session.Status.SCHEDULED).update(
+        allocation.sessions.scheduled().update(
             status=Session.Status.CANCELLED,
             cancelled_at=timezone.now(),
             cancel_reason="Allocation cancelled.",
@@ -342,49 +304,39 @@ def payout_claim_set_status(*, claim: PayoutClaim, new_status: str) -> PayoutCla
 
 # --- trainer profile and performance ---------------------------------------------------
 
-PROFILE_FIELDS = {
-    "name": "name",
-    "email": "email",
-    "phone": "phone",
-    "bio": "bio",
-    "avatar": "avatar",
-    "specialties": "specialties",
-    "hourlyRate": "hourly_rate",
-    "address": "address",
-    "city": "city",
-    "latitude": "latitude",
-    "longitude": "longitude",
-    "serviceRadiusKm": "service_radius_km",
-}
-PERFORMANCE_FIELDS = {
-    "sessionsCompleted": "sessions_completed",
-    "sessionsCancelled": "sessions_cancelled",
-    "sessionsNoShow": "sessions_no_show",
-    "minutesDelivered": "minutes_delivered",
-    "earningsTotal": "earnings_total",
-}
+PROFILE_FIELDS = frozenset(
+    {"name", "email", "phone", "bio", "avatar", "specialties", "hourly_rate", "address", "city",
+     "latitude", "longitude", "service_radius_km"}
+)  # fmt: skip
+PERFORMANCE_FIELDS = frozenset(
+    {"sessions_completed", "sessions_cancelled", "sessions_no_show", "minutes_delivered",
+     "earnings_total"}
+)  # fmt: skip
+
+
+def _assign(obj: object, changes: dict[str, Any], allowed: frozenset[str]) -> None:
+    unknown = set(changes) - allowed
+    if unknown:
+        raise ValueError(f"Not editable here: {', '.join(sorted(unknown))}")
+    for name, value in changes.items():
+        setattr(obj, name, value)
 
 
 @transaction.atomic
-def trainer_profile_update(*, trainer: Trainer, changes: dict) -> Trainer:
-    """Change profile fields; students who see this trainer see the change too."""
+def trainer_profile_update(*, trainer: Trainer, **changes: Any) -> Trainer:
+    """Change profile fields (model field names); students who see this trainer see it too."""
     trainer = _locked(Trainer, trainer.pk)
-    for name, value in changes.items():
-        setattr(trainer, PROFILE_FIELDS[name], value)
+    _assign(trainer, changes, PROFILE_FIELDS)
     trainer.save()
-    students = tuple(
-        Allocation.objects.filter(trainer=trainer).values_list("student_id", flat=True).distinct()
-    )
-    _touch(trainers=(trainer.pk,), students=students)
+    _touch(trainers=(trainer.pk,), students=Allocation.objects.student_ids_of(trainer.pk))
     return trainer
 
 
 @transaction.atomic
-def trainer_performance_update(*, trainer: Trainer, changes: dict) -> TrainerPerformance:
-    """Staff corrections to a trainer's running figures."""
+def trainer_performance_update(*, trainer: Trainer, **changes: Any) -> TrainerPerformance:
+    """Staff corrections to a trainer's running figures (model field names)."""
     performance = _performance(trainer.pk)
-    for name, value in changes.items():
-        setattr(performance, PERFORMANCE_FIELDS[name], value)
+    _assign(performance, changes, PERFORMANCE_FIELDS)
     performance.save()
     _touch(trainers=(trainer.pk,))
     return performance

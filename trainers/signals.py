@@ -1,16 +1,23 @@
-"""Invalidation receivers for the bootstrap models: schedule tag bumps, nothing else.
+"""Domain signals the training domain sends, and its invalidation receivers.
 
+``session_completed`` and ``allocation_approved`` are sent inside the service's
+transaction, so what other domains do in response (a student's progress and
+achievements) commits or rolls back with it.
+
+The invalidation receivers schedule tag bumps after commit and do nothing else.
 The services invalidate explicitly; these cover every other write (the admin,
-shells, data fixes) so no path leaves a bootstrap stale.
+shells, data fixes) so no path leaves a bootstrap stale. Saves whose
+``update_fields`` touch only fields no bootstrap shows invalidate nothing.
 """
 
 from __future__ import annotations
 
+from django.db.models import Model
 from django.db.models.signals import post_delete, post_save
+from django.dispatch import Signal
 
+from caching.querysets import changes_content
 from caching.tags import invalidate_on_commit
-from students.models import Achievement, CourseProgress, Student, StudentProgress
-from students.sections import student_tag
 
 from .models import (
     Allocation,
@@ -22,37 +29,45 @@ from .models import (
     TrainerDocument,
     TrainerPerformance,
 )
-from .sections import trainer_tag
+from .tags import people_tags, trainer_tag
+
+# Sent with ``session``, ``allocation`` (both locked) and ``completed_at``.
+session_completed = Signal()
+# Sent with ``allocation`` when it becomes approved.
+allocation_approved = Signal()
 
 
-def _tags(instance) -> list[str]:
+def _tags(instance: Model) -> list[str]:
     """The trainers and students a changed row is shown to."""
     if isinstance(instance, Trainer):
-        students = Allocation.objects.filter(trainer=instance).values_list("student_id", flat=True)
-        return [trainer_tag(instance.pk), *(student_tag(s) for s in set(students))]
-    if isinstance(instance, Student):
-        trainers = Allocation.objects.filter(student=instance).values_list("trainer_id", flat=True)
-        return [student_tag(instance.pk), *(trainer_tag(t) for t in set(trainers))]
+        students = Allocation.objects.student_ids_of(instance.pk)
+        return people_tags(trainers=[instance.pk], students=students)
     if isinstance(instance, Course):
-        pairs = Allocation.objects.filter(course=instance).values_list("trainer_id", "student_id")
-        return [tag for t, s in set(pairs) for tag in (trainer_tag(t), student_tag(s))]
+        pairs = set(
+            Allocation.objects.filter(course=instance).values_list("trainer_id", "student_id")
+        )
+        return people_tags(trainers=[t for t, _ in pairs], students=[s for _, s in pairs])
     if isinstance(instance, Allocation | Session):
-        return [trainer_tag(instance.trainer_id), student_tag(instance.student_id)]
-    if isinstance(instance, TrainerPerformance | TrainerDocument | PayoutClaim):
-        return [trainer_tag(instance.trainer_id)]
+        return people_tags(trainers=[instance.trainer_id], students=[instance.student_id])
     if isinstance(instance, PayoutClaimSession):
-        return [trainer_tag(instance.session.trainer_id)]
-    return [student_tag(instance.student_id)]  # progress, achievements, course progress
+        return [trainer_tag(instance.claim.trainer_id)]
+    return [trainer_tag(instance.trainer_id)]  # type: ignore[attr-defined]  # performance, documents, claims
 
 
-def changed(sender, instance, **kwargs) -> None:
-    """Any save or delete of a bootstrap model."""
+def saved(sender: type[Model], instance: Model, update_fields=None, **kwargs) -> None:
+    """A save of a model some bootstrap shows."""
+    if changes_content(sender, update_fields):
+        invalidate_on_commit(_tags(instance))
+
+
+def deleted(sender: type[Model], instance: Model, **kwargs) -> None:
+    """A delete of a model some bootstrap shows."""
     invalidate_on_commit(_tags(instance))
 
 
 MODELS = (
     Trainer, TrainerPerformance, TrainerDocument, Course, Allocation, Session, PayoutClaim,
-    PayoutClaimSession, Student, StudentProgress, Achievement, CourseProgress,
+    PayoutClaimSession,
 )  # fmt: skip
 
 
@@ -60,5 +75,5 @@ def connect() -> None:
     """Connect the receivers (from ``TrainersConfig.ready``)."""
     for model in MODELS:
         name = model._meta.label_lower
-        post_save.connect(changed, sender=model, dispatch_uid=f"bootstrap.{name}.saved")
-        post_delete.connect(changed, sender=model, dispatch_uid=f"bootstrap.{name}.deleted")
+        post_save.connect(saved, sender=model, dispatch_uid=f"bootstrap.{name}.saved")
+        post_delete.connect(deleted, sender=model, dispatch_uid=f"bootstrap.{name}.deleted")

@@ -2,35 +2,28 @@
 
 from __future__ import annotations
 
-from django.http import HttpResponse
-from drf_spectacular.utils import OpenApiResponse, extend_schema
-from rest_framework import serializers, status, viewsets
+from drf_spectacular.utils import extend_schema, extend_schema_view
+from rest_framework import status, viewsets
 from rest_framework.decorators import action
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from aggregation.bootstrap import bootstrap_response, section_response
-from aggregation.errors import APIError
-from aggregation.serializers import (
-    BootstrapQuerySerializer,
-    ErrorEnvelopeSerializer,
-    bootstrap_response_serializer,
-    envelope_serializer,
-)
-from caching.activity import record_activity
+from aggregation.viewsets import ID_PATTERN, BootstrapViewSet, bootstrap_schema, section_endpoint
+from api.access import User, require_staff
+from api.errors import APIError
+from api.ratelimits import RateLimit
+from api.serializers import envelope_serializer, error_responses, validated
 
-from . import services
+from . import selectors, services
 from .access import (
     allocation_for,
     payout_claim_for,
-    require_staff,
     session_for,
-    student_for,
+    student_for_allocation,
     trainer_for,
 )
-from .keys import bootstrap_policy, trainer_bootstrap_cache_key
-from .models import Course, Trainer
-from .sections import trainer_context, trainer_sections
+from .models import Trainer
+from .sections import trainer_bootstrap
 from .serializers import (
     AllocationCreateSerializer,
     AllocationSerializer,
@@ -49,33 +42,19 @@ from .serializers import (
     TrainerProfileUpdateSerializer,
 )
 
-ID_PATTERN = r"[0-9]{1,18}"
-
-
-def _errors(*codes: int) -> dict[int, OpenApiResponse]:
-    text = {
+WRITE_ERRORS = error_responses(
+    {
         400: "Invalid input (VALIDATION_ERROR, naming the field).",
         401: "Not signed in (NOT_AUTHENTICATED).",
         403: "Not yours (PERMISSION_DENIED), whether or not it exists.",
         404: "Not found (staff only).",
         409: "Not allowed in the object's current state (CONFLICT).",
-        503: "Database unavailable.",
     }
-    return {c: OpenApiResponse(ErrorEnvelopeSerializer, description=text[c]) for c in codes}
-
-
-def _input(serializer_class: type[serializers.Serializer], data) -> dict:
-    serializer = serializer_class(data=data)
-    serializer.is_valid(raise_exception=True)
-    return serializer.validated_data
+)
 
 
 def _ok(data, code: int = status.HTTP_200_OK) -> Response:
     return Response({"success": True, "data": data}, status=code)
-
-
-READ_ERRORS = _errors(400, 401, 403, 404, 503)
-WRITE_ERRORS = _errors(400, 401, 403, 404, 409)
 
 
 TRAINER_OVERVIEW = envelope_serializer("TrainerOverviewResponse", TrainerOverviewSerializer())
@@ -92,91 +71,37 @@ TRAINER_PERFORMANCE = envelope_serializer(
 )
 
 
-class TrainerViewSet(viewsets.ViewSet):
+@extend_schema(tags=["trainers"])
+@extend_schema_view(
+    bootstrap=bootstrap_schema(
+        "trainer",
+        {
+            "overview": TrainerOverviewSerializer(allow_null=True),
+            "sessions": SessionSerializer(many=True),
+            "allocations": AllocationSerializer(many=True),
+            "payoutClaims": PayoutClaimSerializer(many=True),
+        },
+    )
+)
+class TrainerViewSet(BootstrapViewSet):
     """``/api/v1/trainers/{trainerId}/...``: the trainer's own data, or staff."""
 
-    throttle_scope = "api"
-
+    spec = trainer_bootstrap
     lookup_field = "trainerId"
-    lookup_value_regex = ID_PATTERN
 
-    @extend_schema(
-        operation_id="trainer_bootstrap",
-        parameters=[BootstrapQuerySerializer],
-        responses={
-            200: bootstrap_response_serializer(
-                "TrainerBootstrap",
-                {
-                    "overview": TrainerOverviewSerializer(allow_null=True),
-                    "sessions": SessionSerializer(many=True),
-                    "allocations": AllocationSerializer(many=True),
-                    "payoutClaims": PayoutClaimSerializer(many=True),
-                },
-            ),
-            304: None,
-            **READ_ERRORS,
-        },
-        tags=["trainers"],
+    def subject_for(self, user: User, subject_id: int) -> Trainer:
+        return trainer_for(user, subject_id)
+
+    overview = section_endpoint(
+        "overview", TRAINER_OVERVIEW, "Profile, performance, documents, location."
     )
-    @action(detail=True, methods=["get"])
-    def bootstrap(self, request: Request, trainerId: str) -> HttpResponse:
-        """Overview, the 200 most recent sessions, approved allocations, payout claims."""
-        trainer = trainer_for(request.user, int(trainerId))
-        fresh = _input(BootstrapQuerySerializer, request.query_params)["fresh"]
-        record_activity("trainer", trainer.pk)
-        return bootstrap_response(
-            request,
-            registry=trainer_sections,
-            context=trainer_context(trainer.pk),
-            cache_key=trainer_bootstrap_cache_key(trainer.pk),
-            policy=bootstrap_policy(),
-            fresh=fresh,
-        )
-
-    def _section(self, request: Request, trainerId: str, section_id: str) -> Response:
-        trainer = trainer_for(request.user, int(trainerId))
-        return section_response(
-            registry=trainer_sections,
-            section=trainer_sections[section_id],
-            context=trainer_context(trainer.pk),
-            policy=bootstrap_policy(),
-        )
-
-    @extend_schema(
-        responses={200: TRAINER_OVERVIEW, **READ_ERRORS},
-        tags=["trainers"],
+    sessions = section_endpoint("sessions", TRAINER_SESSIONS, "The 200 most recent sessions.")
+    allocations = section_endpoint(
+        "allocations", TRAINER_ALLOCATIONS, "Approved allocations with details."
     )
-    @action(detail=True, methods=["get"])
-    def overview(self, request: Request, trainerId: str) -> Response:
-        """Profile, performance, documents, location (``trainer:overview:{id}``)."""
-        return self._section(request, trainerId, "overview")
-
-    @extend_schema(
-        responses={200: TRAINER_SESSIONS, **READ_ERRORS},
-        tags=["trainers"],
+    payout_claims = section_endpoint(
+        "payoutClaims", TRAINER_PAYOUT_CLAIMS, "Payout claims.", url_path="payout-claims"
     )
-    @action(detail=True, methods=["get"])
-    def sessions(self, request: Request, trainerId: str) -> Response:
-        """The 200 most recent sessions (``trainer:sessions:{id}``)."""
-        return self._section(request, trainerId, "sessions")
-
-    @extend_schema(
-        responses={200: TRAINER_ALLOCATIONS, **READ_ERRORS},
-        tags=["trainers"],
-    )
-    @action(detail=True, methods=["get"])
-    def allocations(self, request: Request, trainerId: str) -> Response:
-        """Approved allocations with details (``trainer:allocations:{id}``)."""
-        return self._section(request, trainerId, "allocations")
-
-    @extend_schema(
-        responses={200: TRAINER_PAYOUT_CLAIMS, **READ_ERRORS},
-        tags=["trainers"],
-    )
-    @action(detail=True, methods=["get"], url_path="payout-claims")
-    def payout_claims(self, request: Request, trainerId: str) -> Response:
-        """Payout claims (``trainer:payout-claims:{id}``)."""
-        return self._section(request, trainerId, "payoutClaims")
 
     @extend_schema(
         request=TrainerProfileUpdateSerializer,
@@ -187,8 +112,8 @@ class TrainerViewSet(viewsets.ViewSet):
     def profile(self, request: Request, trainerId: str) -> Response:
         """Update the trainer's profile (the trainer or staff)."""
         trainer = trainer_for(request.user, int(trainerId))
-        changes = _input(TrainerProfileUpdateSerializer, request.data)
-        trainer = services.trainer_profile_update(trainer=trainer, changes=changes)
+        changes = validated(TrainerProfileUpdateSerializer, request.data)
+        trainer = services.trainer_profile_update(trainer=trainer, **changes)
         return _ok(TrainerProfileSerializer(trainer).data)
 
     @extend_schema(
@@ -201,8 +126,8 @@ class TrainerViewSet(viewsets.ViewSet):
         """Correct the trainer's performance figures (staff only)."""
         require_staff(request.user)
         trainer = trainer_for(request.user, int(trainerId))
-        changes = _input(TrainerPerformanceUpdateSerializer, request.data)
-        performance = services.trainer_performance_update(trainer=trainer, changes=changes)
+        changes = validated(TrainerPerformanceUpdateSerializer, request.data)
+        performance = services.trainer_performance_update(trainer=trainer, **changes)
         return _ok(TrainerPerformanceSerializer(performance).data)
 
 
@@ -212,7 +137,7 @@ SessionResponse = envelope_serializer("SessionResponse", SessionSerializer())
 class SessionViewSet(viewsets.ViewSet):
     """``/api/v1/sessions``: schedule, complete, cancel, mark no-show, confirm."""
 
-    throttle_scope = "api"
+    throttle_classes = [RateLimit]
 
     lookup_value_regex = ID_PATTERN
 
@@ -223,7 +148,7 @@ class SessionViewSet(viewsets.ViewSet):
     )
     def create(self, request: Request) -> Response:
         """Schedule a session on an approved allocation (its trainer, or staff)."""
-        data = _input(SessionCreateSerializer, request.data)
+        data = validated(SessionCreateSerializer, request.data)
         allocation = allocation_for(request.user, data["allocationId"], roles=["trainer"])
         session = services.session_create(
             allocation=allocation,
@@ -241,7 +166,7 @@ class SessionViewSet(viewsets.ViewSet):
     def complete(self, request: Request, pk: str) -> Response:
         """Complete a scheduled session (its trainer, or staff)."""
         session = session_for(request.user, int(pk), roles=["trainer"])
-        data = _input(SessionCompleteSerializer, request.data)
+        data = validated(SessionCompleteSerializer, request.data)
         session = services.session_complete(
             session=session, rating=data.get("rating"), feedback=data.get("feedback", "")
         )
@@ -256,7 +181,7 @@ class SessionViewSet(viewsets.ViewSet):
     def cancel(self, request: Request, pk: str) -> Response:
         """Cancel a scheduled session (its trainer or student, or staff)."""
         session = session_for(request.user, int(pk), roles=["trainer", "student"])
-        reason = _input(ReasonSerializer, request.data).get("reason", "")
+        reason = validated(ReasonSerializer, request.data).get("reason", "")
         return _ok(SessionSerializer(services.session_cancel(session=session, reason=reason)).data)
 
     @extend_schema(
@@ -284,7 +209,7 @@ AllocationResponse = envelope_serializer("AllocationResponse", AllocationSeriali
 class AllocationViewSet(viewsets.ViewSet):
     """``/api/v1/allocations``: request, approve, change status, cancel."""
 
-    throttle_scope = "api"
+    throttle_classes = [RateLimit]
 
     lookup_value_regex = ID_PATTERN
 
@@ -295,17 +220,17 @@ class AllocationViewSet(viewsets.ViewSet):
     )
     def create(self, request: Request) -> Response:
         """Request a trainer for a course (the student for themselves, or staff)."""
-        data = _input(AllocationCreateSerializer, request.data)
-        student = student_for(request.user, data["studentId"])
-        trainer = Trainer.objects.filter(pk=data["trainerId"]).first()
-        course = Course.objects.filter(pk=data["courseId"]).first()
+        data = validated(AllocationCreateSerializer, request.data)
+        student = student_for_allocation(request.user, data["studentId"])
+        trainer = selectors.trainer_by_id(data["trainerId"])
+        course = selectors.course_by_id(data["courseId"])
         if trainer is None:
             raise APIError("No such trainer.", field="trainerId")
         if course is None:
             raise APIError("No such course.", field="courseId")
         allocation = services.allocation_create(
             trainer=trainer,
-            student=student,
+            student_id=student.pk,
             course=course,
             sessions_total=data.get("sessionsTotal"),
             schedule=data.get("schedule"),
@@ -344,7 +269,7 @@ class AllocationViewSet(viewsets.ViewSet):
     @action(detail=True, methods=["post"], url_path="status")
     def set_status(self, request: Request, pk: str) -> Response:
         """Move an allocation to any allowed status (its trainer, or staff)."""
-        new_status = _input(AllocationStatusSerializer, request.data)["status"]
+        new_status = validated(AllocationStatusSerializer, request.data)["status"]
         return self._transition(request, pk, new_status, ["trainer"])
 
 
@@ -354,7 +279,7 @@ PayoutClaimResponse = envelope_serializer("PayoutClaimResponse", PayoutClaimSeri
 class PayoutClaimViewSet(viewsets.ViewSet):
     """``/api/v1/payout-claims``: a trainer claims completed sessions; staff decide."""
 
-    throttle_scope = "api"
+    throttle_classes = [RateLimit]
 
     lookup_value_regex = ID_PATTERN
 
@@ -365,10 +290,10 @@ class PayoutClaimViewSet(viewsets.ViewSet):
     )
     def create(self, request: Request) -> Response:
         """Claim payment for completed sessions (the trainer, or staff with trainerId)."""
-        data = _input(PayoutClaimCreateSerializer, request.data)
+        data = validated(PayoutClaimCreateSerializer, request.data)
         trainer_id = data.get("trainerId")
         if trainer_id is None:
-            own = Trainer.objects.filter(user_id=request.user.pk).first()
+            own = selectors.trainer_of_user(request.user.pk) if request.user.pk else None
             if own is None:
                 raise APIError("trainerId is required.", field="trainerId")
             trainer_id = own.pk
@@ -387,6 +312,6 @@ class PayoutClaimViewSet(viewsets.ViewSet):
     def set_status(self, request: Request, pk: str) -> Response:
         """Approve, reject or mark paid (staff only)."""
         claim = payout_claim_for(request.user, int(pk))
-        new_status = _input(PayoutClaimStatusSerializer, request.data)["status"]
+        new_status = validated(PayoutClaimStatusSerializer, request.data)["status"]
         claim = services.payout_claim_set_status(claim=claim, new_status=new_status)
         return _ok(PayoutClaimSerializer(claim).data)

@@ -36,6 +36,7 @@ INSTALLED_APPS = [
     "django_prometheus",
     "django_structlog",
     "health_check",
+    "api",
     "aggregation",
     "caching",
     "homepage",
@@ -170,15 +171,15 @@ CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 # --- REST framework and OpenAPI ------------------------------------------------
 REST_FRAMEWORK = {
     "DEFAULT_RENDERER_CLASSES": ["drf_orjson_renderer.renderers.ORJSONRenderer"],
-    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_PARSER_CLASSES": ["api.parsers.JSONParser"],
     "DEFAULT_AUTHENTICATION_CLASSES": [
         "rest_framework.authentication.TokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.AllowAny"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
-    "EXCEPTION_HANDLER": "aggregation.errors.api_exception_handler",
-    "DEFAULT_THROTTLE_CLASSES": ["aggregation.ratelimits.RedisRateThrottle"],
+    "EXCEPTION_HANDLER": "api.errors.api_exception_handler",
+    "DEFAULT_THROTTLE_CLASSES": [],  # each API view names its own (api.ratelimits)
     "COERCE_DECIMAL_TO_STRING": False,
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
 }
@@ -229,6 +230,6 @@ METRICS_ALLOWED_NETWORKS = [
 LOG_LEVEL = env("LOG_LEVEL", default="INFO")
 LOG_FORMAT = env("LOG_FORMAT", default="json")  # json, or console for humans
 LOGGING = logging_config(LOG_LEVEL, LOG_FORMAT)
-DJANGO_STRUCTLOG_TRUST_UPSTREAM_REQUEST_ID = True  # checked and bound by aggregation.request_logs
+DJANGO_STRUCTLOG_TRUST_UPSTREAM_REQUEST_ID = True  # checked and bound by api.request_logs
 DJANGO_STRUCTLOG_IP_LOGGING_ENABLED = False  # bound from the trusted client IP instead
 DJANGO_STRUCTLOG_CELERY_ENABLED = True  # the request id travels with the tasks it causes

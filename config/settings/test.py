@@ -15,6 +15,7 @@ os.environ.setdefault("RATE_LIMIT_READS", "100000/m")
 os.environ.setdefault("RATE_LIMIT_FRESH", "100000/m")
 os.environ.setdefault("RATE_LIMIT_WRITES", "100000/m")
 
-from .base import *  # noqa: E402, F403
+from .base import *  # noqa: F403
 
+INSTALLED_APPS = [*INSTALLED_APPS, "demo"]  # noqa: F405
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]

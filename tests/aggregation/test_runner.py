@@ -8,9 +8,9 @@ from datetime import UTC, datetime
 import pytest
 from django.db import OperationalError, connection
 
-from aggregation.errors import ErrorCode
 from aggregation.runner import classify_error, run_sections
 from aggregation.sections import Section, SectionContext, SectionPayload
+from api.errors import ErrorCode
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

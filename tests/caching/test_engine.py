@@ -10,17 +10,20 @@ import time
 from pathlib import Path
 
 import pytest
+import time_machine
 from django_redis import get_redis_connection
 
-from caching import engine
-from caching.engine import CachePolicy, Computed, clear_local, get_or_compute
+from caching import flight
+from caching.engine import CachePolicy, Computed, get_or_compute
+from caching.keys import lock_key
+from caching.local import clear_local
+from caching.shared import shared_cache
 from caching.tags import bump, invalidate_on_commit, read_generations
+from tests.waiting import wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
-POLICY = CachePolicy(soft_ttl=60, hard_ttl=120)
-SWR = CachePolicy(
-    soft_ttl=60, hard_ttl=120, stale_while_revalidate=True, stale_after_invalidation=True
-)
+POLICY = CachePolicy("test", soft_ttl=60, hard_ttl=120)
+SWR = CachePolicy("test", soft_ttl=60, hard_ttl=120, stale_while_revalidate=True)
 
 
 class Counter:
@@ -105,7 +108,7 @@ def compute():
     return Computed("shared")
 values = []
 def request():
-    policy = CachePolicy(soft_ttl=60, hard_ttl=60)
+    policy = CachePolicy("test", soft_ttl=60, hard_ttl=60)
     values.append(get_or_compute("t:cross", compute, tags=["x"], policy=policy).value)
 threads = [threading.Thread(target=request) for _ in range(int(sys.argv[1]))]
 redis.incr("test:ready")
@@ -141,38 +144,52 @@ def test_concurrent_misses_across_processes_compute_once():
     assert int(redis.get("test:computations")) == 1
 
 
-def test_soft_expiry_serves_stale_once_and_refreshes_in_the_background(settings):
+def test_soft_expiry_serves_stale_once_and_refreshes_in_the_background():
     counter = Counter()
-    policy = CachePolicy(soft_ttl=0.3, hard_ttl=30, stale_while_revalidate=True)
-    get_or_compute("t:swr", counter.compute(), policy=policy)
-    time.sleep(0.35)  # let the soft TTL pass
-    stale = get_or_compute("t:swr", counter.compute(delay=0.2), policy=policy)
-    also_stale = get_or_compute("t:swr", counter.compute(), policy=policy)
-    assert stale.stale and stale.value == "v1"
-    assert also_stale.stale and also_stale.value == "v1"  # the one refresh is still running
-    deadline = time.monotonic() + 5
-    while True:
-        fresh = get_or_compute("t:swr", counter.compute(), policy=policy)
-        if not fresh.stale or time.monotonic() > deadline:
-            break
-        time.sleep(0.02)
-    assert fresh.value == "v2" and not fresh.stale
+    release = threading.Event()
+
+    def slow_refresh() -> Computed:
+        release.wait(10)  # the refresh runs until the test lets it finish
+        return counter.compute()()
+
+    with time_machine.travel(time.time(), tick=True) as clock:
+        get_or_compute("t:swr", counter.compute(), policy=SWR)
+        clock.shift(61)  # past the soft TTL, within the hard one
+        stale = get_or_compute("t:swr", slow_refresh, policy=SWR)
+        also_stale = get_or_compute("t:swr", slow_refresh, policy=SWR)
+        assert stale.stale and stale.value == "v1"
+        assert also_stale.stale and also_stale.value == "v1"  # the one refresh still runs
+        release.set()
+        fresh = wait_until(
+            lambda: (
+                (r := get_or_compute("t:swr", counter.compute(), policy=SWR)).stale is False and r
+            )
+        )
+    assert fresh.value == "v2"
     assert counter.calls == 2
 
 
-def test_after_an_invalidation_only_one_request_gets_the_stale_copy():
+def test_after_an_invalidation_no_request_gets_the_old_copy():
     counter = Counter()
     get_or_compute("t:inv", counter.compute(), tags=["x"], policy=SWR)
     bump(["x"])
-    first = get_or_compute("t:inv", counter.compute(delay=0.3), tags=["x"], policy=SWR)
-    second = get_or_compute("t:inv", counter.compute(), tags=["x"], policy=SWR)
-    assert first.stale and first.value == "v1"
-    assert not second.stale and second.value == "v2"  # waited for the refresh
-    assert counter.calls == 2
+    results = []
+    threads = [
+        threading.Thread(
+            target=lambda: results.append(
+                get_or_compute("t:inv", counter.compute(delay=0.2), tags=["x"], policy=SWR)
+            )
+        )
+        for _ in range(5)
+    ]
+    [t.start() for t in threads]
+    [t.join() for t in threads]
+    assert {(r.value, r.stale) for r in results} == {("v2", False)}
+    assert counter.calls == 2  # the five collapsed into one recomputation
 
 
 def test_stale_if_error_serves_the_last_copy_then_fails_without_one():
-    policy = CachePolicy(soft_ttl=60, hard_ttl=60, stale_if_error=600)
+    policy = CachePolicy("test", soft_ttl=60, hard_ttl=60, stale_if_error=600)
     get_or_compute("t:err", lambda: Computed("good"), tags=["x"], policy=policy)
     bump(["x"])
     result = get_or_compute("t:err", lambda: Computed(None, ok=False), tags=["x"], policy=policy)
@@ -182,12 +199,12 @@ def test_stale_if_error_serves_the_last_copy_then_fails_without_one():
 
 
 def test_content_expiry_caps_every_ttl():
-    policy = CachePolicy(soft_ttl=60, hard_ttl=120, stale_if_error=600)
+    policy = CachePolicy("test", soft_ttl=60, hard_ttl=120, stale_if_error=600)
     result = get_or_compute(
         "t:exp", lambda: Computed("x", expires_at=time.time() + 5), policy=policy
     )
     assert result.ttl <= 5
-    ttl = get_redis_connection("default").ttl(engine.shared_cache.cache.make_key("t:exp"))
+    ttl = get_redis_connection("default").ttl(shared_cache.cache.make_key("t:exp"))
     assert 0 < ttl <= 5
 
 
@@ -205,3 +222,31 @@ def test_bumps_inside_a_transaction_wait_for_commit(transactional_db):
         invalidate_on_commit(["x"])
         raise RuntimeError
     assert read_generations(["x"])[0] == after
+
+
+def test_fresh_never_takes_a_copy_older_than_the_request(monkeypatch):
+    get_or_compute("t:fresh", lambda: Computed("old"), tags=["x"], policy=POLICY)
+    redis = get_redis_connection("default")
+    lock = shared_cache.cache.make_key(lock_key("t:fresh"))
+    redis.set(lock, "another process")  # as if another process were computing it
+    polling = threading.Event()
+    original = flight.wait_for_other_process
+
+    def observed(key, look):
+        polling.set()
+        return original(key, look)
+
+    monkeypatch.setattr(flight, "wait_for_other_process", observed)
+    results = []
+    thread = threading.Thread(
+        target=lambda: results.append(
+            get_or_compute(
+                "t:fresh", lambda: Computed("new"), tags=["x"], policy=POLICY, bypass=True
+            )
+        )
+    )
+    thread.start()
+    assert polling.wait(10)  # it waits for the other process, with a copy in Redis...
+    redis.delete(lock)  # ...which lets go without storing anything newer
+    thread.join(10)
+    assert results[0].value == "new" and results[0].from_cache is False

@@ -6,7 +6,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from io import StringIO
 from pathlib import Path
 
@@ -14,25 +13,20 @@ import pytest
 from django.core.management import call_command
 from django.db import connection
 from django_celery_beat.models import PeriodicTask
+from django_redis import get_redis_connection
 
 from caching import warming
+from caching.keys import WARM_RUNS_KEY
 from caching.schedule import WARMING_TASK_NAME, ensure_warming_schedule
 from caching.shared import shared_cache
 from caching.tags import bump, read_generations
 from config.celery_app import app as celery_app
 from homepage.models import Product
 from tests.homepage.factories import ProductFactory
+from tests.waiting import wait_until
 
 pytestmark = pytest.mark.django_db(transaction=True)
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def _wait_until(condition, timeout: float = 30.0):
-    deadline = time.monotonic() + timeout
-    while not (value := condition()):
-        assert time.monotonic() < deadline, "condition not met in time"
-        time.sleep(0.05)
-    return value
 
 
 def test_beat_schedule_follows_the_settings(settings):
@@ -63,54 +57,88 @@ def test_cache_command_warms_invalidates_and_reports(db):
 
 
 @pytest.fixture
-def celery_worker(settings):
-    """A real worker on the suite's Redis, reading the test database."""
+def start_worker(settings):
+    """Start a real worker on the suite's Redis, reading the test database, when asked."""
     env = {
         **os.environ,
         "DJANGO_SETTINGS_MODULE": "config.settings.test",
         "DATABASE_URL": f"postgres://postgres@127.0.0.1:5432/{connection.settings_dict['NAME']}",
         "CELERY_TASK_ALWAYS_EAGER": "false",
     }
-    worker = subprocess.Popen(
-        [sys.executable, "-m", "celery", "-A", "config", "worker", "-P", "solo",
-         "--without-gossip", "--without-mingle", "--without-heartbeat", "-l", "INFO"],
-        cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )  # fmt: skip
     settings.CELERY_TASK_ALWAYS_EAGER = False
-    settings.CACHE_REWARM_DEBOUNCE = 1.0
+    settings.CACHE_REWARM_DEBOUNCE = 0.5
     celery_app.conf.task_always_eager = False
+    workers = []
+
+    def start():
+        workers.append(
+            subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "celery",
+                    "-A",
+                    "config",
+                    "worker",
+                    "-P",
+                    "solo",
+                    "--without-gossip",
+                    "--without-mingle",
+                    "--without-heartbeat",
+                    "-l",
+                    "INFO",
+                ],
+                cwd=ROOT,
+                env=env,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+                start_new_session=True,
+            )  # fmt: skip
+        )
+
     try:
-        yield worker
+        yield start
     finally:
         celery_app.conf.task_always_eager = True
-        os.killpg(worker.pid, signal.SIGTERM)
-        worker.wait(20)
+        for worker in workers:
+            os.killpg(worker.pid, signal.SIGTERM)
+            worker.wait(20)
 
 
 @pytest.fixture
 def product():
-    """Created before the worker starts, so its own invalidation schedules nothing."""
+    """Created before warming is switched on, so its own invalidation schedules nothing."""
     return ProductFactory(name="old name", views=10_000)
 
 
-def test_rewarm_runs_once_through_a_worker_after_many_invalidations(product, celery_worker):
-    # The worker warms everything once when it starts.
-    _wait_until(lambda: shared_cache.hgetall("warm:runs").get("warm_all"))
-    _wait_until(lambda: warming.last_warm_times()["homepage:anonymous"])
-    warmed_at = warming.last_warm_times()["homepage:anonymous"]
-
+@pytest.mark.slow
+def test_many_invalidations_before_the_rewarm_starts_cause_one_rewarm(product, start_worker):
+    # Every bump lands before any worker can run the re-warm, however slowly
+    # they arrive: the debounce must gather them all, by construction.
     Product.objects.filter(pk=product.pk).update(name="new name")
     for _ in range(999):
         bump(["products"])
-    warming._scheduler.submit(lambda: None).result(timeout=30)  # scheduling has finished
+    warming.wait_for_scheduled()
+    queued = get_redis_connection("default").lrange("celery", 0, -1)
+    assert sum(b'"caching.rewarm"' in message for message in queued) == 1
 
-    _wait_until(lambda: (warming.last_warm_times()["homepage:anonymous"] or 0) > warmed_at)
-    runs = shared_cache.hgetall("warm:runs")
-    assert runs.get("rewarm") == 1
+    start_worker()
+    wait_until(lambda: shared_cache.hgetall(WARM_RUNS_KEY).get("rewarm"))
+    wait_until(lambda: warming.last_warm_times()["homepage:anonymous"])
+    assert shared_cache.hgetall(WARM_RUNS_KEY)["rewarm"] == 1
 
     from rest_framework.test import APIClient
 
     body = APIClient().get("/api/v1/homepage").json()
     assert body["data"]["metadata"]["fromCache"] is True  # warmed, not computed here
     assert body["data"]["sections"]["justForYou"]["items"][0]["name"] == "new name"
+
+
+def test_a_bump_after_the_rewarm_started_schedules_the_next_one(product, start_worker):
+    bump(["products"])
+    warming.wait_for_scheduled()
+    assert warming.take_pending_tags() == {"products"}  # what the re-warm task does first
+    bump(["products"])
+    warming.wait_for_scheduled()
+    queued = get_redis_connection("default").lrange("celery", 0, -1)
+    assert sum(b'"caching.rewarm"' in message for message in queued) == 2

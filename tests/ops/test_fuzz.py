@@ -21,7 +21,7 @@ from tests.homepage.factories import EventFactory, OfferFactory, ProductFactory,
 from tests.servers import ROOT, gunicorn
 from tests.trainers.factories import AllocationFactory, SessionFactory, UserFactory
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
 EXAMPLES = os.environ.get("FUZZ_EXAMPLES", "25")
 CHECKS = "not_a_server_error,status_code_conformance,content_type_conformance,response_headers_conformance,response_schema_conformance"
 

@@ -98,7 +98,7 @@ def test_the_request_id_travels_with_the_celery_tasks_it_causes(client, staff_us
             {"action": "make_featured", "_selected_action": [product.pk]},
             HTTP_X_REQUEST_ID="req_admin_42",
         )
-        warming._scheduler.submit(lambda: None).result(timeout=30)
+        warming.wait_for_scheduled()
     finally:
         celery_app.conf.task_always_eager = True
     messages = [json.loads(m) for m in get_redis_connection("default").lrange("celery", 0, -1)]

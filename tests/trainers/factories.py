@@ -1,4 +1,4 @@
-"""factory-boy factories for trainers, students, courses, allocations and sessions."""
+"""factory-boy factories for trainers, courses, allocations and sessions."""
 
 from __future__ import annotations
 
@@ -9,7 +9,6 @@ import factory
 from django.contrib.auth import get_user_model
 from django.utils import timezone
 
-from students.models import Student, StudentProgress
 from trainers.models import (
     Allocation,
     Course,
@@ -64,26 +63,6 @@ class TrainerDocumentFactory(factory.django.DjangoModelFactory):
     url = factory.Sequence(lambda n: f"https://docs.example.com/{n}.pdf")
 
 
-class StudentFactory(factory.django.DjangoModelFactory):
-    class Meta:
-        model = Student
-        skip_postgeneration_save = True
-
-    user = factory.SubFactory(UserFactory)
-    name = factory.Faker("name")
-    email = factory.Faker("email")
-    progress = factory.RelatedFactory(
-        "tests.trainers.factories.StudentProgressFactory", factory_related_name="student"
-    )
-
-
-class StudentProgressFactory(factory.django.DjangoModelFactory):
-    class Meta:
-        model = StudentProgress
-
-    student = factory.SubFactory(StudentFactory, progress=None)
-
-
 class CourseFactory(factory.django.DjangoModelFactory):
     class Meta:
         model = Course
@@ -98,7 +77,7 @@ class AllocationFactory(factory.django.DjangoModelFactory):
         model = Allocation
 
     trainer = factory.SubFactory(TrainerFactory)
-    student = factory.SubFactory(StudentFactory)
+    student = factory.SubFactory("tests.students.factories.StudentFactory")
     course = factory.SubFactory(CourseFactory)
     status = Allocation.Status.APPROVED
     sessions_total = 10

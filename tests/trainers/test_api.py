@@ -7,13 +7,13 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
+from tests.students.factories import StudentFactory
 from trainers.models import Session
 
 from .factories import (
     AllocationFactory,
     CourseFactory,
     SessionFactory,
-    StudentFactory,
     TrainerDocumentFactory,
     TrainerFactory,
     UserFactory,

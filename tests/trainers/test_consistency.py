@@ -21,7 +21,7 @@ from trainers.models import Session
 
 from .factories import AllocationFactory
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
 ROOT = Path(__file__).resolve().parents[2]
 SESSIONS = 150
 

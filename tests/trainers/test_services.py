@@ -8,9 +8,10 @@ from decimal import Decimal
 import pytest
 from django.utils import timezone
 
-from aggregation.errors import APIError
+from api.errors import APIError
 from caching.tags import read_generations
 from students.models import Achievement, CourseProgress, StudentProgress
+from tests.students.factories import StudentFactory
 from trainers import services
 from trainers.models import Allocation, PayoutClaim, Session, TrainerPerformance
 from trainers.services import InvalidTransition
@@ -19,7 +20,6 @@ from .factories import (
     AllocationFactory,
     CourseFactory,
     SessionFactory,
-    StudentFactory,
     TrainerFactory,
 )
 
@@ -150,7 +150,9 @@ def test_allocation_transitions(start, target, allowed):
 
 def test_approving_starts_course_progress_and_cancelling_cancels_sessions():
     allocation = services.allocation_create(
-        trainer=TrainerFactory(), student=StudentFactory(), course=CourseFactory(total_sessions=8)
+        trainer=TrainerFactory(),
+        student_id=StudentFactory().pk,
+        course=CourseFactory(total_sessions=8),
     )
     assert (allocation.status, allocation.sessions_total) == ("pending", 8)
     services.allocation_set_status(allocation=allocation, new_status="approved")
@@ -208,7 +210,7 @@ def test_profile_update_invalidates_the_trainers_students(django_capture_on_comm
     tag = f"student:{allocation.student_id}"
     before, _ = read_generations([tag])
     with django_capture_on_commit_callbacks(execute=True):
-        services.trainer_profile_update(trainer=allocation.trainer, changes={"name": "New Name"})
+        services.trainer_profile_update(trainer=allocation.trainer, name="New Name")
     assert read_generations([tag])[0] != before
 
 

@@ -7,8 +7,8 @@ from datetime import UTC, datetime
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from tabulate import tabulate
 
-from caching.engine import flush_stats
 from caching.inspection import known_tags, namespace_stats, tag_generations, warm_times
+from caching.metrics import flush_stats
 from caching.tags import bump
 from caching.tasks import warm_one
 from caching.warming import run_warmer, warmers

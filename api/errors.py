@@ -13,6 +13,7 @@ from enum import StrEnum
 from typing import Any
 
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
+from django.core.exceptions import RequestDataTooBig
 from django.http import Http404, HttpRequest, JsonResponse
 from rest_framework import exceptions, status
 from rest_framework.response import Response
@@ -35,6 +36,7 @@ class ErrorCode(StrEnum):
     METHOD_NOT_ALLOWED = "METHOD_NOT_ALLOWED"
     NOT_ACCEPTABLE = "NOT_ACCEPTABLE"
     UNSUPPORTED_MEDIA_TYPE = "UNSUPPORTED_MEDIA_TYPE"
+    PAYLOAD_TOO_LARGE = "PAYLOAD_TOO_LARGE"
     CONFLICT = "CONFLICT"
     SERVER_ERROR = "SERVER_ERROR"
     SERVICE_UNAVAILABLE = "SERVICE_UNAVAILABLE"
@@ -43,7 +45,7 @@ class ErrorCode(StrEnum):
 class APIError(exceptions.APIException):
     """An API error with a stable code; raise it from views, services and selectors."""
 
-    status_code = status.HTTP_400_BAD_REQUEST
+    status_code: int = status.HTTP_400_BAD_REQUEST
     code = ErrorCode.VALIDATION_ERROR
     default_detail = "Invalid request."
 
@@ -61,6 +63,14 @@ class APIError(exceptions.APIException):
         if status_code is not None:
             self.status_code = status_code
         self.field = field
+
+
+class PayloadTooLarge(APIError):
+    """The request body is larger than ``DATA_UPLOAD_MAX_MEMORY_SIZE``."""
+
+    status_code = status.HTTP_413_REQUEST_ENTITY_TOO_LARGE
+    code = ErrorCode.PAYLOAD_TOO_LARGE
+    default_detail = "The request body is too large."
 
 
 def error_item(code: str, message: str, *, field: str | None = None, section: str | None = None):
@@ -114,7 +124,9 @@ def _flatten_validation(detail: Any, prefix: str = "") -> list[dict[str, str]]:
 
 def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response:
     """DRF exception handler: every error becomes the envelope, unknown ones a 500."""
-    if isinstance(exc, Http404):
+    if isinstance(exc, RequestDataTooBig):
+        exc = PayloadTooLarge()
+    elif isinstance(exc, Http404):
         exc = exceptions.NotFound()
     elif isinstance(exc, DjangoPermissionDenied):
         exc = exceptions.PermissionDenied()
@@ -128,10 +140,12 @@ def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response:
         return Response(body, status=status.HTTP_500_INTERNAL_SERVER_ERROR)
 
     headers: dict[str, str] = {}
-    if getattr(exc, "auth_header", None):
-        headers["WWW-Authenticate"] = exc.auth_header
-    if getattr(exc, "wait", None):
-        headers["Retry-After"] = str(int(exc.wait))
+    auth_header = getattr(exc, "auth_header", None)
+    if auth_header:
+        headers["WWW-Authenticate"] = auth_header
+    wait = getattr(exc, "wait", None)
+    if wait:
+        headers["Retry-After"] = str(int(wait))
 
     if isinstance(exc, APIError):
         body = error_envelope(
@@ -161,7 +175,9 @@ def server_error_view(request: HttpRequest) -> JsonResponse:
 
 
 def bad_request_view(request: HttpRequest, exception: Exception | None = None) -> JsonResponse:
-    """``handler400``."""
+    """``handler400`` (Django turns a too-large body met outside DRF into one: say 413)."""
+    if isinstance(exception, RequestDataTooBig):
+        return _json_error(413, ErrorCode.PAYLOAD_TOO_LARGE, "The request body is too large.")
     return _json_error(400, ErrorCode.VALIDATION_ERROR, "Bad request.")
 
 

@@ -4,7 +4,7 @@ Every process shares one budget per client: per user when signed in, per client
 IP otherwise. Reads of the aggregation endpoints share ``RATE_LIMIT_READS``;
 ``fresh=true`` reads also count against the tighter ``RATE_LIMIT_FRESH``;
 writes share ``RATE_LIMIT_WRITES``. Over budget: 429 ``RATE_LIMITED`` with
-``Retry-After``. Views opt in with ``throttle_scope = "api"``.
+``Retry-After``. Views name ``RateLimit`` in their ``throttle_classes``.
 
 The client IP is the address ``TRUSTED_PROXY_COUNT`` hops from the right of
 ``X-Forwarded-For`` (the one our own outermost proxy saw), or ``REMOTE_ADDR``
@@ -61,7 +61,7 @@ def _groups(request) -> list[tuple[str, str]]:
     return [("writes", settings.RATE_LIMIT_WRITES)]
 
 
-class RedisRateThrottle(BaseThrottle):
+class RateLimit(BaseThrottle):
     """DRF throttle counting with django-ratelimit in the shared cache."""
 
     def __init__(self) -> None:
@@ -69,9 +69,7 @@ class RedisRateThrottle(BaseThrottle):
 
     def allow_request(self, request, view) -> bool:
         """Count this request in each of its groups; refuse if any is over budget."""
-        if getattr(view, "throttle_scope", None) != "api" or not settings.RATELIMIT_ENABLE:
-            return True
-        if not shared_cache.available:
+        if not settings.RATELIMIT_ENABLE or not shared_cache.available:
             return True
         for group, rate in _groups(request):
             if not rate:

@@ -1,42 +1,28 @@
-"""``manage.py seed_demo``: a realistic storefront data set of a requested size.
+"""Demo data for the storefront: stores, products, events, offers, shoppers' affinities.
 
-Fast on purpose: names come from small pools made once with Faker, rows are
-built in memory and written with ``bulk_create`` in batches, so a million
-products take minutes on PostgreSQL, not hours. Reproducible with ``--seed``.
+Fast on purpose: names come from small pools made once with Faker (by the
+``seed_demo`` command), rows are built in memory and written with
+``bulk_create`` in batches, so a million products take minutes on PostgreSQL.
 """
 
 from __future__ import annotations
 
 import random
-from datetime import timedelta
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 from decimal import Decimal
 
-from django.contrib.auth import get_user_model
-from django.core.management.base import BaseCommand, CommandError, CommandParser
-from django.db import transaction
-from django.utils import timezone
-from faker import Faker
-from rest_framework.authtoken.models import Token
+from django.db import models, transaction
 from tqdm import tqdm
 
-from homepage.models import CategoryAffinity, Event, Offer, Product, Store
-from trainers.demo import TrainingCounts, seed_training
+from .models import CategoryAffinity, Event, Offer, Product, Store
 
 BATCH_SIZE = 5_000
 CATEGORIES = [
-    "electronics",
-    "fashion",
-    "home",
-    "beauty",
-    "sports",
-    "books",
-    "toys",
-    "grocery",
-    "travel",
-    "health",
-    "automotive",
-    "music",
-]
+    "electronics", "fashion", "home", "beauty", "sports", "books", "toys", "grocery",
+    "travel", "health", "automotive", "music",
+]  # fmt: skip
 CITIES = [  # name, longitude, latitude
     ("Bengaluru", 77.5946, 12.9716),
     ("Mumbai", 72.8777, 19.0760),
@@ -45,93 +31,58 @@ CITIES = [  # name, longitude, latitude
     ("New York", -74.0060, 40.7128),
     ("Berlin", 13.4050, 52.5200),
 ]
-DEMO_PASSWORD = "demo-password"  # noqa: S105 - the printed demo login, embedded mode only
-SIZES = {  # products, stores, events, offers, users, trainers, students, sessions per trainer
-    "small": (2_000, 200, 300, 600, 20, 10, 40, 300),
-    "medium": (100_000, 5_000, 5_000, 20_000, 500, 100, 1_000, 300),
-    "large": (1_000_000, 50_000, 50_000, 200_000, 5_000, 500, 5_000, 300),
-}
-COUNTED = (
-    "products", "stores", "events", "offers", "users", "trainers", "students",
-    "sessions_per_trainer",
-)  # fmt: skip
+
+
+@dataclass
+class StorefrontCounts:
+    products: int
+    stores: int
+    events: int
+    offers: int
 
 
 def _money(rng: random.Random, low: float, high: float) -> Decimal:
     return Decimal(f"{rng.uniform(low, high):.2f}")
 
 
-class Command(BaseCommand):
-    help = "Generate demo storefront data (products, stores, events, offers, users)."
+def has_storefront_data() -> bool:
+    """True when any product exists."""
+    return Product.objects.exists()
 
-    def add_arguments(self, parser: CommandParser) -> None:
-        parser.add_argument("--size", choices=SIZES, default="small")
-        parser.add_argument("--products", type=int, help="Override the size's product count.")
-        parser.add_argument("--stores", type=int)
-        parser.add_argument("--events", type=int)
-        parser.add_argument("--offers", type=int)
-        parser.add_argument("--users", type=int, help="Shoppers with category affinities.")
-        parser.add_argument("--trainers", type=int)
-        parser.add_argument("--students", type=int)
-        parser.add_argument("--sessions-per-trainer", type=int)
-        parser.add_argument("--seed", type=int, default=42, help="Random seed (reproducible).")
-        parser.add_argument("--if-empty", action="store_true", help="Do nothing if data exists.")
-        parser.add_argument("--clear", action="store_true", help="Delete existing demo data first.")
-        parser.add_argument("--no-progress", action="store_true", help="Hide progress bars.")
 
-    def handle(self, *args, **opts) -> None:
-        if opts["if_empty"] and Product.objects.exists():
-            self.stdout.write("Demo data already present; nothing to do.")
-            return
-        counts = dict(zip(COUNTED, SIZES[opts["size"]], strict=True))
-        for name in counts:
-            if opts[name] is not None:
-                if opts[name] < 0:
-                    raise CommandError(f"--{name.replace('_', '-')} must be >= 0")
-                counts[name] = opts[name]
-        self.rng = random.Random(opts["seed"])
-        self.progress = not opts["no_progress"]
-        fake = Faker()
-        fake.seed_instance(opts["seed"])
-        self.words = [fake.unique.word().title() for _ in range(300)]
-        self.companies = [fake.unique.company() for _ in range(200)]
-        self.now = timezone.now()
+def clear_storefront() -> None:
+    """Delete every storefront row."""
+    for model in (Offer, Product, Event, Store, CategoryAffinity):
+        model.objects.all().delete()
 
-        if opts["clear"]:
-            self._clear()
-        stores = self._stores(counts["stores"])
-        self._products(counts["products"], stores)
-        self._events(counts["events"])
-        self._offers(counts["offers"], stores)
-        self._users(counts["users"])
-        with transaction.atomic():
-            seed_training(
-                TrainingCounts(
-                    counts["trainers"], counts["students"], counts["sessions_per_trainer"]
-                ),
-                rng=self.rng,
-                now=self.now,
-                names=self.words,
-                password=DEMO_PASSWORD,
-            )
-        self.stdout.write(self.style.SUCCESS(f"Seeded {counts}."))
 
-    def _clear(self) -> None:
-        from trainers.models import Allocation, Course, PayoutClaim, Session
+class StorefrontSeeder:
+    """Builds the storefront's rows from word pools and one random generator."""
 
-        PayoutClaim.objects.all().delete()
-        Session.objects.all().delete()
-        Allocation.objects.all().delete()
-        get_user_model().objects.filter(
-            username__regex=r"^(trainer|student)[0-9]+$"
-        ).delete()  # trainers, students and everything hanging off them
-        Course.objects.all().delete()
-        for model in (Offer, Product, Event, Store, CategoryAffinity):
-            model.objects.all().delete()
+    def __init__(
+        self,
+        *,
+        rng: random.Random,
+        now: datetime,
+        words: list[str],
+        companies: list[str],
+        progress: bool = True,
+    ) -> None:
+        self.rng, self.now, self.words, self.companies = rng, now, words, companies
+        self.progress = progress
 
-    # --- helpers ---------------------------------------------------------------
+    def seed(self, counts: StorefrontCounts, shoppers: list) -> None:
+        """Create the storefront, then each shopper's category affinities."""
+        stores = self._stores(counts.stores)
+        self._products(counts.products, stores)
+        self._events(counts.events)
+        self._offers(counts.offers, stores)
+        self._affinities(shoppers)
 
-    def _bulk(self, model, total: int, build, *, keep: bool = False) -> list:
+    def _bulk(
+        self, model: type[models.Model], total: int, build: Callable[[int], models.Model],
+        *, keep: bool = False,
+    ) -> list:  # fmt: skip
         """Create ``total`` rows of ``model`` from ``build(i)``, in batches.
 
         Returns the created rows only with ``keep`` (a million products would
@@ -139,12 +90,12 @@ class Command(BaseCommand):
         """
         created: list = []
         with tqdm(
-            total=total, desc=model._meta.verbose_name_plural, disable=not self.progress
+            total=total, desc=str(model._meta.verbose_name_plural), disable=not self.progress
         ) as bar:
             for start in range(0, total, BATCH_SIZE):
                 batch = [build(i) for i in range(start, min(start + BATCH_SIZE, total))]
                 with transaction.atomic():
-                    rows = model.objects.bulk_create(batch)
+                    rows = model._default_manager.bulk_create(batch)
                 if keep:
                     created += rows
                 bar.update(len(batch))
@@ -268,36 +219,8 @@ class Command(BaseCommand):
 
         self._bulk(Offer, total, build)
 
-    def _users(self, total: int) -> None:
-        User = get_user_model()  # noqa: N806
-        admin, created = User.objects.get_or_create(
-            username="admin",
-            defaults={"is_staff": True, "is_superuser": True, "email": "admin@example.com"},
-        )
-        if created:
-            admin.set_password(DEMO_PASSWORD)
-            admin.save()
-        Token.objects.get_or_create(user=admin)
+    def _affinities(self, shoppers: list) -> None:
         rng = self.rng
-        existing = set(
-            User.objects.filter(username__startswith="shopper").values_list("username", flat=True)
-        )
-        new_users = [
-            User(username=f"shopper{i}", email=f"shopper{i}@example.com")
-            for i in range(1, total + 1)
-            if f"shopper{i}" not in existing
-        ]
-        for user in new_users:
-            user.set_unusable_password()
-        User.objects.bulk_create(new_users, batch_size=BATCH_SIZE)
-        shoppers = list(User.objects.filter(username__startswith="shopper"))
-        Token.objects.bulk_create(
-            [
-                Token(user=u, key=Token.generate_key())
-                for u in shoppers
-                if not Token.objects.filter(user=u).exists()
-            ]
-        )
         affinities = [
             CategoryAffinity(user=u, category=c, score=round(rng.uniform(0.1, 1.0), 3))
             for u in shoppers

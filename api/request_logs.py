@@ -27,13 +27,13 @@ REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 def note_aggregation(request: HttpRequest, **fields: Any) -> None:
     """Attach fields (``cacheHit``, ``sections``) to this request's finishing log line."""
     target = getattr(request, "_request", request)  # a DRF request wraps Django's
-    target.aggregation_log = {**getattr(target, "aggregation_log", {}), **fields}
+    target.aggregation_log = {**getattr(target, "aggregation_log", {}), **fields}  # type: ignore[union-attr]
 
 
 @receiver(signals.bind_extra_request_metadata, dispatch_uid="aggregation.request_started")
 def request_started(sender, request: HttpRequest, logger, log_kwargs: dict, **kwargs) -> None:
     """Start the clock, keep only sane client request ids, bind the client IP."""
-    request.started_at = time.perf_counter()
+    request.started_at = time.perf_counter()  # type: ignore[attr-defined]
     request_id = structlog.contextvars.get_contextvars().get("request_id", "")
     if not REQUEST_ID.match(request_id):
         structlog.contextvars.bind_contextvars(request_id=str(uuid.uuid4()))

@@ -1,45 +1,25 @@
-"""HTTP for aggregated responses: conditional requests, compression, cache headers.
+"""HTTP responses for aggregated results: a batch (homepage, bootstrap) or one section.
 
-Built as a plain ``HttpResponse`` from cached bytes, bypassing DRF's renderer:
-the hot path of a cache hit does no serialization at all.
+A batch response is a plain ``HttpResponse`` built from cached bytes, bypassing
+DRF's renderer: the hot path of a cache hit does no serialization at all.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from django.conf import settings
 from django.http import HttpRequest, HttpResponse, HttpResponseNotModified
-from django.utils.http import parse_etags
+from rest_framework.response import Response
+
+from api.errors import APIError, ErrorCode
+from api.http import VARY, cache_control, not_modified
+from api.request_logs import note_aggregation
 
 from . import metrics
-from .batch import BatchResult, render_batch
+from .batch import BatchResult, SectionResult, render_batch
 from .encoding import MIN_COMPRESS_LENGTH, accepts_gzip
-from .request_logs import note_aggregation
 
-VARY = "Accept-Encoding, Authorization, Cookie"
-
-
-def cache_control(*, public: bool, status: int = 200) -> str:
-    """Shared caches may keep anonymous responses; per-user ones are private."""
-    if status != 200:
-        return "no-store"
-    if public:
-        return (
-            f"public, max-age=0, s-maxage={settings.CDN_MAX_AGE}, "
-            f"stale-while-revalidate={settings.CDN_STALE_WHILE_REVALIDATE}"
-        )
-    return "private, no-cache"
-
-
-def _not_modified(request: HttpRequest, etag: str) -> bool:
-    header = request.headers.get("If-None-Match")
-    if not header:
-        return False
-    if header.strip() == "*":
-        return True
-    weak = etag.removeprefix("W/")
-    return any(tag.removeprefix("W/") == weak for tag in parse_etags(header))
+_FAILURE_STATUS = {ErrorCode.TIMEOUT_ERROR: 504, ErrorCode.DB_CONNECTION_ERROR: 503}
 
 
 def batch_response(
@@ -65,8 +45,8 @@ def batch_response(
     }
     if status == 200:
         headers["ETag"] = result.body.etag
-        if _not_modified(request, result.body.etag):
-            response = HttpResponseNotModified()
+        if not_modified(request, result.body.etag):
+            response: HttpResponse = HttpResponseNotModified()
             for name, value in headers.items():
                 response[name] = value
             return response
@@ -80,4 +60,16 @@ def batch_response(
         response["Content-Encoding"] = "gzip"
     for name, value in headers.items():
         response[name] = value
+    return response
+
+
+def section_response(result: SectionResult, *, public: bool = False) -> Response:
+    """One section alone (an individual or legacy endpoint), or its failure as an error."""
+    if result.error is not None:
+        code = ErrorCode(result.error["code"])
+        raise APIError(
+            result.error["message"], code=code, status_code=_FAILURE_STATUS.get(code, 500)
+        )
+    response = Response({"success": True, "data": result.body})
+    response["Cache-Control"] = cache_control(public=public)
     return response

@@ -1,0 +1,112 @@
+"""The bootstrap viewset both training domains declare: one class, configured by attributes.
+
+A domain subclasses ``BootstrapViewSet`` with its ``Bootstrap`` and an access
+rule, and lists its individual section endpoints with ``section_endpoint``::
+
+    class TrainerViewSet(BootstrapViewSet):
+        spec = trainer_bootstrap
+        lookup_field = "trainerId"
+
+        def subject_for(self, user, subject_id):
+            return trainer_for(user, subject_id)
+
+        overview = section_endpoint("overview", TRAINER_OVERVIEW, "Profile, ...")
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.db.models import Model
+from django.http import HttpResponse
+from drf_spectacular.utils import extend_schema
+from rest_framework import serializers, viewsets
+from rest_framework.decorators import action
+from rest_framework.request import Request
+from rest_framework.response import Response
+
+from api.access import User
+from api.ratelimits import RateLimit
+from api.serializers import error_responses, validated
+from caching.activity import record_activity
+
+from .bootstrap import Bootstrap
+from .responses import batch_response, section_response
+from .serializers import BootstrapQuerySerializer, bootstrap_response_serializer
+
+ID_PATTERN = r"[0-9]{1,18}"
+READ_ERRORS = error_responses(
+    {
+        400: "Invalid input (VALIDATION_ERROR, naming the field).",
+        401: "Not signed in (NOT_AUTHENTICATED).",
+        403: "Not yours (PERMISSION_DENIED), whether or not it exists.",
+        404: "Not found (staff only).",
+        503: "Database unavailable (DB_CONNECTION_ERROR).",
+        504: "A section timed out (TIMEOUT_ERROR).",
+    }
+)
+
+
+class BootstrapViewSet(viewsets.ViewSet):
+    """``/{kind}s/{id}/bootstrap`` and each section alone, for one kind of subject."""
+
+    spec: Bootstrap
+    lookup_field: str
+    lookup_value_regex = ID_PATTERN
+    throttle_classes = [RateLimit]
+
+    def subject_for(self, user: User, subject_id: int) -> Model:
+        """The subject if ``user`` may see it (401/403/404 otherwise)."""
+        raise NotImplementedError
+
+    def _subject_id(self, request: Request, kwargs: dict[str, Any]) -> int:
+        return self.subject_for(request.user, int(kwargs[self.lookup_field])).pk
+
+    @action(detail=True, methods=["get"])
+    def bootstrap(self, request: Request, **kwargs: Any) -> HttpResponse:
+        """Every section at once, from one database snapshot (read-your-writes)."""
+        subject_id = self._subject_id(request, kwargs)
+        fresh = validated(BootstrapQuerySerializer, request.query_params)["fresh"]
+        record_activity(self.spec.kind, subject_id)
+        result = self.spec.serve(subject_id, fresh=fresh)
+        # The cached content is the same for the subject and staff; the metadata
+        # names whoever asked.
+        result.user_id = request.user.pk
+        return batch_response(request, result, public=False)
+
+    def section(self, request: Request, kwargs: dict[str, Any], section_id: str) -> Response:
+        """One section alone, from its own cache entry."""
+        subject_id = self._subject_id(request, kwargs)
+        return section_response(self.spec.section(subject_id, section_id))
+
+
+def section_endpoint(
+    section_id: str,
+    response: type[serializers.Serializer],
+    summary: str,
+    *,
+    url_path: str | None = None,
+) -> Any:
+    """A ``GET /{kind}s/{id}/<section>`` action serving ``section_id`` alone."""
+
+    def endpoint(self: BootstrapViewSet, request: Request, **kwargs: Any) -> Response:
+        return self.section(request, kwargs, section_id)
+
+    endpoint.__name__ = (url_path or section_id).replace("-", "_")
+    endpoint.__doc__ = summary
+    routed = action(detail=True, methods=["get"], url_path=url_path)(endpoint)
+    return extend_schema(summary=summary, responses={200: response, **READ_ERRORS})(routed)
+
+
+def bootstrap_schema(kind: str, sections: dict[str, serializers.Field]) -> Any:
+    """The OpenAPI description of a subclass's ``bootstrap`` action (for ``extend_schema_view``)."""
+    return extend_schema(
+        operation_id=f"{kind}_bootstrap",
+        summary=f"Everything a {kind}'s app needs at start-up, from one snapshot.",
+        parameters=[BootstrapQuerySerializer],
+        responses={
+            200: bootstrap_response_serializer(f"{kind.title()}Bootstrap", sections),
+            304: None,
+            **READ_ERRORS,
+        },
+    )

@@ -1,0 +1,23 @@
+"""Reusable filters for the training models (``Allocation.objects.approved()``)."""
+
+from __future__ import annotations
+
+from django.db import models
+
+
+class AllocationQuerySet(models.QuerySet):
+    def approved(self) -> AllocationQuerySet:
+        """Active allocations: approved and not yet completed or cancelled."""
+        return self.filter(status="approved")
+
+    def student_ids_of(self, trainer_id: int) -> list[int]:
+        """The students a trainer teaches or has taught (whom their profile is shown to)."""
+        return list(
+            self.filter(trainer_id=trainer_id).values_list("student_id", flat=True).distinct()
+        )
+
+
+class SessionQuerySet(models.QuerySet):
+    def scheduled(self) -> SessionQuerySet:
+        """Sessions still to happen (not completed, cancelled or missed)."""
+        return self.filter(status="scheduled")
