@@ -181,7 +181,6 @@ def assemble(
     results: dict[str, SectionResult],
     *,
     now: datetime,
-    fieldset: dict[str, SectionFields] | None = None,
     extras: Callable[[dict[str, SectionResult]], dict[str, Any]] | None = None,
     layout: str = "sections",
     snapshot: Snapshot | None = None,
@@ -193,8 +192,6 @@ def assemble(
     the cached bytes are the members without the enclosing braces.
     """
     sections = {section_id: r.body for section_id, r in results.items()}
-    if fieldset:
-        sections = apply_fieldset(sections, fieldset)
     errors = [r.error for r in results.values() if r.error is not None]
     sections_json = orjson.dumps(sections)
     if layout == "inline":
@@ -264,7 +261,6 @@ def serve_batch(
     refresh: bool = False,
     consistent: bool = False,
     layout: str = "sections",
-    fieldset: dict[str, SectionFields] | None = None,
     extras: Callable[[dict[str, SectionResult]], dict[str, Any]] | None = None,
 ) -> BatchResult:
     """Answer from the cache, or compute the sections (reusing cached ones) and cache it.
@@ -289,7 +285,6 @@ def serve_batch(
         body = assemble(
             results,
             now=context.now,
-            fieldset=fieldset,
             extras=extras,
             layout=layout,
             snapshot=snapshot,
@@ -313,11 +308,30 @@ def serve_batch(
     )
 
 
+def sparse_etag(etag: str, paths: list[str]) -> str:
+    """The ETag of a sparse fieldset of a body whose ETag is ``etag``."""
+    digest = hashlib.blake2b(etag.encode(), digest_size=16)
+    digest.update("\x00".join(paths).encode())
+    return f'W/"{digest.hexdigest()}"'
+
+
 def render_batch(
-    result: BatchResult, *, extra: dict[str, Any] | None = None, gzip: bool = False
+    result: BatchResult,
+    *,
+    extra: dict[str, Any] | None = None,
+    gzip: bool = False,
+    fieldset: dict[str, SectionFields] | None = None,
 ) -> bytes:
-    """The response bytes around the cached sections: seed 004 §1.3, or a bootstrap."""
+    """The response bytes around the cached sections (homepage or bootstrap layout).
+
+    With a ``fieldset`` the cached sections are reduced to it here, per
+    response: one cached body serves every sparse variant.
+    """
     body = result.body
+    sections_json, sections_deflate = body.sections_json, body.sections_deflate
+    if fieldset:
+        sections_json = orjson.dumps(apply_fieldset(orjson.loads(sections_json), fieldset))
+        sections_deflate = deflate_segment(sections_json)
     data: dict[str, Any] = {}
     if body.layout == "inline":
         data[_INLINE_KEY] = 0
@@ -338,5 +352,5 @@ def render_batch(
     else:
         prefix, suffix = orjson.dumps(envelope).split(_SECTIONS_PLACEHOLDER, 1)
     if gzip:
-        return gzip_stitched(prefix, body.sections_json, body.sections_deflate, suffix)
-    return prefix + body.sections_json + suffix
+        return gzip_stitched(prefix, sections_json, sections_deflate, suffix)
+    return prefix + sections_json + suffix

@@ -16,16 +16,26 @@ from api.http import VARY, cache_control, not_modified
 from api.request_logs import note_aggregation
 
 from . import metrics
-from .batch import BatchResult, SectionResult, render_batch
+from .batch import BatchResult, SectionResult, render_batch, sparse_etag
 from .encoding import MIN_COMPRESS_LENGTH, accepts_gzip
+from .sparse import SectionFields
 
 _FAILURE_STATUS = {ErrorCode.TIMEOUT_ERROR: 504, ErrorCode.DB_CONNECTION_ERROR: 503}
 
 
 def batch_response(
-    request: HttpRequest, result: BatchResult, *, public: bool, extra: dict[str, Any] | None = None
+    request: HttpRequest,
+    result: BatchResult,
+    *,
+    public: bool,
+    extra: dict[str, Any] | None = None,
+    fieldset: tuple[list[str], dict[str, SectionFields]] | None = None,
 ) -> HttpResponse:
-    """The response for a batch result: 304, gzip or plain JSON, with cache headers."""
+    """The response for a batch result: 304, gzip or plain JSON, with cache headers.
+
+    ``fieldset`` (its paths and its spec) reduces the cached sections for this
+    response only; the ETag names the reduced content.
+    """
     status = result.status_code
     note_aggregation(
         request,
@@ -43,9 +53,10 @@ def batch_response(
         if result.cache.stale
         else ("HIT" if result.cache.from_cache else "MISS"),
     }
+    etag = sparse_etag(result.body.etag, fieldset[0]) if fieldset else result.body.etag
     if status == 200:
-        headers["ETag"] = result.body.etag
-        if not_modified(request, result.body.etag):
+        headers["ETag"] = etag
+        if not_modified(request, etag):
             response: HttpResponse = HttpResponseNotModified()
             for name, value in headers.items():
                 response[name] = value
@@ -54,7 +65,9 @@ def batch_response(
         accepts_gzip(request.META.get("HTTP_ACCEPT_ENCODING", ""))
         and len(result.body.sections_json) >= MIN_COMPRESS_LENGTH
     )
-    content = render_batch(result, extra=extra, gzip=gzip)
+    content = render_batch(
+        result, extra=extra, gzip=gzip, fieldset=fieldset[1] if fieldset else None
+    )
     response = HttpResponse(content, status=status, content_type="application/json")
     if gzip:
         response["Content-Encoding"] = "gzip"

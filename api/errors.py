@@ -169,6 +169,11 @@ def not_found_view(request: HttpRequest, exception: Exception | None = None) -> 
     return _json_error(404, ErrorCode.NOT_FOUND, "Not found.")
 
 
+def api_not_found(request: HttpRequest) -> JsonResponse:
+    """Any unknown URL under ``/api/``: the JSON 404 even with ``DEBUG`` on."""
+    return not_found_view(request)
+
+
 def server_error_view(request: HttpRequest) -> JsonResponse:
     """``handler500``: no stack trace, ever."""
     return _json_error(500, ErrorCode.SERVER_ERROR, "Internal server error.")

@@ -1,9 +1,11 @@
 """URL configuration: the API under /api/v1/, docs under /api/, admin under /admin/."""
 
 from django.contrib import admin
-from django.urls import include, path
+from django.urls import include, path, re_path
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
 
+from api.docs import redoc_bundle
+from api.errors import api_not_found
 from caching.views import cache_dashboard
 from config.health import ReadinessView, liveness, metrics
 
@@ -19,6 +21,9 @@ urlpatterns = [
     path("metrics", metrics, name="prometheus-metrics"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="swagger-ui"),
     path("api/redoc/", SpectacularRedocView.as_view(url_name="schema"), name="redoc"),
+    path("api/redoc-assets/bundles/redoc.standalone.js", redoc_bundle, name="redoc-bundle"),
+    # Anything else under /api/ is a JSON 404, in every mode (DEBUG's page lists every URL).
+    re_path(r"^api/", api_not_found),
 ]
 
 handler400 = "api.errors.bad_request_view"

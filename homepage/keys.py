@@ -36,7 +36,6 @@ def homepage_variant(
     limit: int,
     sections: list[str] | None,
     location: Location | None,
-    fieldset_paths: list[str] | None = None,
 ) -> str:
     """A canonical, bounded string of the parameters that change the content."""
     parts = []
@@ -46,8 +45,6 @@ def homepage_variant(
         parts.append("s=" + ",".join(sorted(sections)))
     if location is not None:
         parts.append(location_part(location))
-    if fieldset_paths:
-        parts.append("f=" + ",".join(fieldset_paths))
     variant = ":".join(parts)
     if len(variant) > MAX_VARIANT_LENGTH:
         variant = "h=" + hashlib.sha256(variant.encode()).hexdigest()[:24]

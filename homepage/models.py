@@ -6,6 +6,8 @@ Indexes follow seed 004 appendix B; where a filter is constant (``is_active``,
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
@@ -228,6 +230,22 @@ class Offer(models.Model):
 
     def __str__(self) -> str:
         return self.title
+
+
+def flash_sale_running(offer: Offer, now: datetime) -> bool:
+    """True while an offer's flash sale runs: flagged, and its end not yet reached."""
+    return bool(
+        offer.flash_sale_active
+        and offer.flash_sale_ends_at is not None
+        and offer.flash_sale_ends_at > now
+    )
+
+
+def offer_content_end(offer: Offer, now: datetime) -> datetime:
+    """When what a listed offer shows stops being true: its validity, or its sale's end."""
+    if flash_sale_running(offer, now) and offer.flash_sale_ends_at is not None:
+        return min(offer.valid_until, offer.flash_sale_ends_at)
+    return offer.valid_until
 
 
 class CategoryAffinity(models.Model):

@@ -18,6 +18,7 @@ from aggregation.sections import Section, SectionContext, SectionPayload, Sectio
 
 from . import selectors
 from .keys import homepage_section_cache_key
+from .models import offer_content_end
 from .serializers import (
     EventItemSerializer,
     OfferItemSerializer,
@@ -30,12 +31,13 @@ def _payload(
     serializer: type[serializers.Serializer],
     result: tuple[list, int],
     expiry: Callable[[Any], datetime | None] | None = None,
+    now: datetime | None = None,
 ) -> SectionPayload:
     rows, total = result
     expires: Iterable[datetime | None] = (expiry(r) for r in rows) if expiry else ()
     moments = [m for m in expires if m is not None]
     return SectionPayload(
-        items=list(serializer(rows, many=True).data),
+        items=list(serializer(rows, many=True, context={"now": now}).data),
         total=total,
         expires_at=min(moments) if moments else None,
         stats=_stats(rows),
@@ -96,19 +98,19 @@ def fetch_events(ctx: SectionContext) -> SectionPayload:
 def fetch_offers(ctx: SectionContext) -> SectionPayload:
     """Featured valid offers; stale once the first one's validity ends."""
     result = selectors.offers_featured(now=ctx.now, limit=ctx.limit)
-    return _payload(OfferItemSerializer, result, lambda o: o.valid_until)
+    return _payload(OfferItemSerializer, result, lambda o: offer_content_end(o, ctx.now), ctx.now)
 
 
 def fetch_flash_sales(ctx: SectionContext) -> SectionPayload:
     """Running flash sales; stale once the first one ends."""
     result = selectors.offers_flash_sales(now=ctx.now, limit=ctx.limit)
-    return _payload(OfferItemSerializer, result, lambda o: min(o.valid_until, o.flash_sale_ends_at))
+    return _payload(OfferItemSerializer, result, lambda o: offer_content_end(o, ctx.now), ctx.now)
 
 
 def fetch_all_offers(ctx: SectionContext) -> SectionPayload:
     """Every valid offer, featured or not (``/offers`` without ``featured=true``)."""
     result = selectors.offers_valid(now=ctx.now, limit=ctx.limit)
-    return _payload(OfferItemSerializer, result, lambda o: o.valid_until)
+    return _payload(OfferItemSerializer, result, lambda o: offer_content_end(o, ctx.now), ctx.now)
 
 
 def _fields(serializer: type[serializers.Serializer]) -> tuple[str, ...]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC
 
+from django.utils import timezone
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
@@ -15,7 +16,7 @@ from aggregation.serializers import (
 )
 from api.serializers import ErrorItemSerializer, IdField, StrIdMixin
 
-from .models import Event, Offer, Product, Store
+from .models import Event, Offer, Product, Store, flash_sale_running
 
 
 class InventorySerializer(serializers.Serializer):
@@ -147,10 +148,15 @@ class OfferStoreSerializer(StrIdMixin, serializers.ModelSerializer):
 
 
 class FlashSaleSerializer(serializers.Serializer):
-    isActive = serializers.BooleanField(source="flash_sale_active")
+    isActive = serializers.SerializerMethodField(
+        help_text="True while the sale runs: flagged and not yet ended."
+    )
     salePrice = serializers.FloatField(source="flash_sale_price", allow_null=True)
     endsAt = serializers.DateTimeField(source="flash_sale_ends_at", allow_null=True)
     stock = serializers.IntegerField(source="flash_sale_stock", allow_null=True)
+
+    def get_isActive(self, obj: Offer) -> bool:
+        return flash_sale_running(obj, self.context.get("now") or timezone.now())
 
 
 class OfferMetadataSerializer(serializers.Serializer):
@@ -158,7 +164,9 @@ class OfferMetadataSerializer(serializers.Serializer):
 
     @extend_schema_field(FlashSaleSerializer(allow_null=True))
     def get_flashSale(self, obj: Offer) -> dict | None:
-        return FlashSaleSerializer(obj).data if obj.flash_sale_active else None
+        if not obj.flash_sale_active:
+            return None
+        return FlashSaleSerializer(obj, context=self.context).data
 
 
 class OfferItemSerializer(StrIdMixin, serializers.ModelSerializer):

@@ -75,7 +75,6 @@ class HomepageView(APIView):
             limit=params["limit"],
             sections=section_ids,
             location=params.get("location"),
-            fieldset_paths=fieldset["paths"] if fieldset else None,
         )
         result = serve_batch(
             registry=homepage_sections,
@@ -90,11 +89,16 @@ class HomepageView(APIView):
             policy=homepage_policy(),
             section_policy=section_policy(),
             fresh=params["fresh"],
-            fieldset=fieldset["spec"] if fieldset else None,
             extras=homepage_analytics,
         )
         extra = {"analytics": result.body.extras} if params["includeAnalytics"] else None
-        return batch_response(request, result, public=user_id is None, extra=extra)
+        return batch_response(
+            request,
+            result,
+            public=user_id is None,
+            extra=extra,
+            fieldset=(fieldset["paths"], fieldset["spec"]) if fieldset else None,
+        )
 
 
 class LegacySectionView(APIView):
@@ -175,6 +179,7 @@ class OffersView(LegacySectionView):
 
     @extend_schema(
         operation_id="Offers",
+        summary="Valid offers (featured=true: the homepage's offers section).",
         parameters=[OffersQuerySerializer],
         responses={
             200: legacy_response_serializer("OffersResponse", OfferSectionSerializer),

@@ -64,7 +64,7 @@ def embedded_server(tmp_path):
         banner = log.read_text()
         token = re.search(r"Token ([0-9a-f]{40})' '[^']*/homepage", banner).group(1)
         trainer = re.search(r"Token ([0-9a-f]{40})' '([^']*/trainers/\d+/bootstrap)", banner)
-        yield base, token, trainer.group(1), trainer.group(2)
+        yield base, token, trainer.group(1), trainer.group(2), env
     finally:
         os.killpg(process.pid, signal.SIGTERM)
         process.wait(timeout=20)
@@ -73,7 +73,7 @@ def embedded_server(tmp_path):
 @pytest.mark.smoke
 @pytest.mark.slow
 def test_embedded_default_serves_the_api_docs_and_admin(embedded_server):
-    base, token, trainer_token, trainer_url = embedded_server
+    base, token, trainer_token, trainer_url, env = embedded_server
 
     status, body = _get(f"{base}/api/v1/homepage")
     assert status == 200
@@ -95,3 +95,14 @@ def test_embedded_default_serves_the_api_docs_and_admin(embedded_server):
     assert data["metadata"]["snapshot"]["mode"] == "single-transaction"  # SQLite
     assert _get(f"{base}/api/docs/")[0] == 200
     assert _get(f"{base}/admin/login/")[0] == 200
+
+
+@pytest.mark.smoke
+@pytest.mark.slow
+def test_a_second_demo_on_the_same_port_says_so_in_one_line(embedded_server):
+    *_, env = embedded_server
+    second = subprocess.run(
+        [str(ROOT / "scripts" / "demo")], env=env, capture_output=True, text=True, timeout=120
+    )
+    assert second.returncode == 1
+    assert second.stderr.strip().count("\n") == 0 and "already in use" in second.stderr

@@ -70,3 +70,23 @@ def test_is_reproducible_and_if_empty_skips():
         clear=True,
     )
     assert list(Product.objects.order_by("pk").values_list("name", flat=True)) == names
+
+
+def test_seeding_again_without_clear_stops_with_one_clear_line():
+    _seed(products=20, stores=2, events=2, offers=2, users=1, trainers=1, students=1)
+    with pytest.raises(CommandError, match="already present.*--clear.*--if-empty"):
+        _seed(products=20, stores=2, events=2, offers=2, users=1, trainers=1, students=1)
+    assert Product.objects.count() == 20
+
+
+def test_demo_data_has_payout_claims_and_varied_students():
+    _seed(products=20, stores=2, events=2, offers=2, users=1, trainers=2, students=12)
+    from trainers.models import PayoutClaim
+
+    assert set(PayoutClaim.objects.values_list("status", flat=True)) == {
+        "paid",
+        "approved",
+        "rejected",
+        "pending",
+    }
+    assert Student.objects.values("level").distinct().count() > 1

@@ -60,3 +60,18 @@ def test_non_staff_cannot_use_the_admin(client, user):
     client.force_login(user)
     response = client.get(reverse("admin:homepage_product_changelist"))
     assert response.status_code == 302
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_bulk_feature_is_on_the_very_next_homepage_request(admin_client_, api_client):
+    ProductFactory(name="already featured", featured=True, views=10)
+    product = ProductFactory(name="staff pick", featured=False, views=1_000)
+    before = api_client.get("/api/v1/homepage")
+    assert "staff pick" not in str(before.json()["data"]["sections"]["justForYou"])
+    admin_client_.post(
+        reverse("admin:homepage_product_changelist"),
+        {"action": "make_featured", "_selected_action": [product.pk]},
+    )
+    after = api_client.get("/api/v1/homepage")
+    assert after["X-Cache"] != "STALE" and after.json()["data"]["metadata"]["stale"] is False
+    assert after.json()["data"]["sections"]["justForYou"]["items"][0]["name"] == "staff pick"

@@ -285,8 +285,8 @@ def test_parameters_that_change_content_change_the_key(api_client, catalogue):
             {"sections": "events,trending_stores"},
             {"sections": "trendingStores,events"},  # same content as the line above
             {"location": "77.5946,12.9716"},
-            {"fields": "events.total"},
             {"includeAnalytics": "true"},  # analytics never changes the sections
+            {"fields": "events.total"},  # a sparse fieldset is cut from the full response
         ]
     }
     assert keys == {
@@ -294,8 +294,28 @@ def test_parameters_that_change_content_change_the_key(api_client, catalogue):
         "homepage:anonymous:v1:limit5",
         "homepage:anonymous:v1:s=events,trendingStores",
         "homepage:anonymous:v1:loc=77.595,12.972",
-        "homepage:anonymous:v1:f=events.total",
     }
+
+
+def test_a_sparse_fieldset_is_served_from_the_cached_full_response(api_client, catalogue):
+    full = api_client.get(URL)
+    sparse = api_client.get(URL, {"fields": "justForYou.items.name,events.total"})
+    body = sparse.json()["data"]
+    assert body["metadata"]["fromCache"] is True  # no computation of its own
+    assert set(body["sections"]["justForYou"]["items"][0]) == {"name"}
+    assert set(body["sections"]["events"]) == {"id", "total"}
+    assert body["sections"]["offers"] == full.json()["data"]["sections"]["offers"]  # untouched
+    assert sparse["ETag"] != full["ETag"]
+    assert (
+        api_client.get(
+            URL, {"fields": "events.total"}, HTTP_IF_NONE_MATCH=sparse["ETag"]
+        ).status_code
+        == 200
+    )
+    again = api_client.get(
+        URL, {"fields": "justForYou.items.name,events.total"}, HTTP_IF_NONE_MATCH=sparse["ETag"]
+    )
+    assert again.status_code == 304
 
 
 def test_ttl_is_capped_at_the_first_offer_expiry(api_client, db, settings):

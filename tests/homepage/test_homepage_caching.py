@@ -286,3 +286,15 @@ def test_stale_while_revalidate_can_be_switched_off(api_client, settings):
     body = api_client.get(URL).json()
     assert body["data"]["metadata"]["stale"] is False
     assert body["data"]["sections"]["justForYou"]["items"][0]["name"] == "second"
+
+
+def test_an_ended_flash_sale_is_not_shown_as_active(api_client):
+    ends = timezone.now() + timedelta(seconds=60)
+    OfferFactory(title="sale", flash=True, flash_sale_ends_at=ends)
+    during = api_client.get(URL, {"sections": "offers"}).json()
+    assert during["data"]["sections"]["offers"]["items"][0]["metadata"]["flashSale"]["isActive"]
+    with time_machine.travel(ends + timedelta(seconds=1), tick=True):
+        after = api_client.get(URL, {"sections": "offers"}).json()
+    item = after["data"]["sections"]["offers"]["items"][0]
+    assert item["metadata"]["flashSale"]["isActive"] is False
+    assert after["data"]["metadata"]["fromCache"] is False  # the cached copy ended with the sale
