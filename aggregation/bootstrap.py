@@ -24,8 +24,9 @@ from typing import Any
 
 from django.conf import settings
 
+from api.bounded import within_query_timeout
 from caching.activity import recently_active
-from caching.engine import CachePolicy
+from caching.engine import CachePolicy, Computed, get_or_compute
 from caching.warming import register_warmer
 
 from .batch import BatchResult, SectionResult, compute_sections, serve_batch
@@ -92,10 +93,15 @@ def subject_section(
 
 @dataclass
 class Bootstrap:
-    """The bootstrap of one kind of subject: its sections, keys, tags and policy."""
+    """The bootstrap of one kind of subject: its sections, keys, tags and policy.
+
+    ``owner(subject_id)`` is the id of the user the subject is (a trainer's
+    account), or None when there is no such subject.
+    """
 
     kind: str
     sections: Iterable[Section]
+    owner: Callable[[int], int | None]
     registry: SectionRegistry = field(init=False)
 
     def __post_init__(self) -> None:
@@ -154,6 +160,25 @@ class Bootstrap:
             self.registry, [section], self.context(subject_id), section_policy=self.section_policy
         )
         return results[section.id]
+
+    def owner_of(self, subject_id: int) -> int | None:
+        """Whose the subject is, through the cache: no database read on a repeat visit.
+
+        Cached under ``{kind}:owner:{id}`` with the subject's tag, so it goes
+        when the subject changes; ``QUERY_TIMEOUT`` bounds the lookup itself.
+        """
+
+        def compute() -> Computed:
+            owner = within_query_timeout(lambda: self.owner(subject_id))
+            return Computed(owner, ok=owner is not None)
+
+        result = get_or_compute(
+            f"{self.kind}:owner:{subject_id}",
+            compute,
+            tags=[self.tag(subject_id)],
+            policy=read_your_writes_policy(f"{self.kind}:owner"),
+        )
+        return result.value if result.ok else None
 
     def warm_recent(self) -> None:
         """Make sure the bootstraps of the most recently active subjects are cached."""

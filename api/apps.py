@@ -8,4 +8,6 @@ class ApiConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        from . import request_logs  # noqa: F401  (signal receivers)
+        from . import authentication, request_logs  # noqa: F401  (signal receivers)
+
+        authentication.connect()

@@ -14,7 +14,10 @@ from typing import Any
 
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.exceptions import RequestDataTooBig
-from django.http import Http404, HttpRequest, JsonResponse
+from django.db import InterfaceError, OperationalError
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
+from django.views import csrf
+from django.views.decorators.csrf import csrf_exempt
 from rest_framework import exceptions, status
 from rest_framework.response import Response
 
@@ -73,6 +76,15 @@ class PayloadTooLarge(APIError):
     default_detail = "The request body is too large."
 
 
+class DatabaseUnavailable(APIError):
+    """The database cannot be reached (down, or not answering within ``QUERY_TIMEOUT``)."""
+
+    status_code = status.HTTP_503_SERVICE_UNAVAILABLE
+    code = ErrorCode.DB_CONNECTION_ERROR
+    default_detail = "The database is unavailable; try again shortly."
+    wait = 5  # seconds, sent as Retry-After
+
+
 def error_item(code: str, message: str, *, field: str | None = None, section: str | None = None):
     """One entry of the envelope's ``errors`` list."""
     item: dict[str, str] = {}
@@ -126,6 +138,9 @@ def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response:
     """DRF exception handler: every error becomes the envelope, unknown ones a 500."""
     if isinstance(exc, RequestDataTooBig):
         exc = PayloadTooLarge()
+    elif isinstance(exc, OperationalError | InterfaceError):
+        logger.warning("Database unavailable: %s", exc.__class__.__name__)
+        exc = DatabaseUnavailable()
     elif isinstance(exc, Http404):
         exc = exceptions.NotFound()
     elif isinstance(exc, DjangoPermissionDenied):
@@ -169,9 +184,17 @@ def not_found_view(request: HttpRequest, exception: Exception | None = None) -> 
     return _json_error(404, ErrorCode.NOT_FOUND, "Not found.")
 
 
+@csrf_exempt  # whatever the method: an unknown URL is a 404, not a CSRF failure
 def api_not_found(request: HttpRequest) -> JsonResponse:
     """Any unknown URL under ``/api/``: the JSON 404 even with ``DEBUG`` on."""
     return not_found_view(request)
+
+
+def csrf_failure_view(request: HttpRequest, reason: str = "") -> HttpResponse:
+    """``CSRF_FAILURE_VIEW``: the JSON envelope under ``/api/``, Django's page elsewhere."""
+    if request.path.startswith("/api/"):
+        return _json_error(403, ErrorCode.PERMISSION_DENIED, "CSRF verification failed.")
+    return csrf.csrf_failure(request, reason=reason)
 
 
 def server_error_view(request: HttpRequest) -> JsonResponse:

@@ -402,7 +402,20 @@ def _get_or_compute(request: _Request) -> CacheResult:
             _start_refresh(request)
             return CacheResult.of(entry, from_cache=True, stale=True, layer=found.layer)
     metrics.record(namespace, "none", "miss")
-    return _single_flight(request, found.generations, found.fallback)
+    return _single_flight(request, found.generations, _error_fallback(request, found.fallback))
+
+
+def _error_fallback(request: _Request, fallback: Entry | None) -> Entry | None:
+    """The copy stale-if-error may serve if recomputing fails, if the policy allows one.
+
+    Never for ``bypass`` (``fresh=true`` promises data computed after it began)
+    nor under a policy without ``stale_if_error`` (read-your-writes data).
+    """
+    if fallback is None or request.bypass or request.policy.stale_if_error <= 0:
+        return None
+    if time.time() - fallback.stored_at > request.policy.stale_if_error:
+        return None
+    return fallback
 
 
 def lookup_many(

@@ -47,4 +47,5 @@ student_bootstrap = Bootstrap(
             empty=[],
         ),
     ],
+    owner=selectors.student_owner,
 )

@@ -50,3 +50,8 @@ def student_courses(*, student_id: int) -> list[dict[str, Any]]:
     """Progress in each course the student has started."""
     progress = CourseProgress.objects.filter(student_id=student_id).select_related("course")
     return list(CourseProgressSerializer(progress, many=True).data)
+
+
+def student_owner(student_id: int) -> int | None:
+    """The id of the user who is student ``student_id``, or None if there is no such student."""
+    return Student.objects.filter(pk=student_id).values_list("user_id", flat=True).first()

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import psycopg
 import pytest
 from django.contrib.auth import get_user_model
 from django.core.cache import cache
+from django.db import connection
 from django_redis import get_redis_connection
 from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
@@ -66,3 +68,26 @@ def user_client(user) -> APIClient:
 @pytest.fixture
 def staff_client(staff_user) -> APIClient:
     return _client_for(staff_user)
+
+
+def set_database_reachable(name: str, reachable: bool) -> None:
+    """Really take a database away: refuse and cut every connection to it."""
+    with psycopg.connect("postgresql://postgres@127.0.0.1:5432/postgres", autocommit=True) as conn:
+        conn.execute(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS {str(reachable).lower()}')
+        if not reachable:
+            conn.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                "WHERE datname = %s AND pid <> pg_backend_pid()",
+                [name],
+            )
+
+
+@pytest.fixture
+def database_outage():
+    """``database_outage(False)`` makes the test database unreachable; restored afterwards."""
+    name = connection.settings_dict["NAME"]
+    try:
+        yield lambda reachable: set_database_reachable(name, reachable)
+    finally:
+        set_database_reachable(name, True)
+        connection.close()

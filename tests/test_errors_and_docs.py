@@ -7,6 +7,7 @@ import re
 import pytest
 import yaml
 from django.core.management import call_command
+from django.test import Client
 
 
 @pytest.mark.django_db
@@ -103,5 +104,14 @@ def test_every_operation_has_a_summary(tmp_path):
 def test_unknown_api_urls_are_json_even_with_debug_on(client, settings):
     settings.DEBUG = True
     response = client.get("/api/v1/no-such-thing/at-all")
+    assert response.status_code == 404
+    assert response.json()["errors"][0]["code"] == "NOT_FOUND"
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("method", ["post", "put", "delete"])
+def test_unknown_api_urls_are_json_for_every_method(method):
+    client = Client(enforce_csrf_checks=True)  # as a real client: no CSRF exemption
+    response = getattr(client, method)("/api/v1/sessions/%C2%84/complete")
     assert response.status_code == 404
     assert response.json()["errors"][0]["code"] == "NOT_FOUND"

@@ -36,4 +36,5 @@ trainer_bootstrap = Bootstrap(
             cache_name="payout-claims",
         ),
     ],
+    owner=selectors.trainer_owner,
 )

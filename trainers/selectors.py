@@ -155,3 +155,8 @@ def course_by_id(course_id: int) -> Course | None:
 def trainer_of_user(user_id: int) -> Trainer | None:
     """The trainer profile of a signed-in user, if they are a trainer."""
     return Trainer.objects.filter(user_id=user_id).first()
+
+
+def trainer_owner(trainer_id: int) -> int | None:
+    """The id of the user who is trainer ``trainer_id``, or None if there is no such trainer."""
+    return Trainer.objects.filter(pk=trainer_id).values_list("user_id", flat=True).first()
