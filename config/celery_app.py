@@ -1,13 +1,34 @@
 """The Celery app, configured from Django settings under the ``CELERY_`` namespace."""
 
 import os
+from typing import Any
 
-from celery import Celery
-from django_structlog.celery.steps import DjangoStructLogInitStep
+from celery import Celery, bootsteps
+from celery.signals import after_task_publish, before_task_publish
+from django_structlog.celery.receivers import CeleryReceiver
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings.local")
 
 app = Celery("aggregation_api")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
-app.steps["worker"].add(DjangoStructLogInitStep)  # task logs carry the request id
+
+
+class StructlogWorkerStep(bootsteps.Step):
+    """django-structlog's worker step, minus a second set of publish receivers.
+
+    ``django_structlog`` (the Django app) already connects the receivers that
+    log ``task_enqueued``; its own worker step connects them again, so every
+    task a worker enqueues was logged twice. This step connects the worker-side
+    receivers only.
+    """
+
+    def __init__(self, parent: Any, **kwargs: Any) -> None:
+        super().__init__(parent, **kwargs)
+        self.receiver = CeleryReceiver()
+        self.receiver.connect_worker_signals()
+        before_task_publish.disconnect(self.receiver.receiver_before_task_publish)
+        after_task_publish.disconnect(self.receiver.receiver_after_task_publish)
+
+
+app.steps["worker"].add(StructlogWorkerStep)  # task logs carry the request id

@@ -1,26 +1,41 @@
-"""Admin for students, their progress, achievements and course progress."""
+"""Admin for students; their progress, course progress and achievements are read-only.
+
+Those figures are derived from completed sessions (``services.py``), so staff
+see them but change them only by changing sessions.
+"""
 
 from __future__ import annotations
 
 from django.contrib import admin
+from django.http import HttpRequest
 
 from .models import Achievement, CourseProgress, Student, StudentProgress
 
 
-class ProgressInline(admin.StackedInline):
-    model = StudentProgress
+class ReadOnlyInline(admin.TabularInline):
+    extra = 0
     can_delete = False
 
+    def has_add_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        return False
 
-class AchievementInline(admin.TabularInline):
-    model = Achievement
-    extra = 0
+    def has_change_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        return False
 
 
-class CourseProgressInline(admin.TabularInline):
+class ProgressInline(ReadOnlyInline):
+    model = StudentProgress
+    fields = ("sessions_completed", "minutes_completed", "courses_completed", "last_session_at")
+
+
+class CourseProgressInline(ReadOnlyInline):
     model = CourseProgress
-    raw_id_fields = ("course",)
-    extra = 0
+    fields = ("course", "sessions_completed", "sessions_total", "status", "last_activity_at")
+
+
+class AchievementInline(ReadOnlyInline):
+    model = Achievement
+    fields = ("code", "title", "earned_at")
 
 
 @admin.register(Student)

@@ -34,8 +34,11 @@ class StudentProgress(models.Model):
     last_session_at = models.DateTimeField(null=True, blank=True)
     updated_at = models.DateTimeField(auto_now=True)
 
+    class Meta:
+        verbose_name_plural = "progress"
+
     def __str__(self) -> str:
-        return f"progress of {self.student_id}"
+        return f"Progress of {self.student}"
 
 
 class Achievement(models.Model):
@@ -70,12 +73,13 @@ class CourseProgress(models.Model):
 
     class Meta:
         ordering = ["-last_activity_at", "-id"]
+        verbose_name_plural = "course progress"
         constraints = [
             models.UniqueConstraint(fields=["student", "course"], name="course_progress_once")
         ]
 
     def __str__(self) -> str:
-        return f"{self.student_id} in {self.course_id}"
+        return f"{self.student} in {self.course}"
 
     @property
     def percent(self) -> float:

@@ -1,13 +1,23 @@
 """Admin for trainers, courses, allocations, sessions and payout claims.
 
-Edits here go through ``save()`` and the models' signals, so they invalidate the
-bootstraps of the trainer and student concerned like any API mutation.
+Staff edit profiles and catalogue data here; everything derived from sessions
+(performance figures, sessions used) is read-only, and status changes go
+through admin actions that call the same services as the API, with the same
+rules (an invalid transition is refused with a message, as the API's 409) and
+the same invalidation.
 """
 
 from __future__ import annotations
 
-from django.contrib import admin
+from collections.abc import Callable
+from typing import Any
 
+from django import forms
+from django.contrib import admin, messages
+from django.db.models import QuerySet
+from django.http import HttpRequest
+
+from . import services
 from .models import (
     Allocation,
     Course,
@@ -18,24 +28,85 @@ from .models import (
     TrainerDocument,
     TrainerPerformance,
 )
+from .services import InvalidTransition
+
+
+def _apply(
+    modeladmin: admin.ModelAdmin,
+    request: HttpRequest,
+    queryset: QuerySet,
+    change: Callable[[Any], object],
+    done: str,
+) -> None:
+    """Run ``change`` (a service call) on each selected object; report what was refused."""
+    changed, refused = 0, []
+    for obj in queryset:
+        try:
+            change(obj)
+            changed += 1
+        except InvalidTransition as exc:
+            refused.append(f"{obj}: {exc.detail}")
+    if changed:
+        modeladmin.message_user(request, f"{done}: {changed}.", messages.SUCCESS)
+    for message in refused:
+        modeladmin.message_user(request, message, messages.ERROR)
+
+
+class SpecialtiesField(forms.Field):
+    """A list of specialties edited as one comma-separated line."""
+
+    widget = forms.TextInput(attrs={"size": 60})
+
+    def prepare_value(self, value: object) -> str:
+        if isinstance(value, list):
+            return ", ".join(value)
+        return str(value or "")
+
+    def to_python(self, value: str | None) -> list[str]:
+        return [part.strip() for part in (value or "").split(",") if part.strip()]
+
+
+class TrainerForm(forms.ModelForm):
+    specialties = SpecialtiesField(required=False, help_text="Comma-separated, e.g. Yoga, Pilates.")
+
+    class Meta:
+        model = Trainer
+        fields = [
+            "user", "name", "email", "phone", "bio", "avatar", "specialties", "hourly_rate",
+            "currency", "address", "city", "latitude", "longitude", "service_radius_km",
+            "is_active",
+        ]  # fmt: skip
 
 
 class DocumentInline(admin.TabularInline):
     model = TrainerDocument
+    fields = ("kind", "title", "url", "status", "expires_at")
     extra = 0
 
 
+DERIVED_PERFORMANCE = (
+    "sessions_completed", "sessions_cancelled", "sessions_no_show", "minutes_delivered",
+    "rating_sum", "rating_count", "earnings_total", "updated_at",
+)  # fmt: skip
+
+
 class PerformanceInline(admin.StackedInline):
+    """Figures derived from sessions: corrected through the API's performance endpoint only."""
+
     model = TrainerPerformance
     can_delete = False
+    readonly_fields = DERIVED_PERFORMANCE
+    fields = DERIVED_PERFORMANCE
 
 
 @admin.register(Trainer)
 class TrainerAdmin(admin.ModelAdmin):
+    form = TrainerForm
     list_display = ("name", "email", "city", "hourly_rate", "is_active")
     list_filter = ("is_active", "city")
     search_fields = ("name", "email", "user__username")
     raw_id_fields = ("user",)
+    readonly_fields = ("created_at", "updated_at")
     inlines = [PerformanceInline, DocumentInline]
 
 
@@ -46,21 +117,67 @@ class CourseAdmin(admin.ModelAdmin):
     search_fields = ("title",)
 
 
+def _allocation_action(new_status: str, label: str):
+    @admin.action(description=f"{label} selected allocations")
+    def act(modeladmin: admin.ModelAdmin, request: HttpRequest, queryset: QuerySet) -> None:
+        _apply(
+            modeladmin,
+            request,
+            queryset,
+            lambda a: services.allocation_set_status(allocation=a, new_status=new_status),
+            f"{label} allocations",
+        )
+
+    act.__name__ = f"allocation_{new_status}"
+    return act
+
+
 @admin.register(Allocation)
 class AllocationAdmin(admin.ModelAdmin):
-    list_display = (
-        "id",
-        "trainer",
-        "student",
-        "course",
-        "status",
-        "sessions_used",
-        "sessions_total",
-    )
+    list_display = ("id", "trainer", "student", "course", "status", "sessions")
     list_filter = ("status",)
     search_fields = ("trainer__name", "student__name", "course__title")
     raw_id_fields = ("trainer", "student", "course")
     list_select_related = ("trainer", "student", "course")
+    readonly_fields = ("status", "sessions_used", "approved_at", "created_at", "updated_at")
+    actions = [
+        _allocation_action("approved", "Approve"),
+        _allocation_action("rejected", "Reject"),
+        _allocation_action("completed", "Complete"),
+        _allocation_action("cancelled", "Cancel"),
+    ]
+
+    @admin.display(description="sessions used")
+    def sessions(self, obj: Allocation) -> str:
+        return f"{obj.sessions_used} / {obj.sessions_total}"
+
+
+def _session_action(name: str, description: str, change: Callable[[Session], object]):
+    @admin.action(description=description)
+    def act(modeladmin: admin.ModelAdmin, request: HttpRequest, queryset: QuerySet) -> None:
+        _apply(modeladmin, request, queryset, change, description.split(" selected")[0])
+
+    act.__name__ = name
+    return act
+
+
+SESSION_ACTIONS = [
+    _session_action(
+        "complete_sessions",
+        "Complete selected sessions (no rating)",
+        lambda s: services.session_complete(session=s),
+    ),
+    _session_action(
+        "cancel_sessions",
+        "Cancel selected sessions",
+        lambda s: services.session_cancel(session=s, reason="Cancelled by staff."),
+    ),
+    _session_action(
+        "no_show_sessions",
+        "Mark selected sessions as no-shows",
+        lambda s: services.session_mark_no_show(session=s),
+    ),
+]
 
 
 @admin.register(Session)
@@ -70,20 +187,60 @@ class SessionAdmin(admin.ModelAdmin):
     search_fields = ("trainer__name", "student__name")
     raw_id_fields = ("allocation", "trainer", "student")
     list_select_related = ("trainer", "student")
+    readonly_fields = (
+        "trainer", "student", "status", "student_confirmed_at", "completed_at", "cancelled_at",
+        "cancel_reason", "rating", "feedback", "created_at", "updated_at",
+    )  # fmt: skip
     date_hierarchy = "scheduled_at"
     show_full_result_count = False
+    actions = SESSION_ACTIONS
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False  # scheduled through the API, which checks the allocation's rules
 
 
 class ClaimedSessionInline(admin.TabularInline):
     model = PayoutClaimSession
-    raw_id_fields = ("session",)
+    fields = ("session", "active")
+    readonly_fields = ("session", "active")
     extra = 0
+    can_delete = False
+
+    def has_add_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        return False
+
+
+def _claim_action(new_status: str, label: str):
+    @admin.action(description=f"{label} selected payout claims")
+    def act(modeladmin: admin.ModelAdmin, request: HttpRequest, queryset: QuerySet) -> None:
+        _apply(
+            modeladmin,
+            request,
+            queryset,
+            lambda c: services.payout_claim_set_status(claim=c, new_status=new_status),
+            f"{label} claims",
+        )
+
+    act.__name__ = f"claim_{new_status}"
+    return act
 
 
 @admin.register(PayoutClaim)
 class PayoutClaimAdmin(admin.ModelAdmin):
-    list_display = ("id", "trainer", "amount", "currency", "status", "created_at")
+    """Claims are made by trainers; staff decide them with the actions (pending -> ...)."""
+
+    list_display = ("id", "trainer", "amount", "currency", "status", "created_at", "decided_at")
     list_filter = ("status",)
     search_fields = ("trainer__name",)
-    raw_id_fields = ("trainer",)
+    list_select_related = ("trainer",)
+    fields = ("trainer", "amount", "currency", "status", "note", "created_at", "decided_at")
+    readonly_fields = ("trainer", "amount", "currency", "status", "created_at", "decided_at")
     inlines = [ClaimedSessionInline]
+    actions = [
+        _claim_action("approved", "Approve"),
+        _claim_action("rejected", "Reject"),
+        _claim_action("paid", "Mark paid"),
+    ]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False  # trainers claim their sessions through the API

@@ -52,8 +52,11 @@ class TrainerPerformance(models.Model):
     earnings_total = models.DecimalField(max_digits=12, decimal_places=2, default=0)
     updated_at = models.DateTimeField(auto_now=True)
 
+    class Meta:
+        verbose_name_plural = "performance"
+
     def __str__(self) -> str:
-        return f"performance of {self.trainer_id}"
+        return f"Performance of {self.trainer}"
 
     @property
     def rating_average(self) -> float | None:
@@ -143,7 +146,7 @@ class Allocation(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.course} for {self.student_id} by {self.trainer_id}"
+        return f"{self.course} for {self.student} with {self.trainer}"
 
 
 class Session(models.Model):
@@ -195,7 +198,7 @@ class Session(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"session {self.pk} ({self.status})"
+        return f"Session {self.pk} ({self.get_status_display()})"
 
 
 class PayoutClaim(models.Model):
@@ -222,7 +225,7 @@ class PayoutClaim(models.Model):
         indexes = [models.Index(fields=["trainer", "-created_at"], name="payout_trainer_idx")]
 
     def __str__(self) -> str:
-        return f"claim {self.pk} ({self.status})"
+        return f"Claim {self.pk} ({self.get_status_display()})"
 
 
 class PayoutClaimSession(models.Model):
@@ -240,4 +243,4 @@ class PayoutClaimSession(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"session {self.session_id} in claim {self.claim_id}"
+        return f"Session {self.session_id} in claim {self.claim_id}"

@@ -5,9 +5,12 @@ from __future__ import annotations
 import io
 import json
 import logging
+import os
 import re
 import shutil
+import signal
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -186,3 +189,43 @@ def test_readiness_fails_without_the_broker(client):
         celery_app.conf.broker_url = original
     assert response.status_code == 503
     assert response.json()["CeleryBroker()"] != "OK"
+
+
+@pytest.mark.slow
+@pytest.mark.django_db(transaction=True)
+def test_a_worker_logs_each_task_it_enqueues_once(tmp_path):
+    from django.db import connection
+
+    from tests.servers import ROOT, RedisServer
+    from tests.waiting import wait_until
+
+    broker = RedisServer()
+    broker.start()
+    log = tmp_path / "worker.log"
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "config.settings.test",
+        "DATABASE_URL": f"postgres://postgres@127.0.0.1:5432/{connection.settings_dict['NAME']}",
+        "CELERY_BROKER_URL": broker.url,
+        "CELERY_TASK_ALWAYS_EAGER": "false",
+        "LOG_FORMAT": "json",
+    }
+    with log.open("wb") as out:
+        worker = subprocess.Popen(
+            [sys.executable, "-m", "celery", "-A", "config", "worker", "-P", "solo",
+             "--without-gossip", "--without-mingle", "--without-heartbeat", "-l", "INFO"],
+            cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
+        )  # fmt: skip
+    try:
+        # On start the worker runs warm_all, which enqueues one warm_one per warmer.
+        wait_until(lambda: log.read_text().count('"task_succeeded"') >= 3, timeout=60)
+    finally:
+        os.killpg(worker.pid, signal.SIGTERM)
+        worker.wait(20)
+        broker.stop()
+    enqueued = [
+        json.loads(line)["child_task_id"]
+        for line in log.read_text().splitlines()
+        if line.startswith("{") and '"task_enqueued"' in line
+    ]
+    assert enqueued and len(enqueued) == len(set(enqueued))
