@@ -82,13 +82,6 @@ def _prepare_database(env: dict, products: int) -> None:
             "--offers", str(max(products // 5, 100)), "--users", "200",
             "--trainers", str(TRAINERS), "--students", str(TRAINERS * 10),
         )  # fmt: skip
-    trainers = _shell(env, "from trainers.models import Trainer; print(Trainer.objects.count())")
-    if not int(trainers or 0):  # a catalogue seeded before trainers existed: add them only
-        _manage(
-            env, "seed_demo", "--products", "0", "--stores", "0", "--events", "0",
-            "--offers", "0", "--users", "0", "--trainers", str(TRAINERS),
-            "--students", str(TRAINERS * 10),
-        )  # fmt: skip
     _shell(env, "from django.db import connection; connection.cursor().execute('VACUUM ANALYZE')")
 
 
@@ -272,6 +265,7 @@ def main() -> int:
         "CELERY_TASK_ALWAYS_EAGER": "true",
         "LOG_LEVEL": "ERROR",
         "RATELIMIT_ENABLE": "false",  # the bench measures capacity, not the limits
+        "WEB_ACCESS_LOG": "",  # gunicorn.conf.py: no access log
     }
     _prepare_database(env, args.products)
     tokens = _tokens(env)
