@@ -7,6 +7,7 @@ see them but change them only by changing sessions.
 from __future__ import annotations
 
 from django.contrib import admin
+from django.db import models
 from django.http import HttpRequest
 
 from .models import Achievement, CourseProgress, Student, StudentProgress
@@ -40,6 +41,7 @@ class AchievementInline(ReadOnlyInline):
 
 @admin.register(Student)
 class StudentAdmin(admin.ModelAdmin):
+    formfield_overrides = {models.URLField: {"assume_scheme": "https"}}
     list_display = ("name", "email", "level", "joined_at")
     list_filter = ("level",)
     search_fields = ("name", "email", "user__username")

@@ -14,6 +14,7 @@ from typing import Any
 
 from django import forms
 from django.contrib import admin, messages
+from django.db import models
 from django.db.models import QuerySet
 from django.http import HttpRequest
 
@@ -67,6 +68,7 @@ class SpecialtiesField(forms.Field):
 
 
 class TrainerForm(forms.ModelForm):
+    avatar = forms.URLField(assume_scheme="https", required=False, max_length=500)
     specialties = SpecialtiesField(required=False, help_text="Comma-separated, e.g. Yoga, Pilates.")
 
     class Meta:
@@ -78,8 +80,12 @@ class TrainerForm(forms.ModelForm):
         ]  # fmt: skip
 
 
+URL_FIELDS = {models.URLField: {"assume_scheme": "https"}}
+
+
 class DocumentInline(admin.TabularInline):
     model = TrainerDocument
+    formfield_overrides = URL_FIELDS
     fields = ("kind", "title", "url", "status", "expires_at")
     extra = 0
 
@@ -102,6 +108,7 @@ class PerformanceInline(admin.StackedInline):
 @admin.register(Trainer)
 class TrainerAdmin(admin.ModelAdmin):
     form = TrainerForm
+    formfield_overrides = URL_FIELDS
     list_display = ("name", "email", "city", "hourly_rate", "is_active")
     list_filter = ("is_active", "city")
     search_fields = ("name", "email", "user__username")
@@ -117,19 +124,23 @@ class CourseAdmin(admin.ModelAdmin):
     search_fields = ("title",)
 
 
-def _allocation_action(new_status: str, label: str):
-    @admin.action(description=f"{label} selected allocations")
-    def act(modeladmin: admin.ModelAdmin, request: HttpRequest, queryset: QuerySet) -> None:
-        _apply(
-            modeladmin,
-            request,
-            queryset,
-            lambda a: services.allocation_set_status(allocation=a, new_status=new_status),
-            f"{label} allocations",
-        )
+def service_action(name: str, description: str, change: Callable[[Any], object]):
+    """An admin action applying a service call to each selected object (``_apply``)."""
 
-    act.__name__ = f"allocation_{new_status}"
+    @admin.action(description=description)
+    def act(modeladmin: admin.ModelAdmin, request: HttpRequest, queryset: QuerySet) -> None:
+        _apply(modeladmin, request, queryset, change, description.split(" selected")[0])
+
+    act.__name__ = name
     return act
+
+
+def _set_allocation_status(new_status: str) -> Callable[[Allocation], object]:
+    return lambda a: services.allocation_set_status(allocation=a, new_status=new_status)
+
+
+def _set_claim_status(new_status: str) -> Callable[[PayoutClaim], object]:
+    return lambda c: services.payout_claim_set_status(claim=c, new_status=new_status)
 
 
 @admin.register(Allocation)
@@ -141,38 +152,29 @@ class AllocationAdmin(admin.ModelAdmin):
     list_select_related = ("trainer", "student", "course")
     readonly_fields = ("status", "sessions_used", "approved_at", "created_at", "updated_at")
     actions = [
-        _allocation_action("approved", "Approve"),
-        _allocation_action("rejected", "Reject"),
-        _allocation_action("completed", "Complete"),
-        _allocation_action("cancelled", "Cancel"),
-    ]
+        service_action(f"allocation_{status}", f"{label} selected allocations",
+                       _set_allocation_status(status))
+        for status, label in (("approved", "Approve"), ("rejected", "Reject"),
+                              ("completed", "Complete"), ("cancelled", "Cancel"))
+    ]  # fmt: skip
 
     @admin.display(description="sessions used")
     def sessions(self, obj: Allocation) -> str:
         return f"{obj.sessions_used} / {obj.sessions_total}"
 
 
-def _session_action(name: str, description: str, change: Callable[[Session], object]):
-    @admin.action(description=description)
-    def act(modeladmin: admin.ModelAdmin, request: HttpRequest, queryset: QuerySet) -> None:
-        _apply(modeladmin, request, queryset, change, description.split(" selected")[0])
-
-    act.__name__ = name
-    return act
-
-
 SESSION_ACTIONS = [
-    _session_action(
+    service_action(
         "complete_sessions",
         "Complete selected sessions (no rating)",
         lambda s: services.session_complete(session=s),
     ),
-    _session_action(
+    service_action(
         "cancel_sessions",
         "Cancel selected sessions",
         lambda s: services.session_cancel(session=s, reason="Cancelled by staff."),
     ),
-    _session_action(
+    service_action(
         "no_show_sessions",
         "Mark selected sessions as no-shows",
         lambda s: services.session_mark_no_show(session=s),
@@ -210,21 +212,6 @@ class ClaimedSessionInline(admin.TabularInline):
         return False
 
 
-def _claim_action(new_status: str, label: str):
-    @admin.action(description=f"{label} selected payout claims")
-    def act(modeladmin: admin.ModelAdmin, request: HttpRequest, queryset: QuerySet) -> None:
-        _apply(
-            modeladmin,
-            request,
-            queryset,
-            lambda c: services.payout_claim_set_status(claim=c, new_status=new_status),
-            f"{label} claims",
-        )
-
-    act.__name__ = f"claim_{new_status}"
-    return act
-
-
 @admin.register(PayoutClaim)
 class PayoutClaimAdmin(admin.ModelAdmin):
     """Claims are made by trainers; staff decide them with the actions (pending -> ...)."""
@@ -237,10 +224,11 @@ class PayoutClaimAdmin(admin.ModelAdmin):
     readonly_fields = ("trainer", "amount", "currency", "status", "created_at", "decided_at")
     inlines = [ClaimedSessionInline]
     actions = [
-        _claim_action("approved", "Approve"),
-        _claim_action("rejected", "Reject"),
-        _claim_action("paid", "Mark paid"),
-    ]
+        service_action(f"claim_{status}", f"{label} selected payout claims",
+                       _set_claim_status(status))
+        for status, label in (("approved", "Approve"), ("rejected", "Reject"),
+                              ("paid", "Mark paid"))
+    ]  # fmt: skip
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False  # trainers claim their sessions through the API

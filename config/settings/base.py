@@ -60,7 +60,6 @@ MIDDLEWARE = [
 ]
 
 ROOT_URLCONF = "config.urls"
-FORMS_URLFIELD_ASSUME_HTTPS = True  # the Django 6 default, now
 CSRF_FAILURE_VIEW = "api.errors.csrf_failure_view"
 WSGI_APPLICATION = "config.wsgi.application"
 ASGI_APPLICATION = "config.asgi.application"
