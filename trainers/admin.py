@@ -80,7 +80,7 @@ class TrainerForm(forms.ModelForm):
         ]  # fmt: skip
 
 
-URL_FIELDS = {models.URLField: {"assume_scheme": "https"}}
+URL_FIELDS: dict[type[models.Field], dict[str, Any]] = {models.URLField: {"assume_scheme": "https"}}
 
 
 class DocumentInline(admin.TabularInline):
