@@ -83,7 +83,7 @@ class TrainerForm(forms.ModelForm):
 URL_FIELDS: dict[type[models.Field], dict[str, Any]] = {models.URLField: {"assume_scheme": "https"}}
 
 
-class DocumentInline(admin.TabularInline):
+class DocumentInline(admin.StackedInline):  # tabular: too wide for 1,400 px with its URL
     model = TrainerDocument
     formfield_overrides = URL_FIELDS
     fields = ("kind", "title", "url", "status", "expires_at")
