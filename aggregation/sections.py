@@ -38,6 +38,7 @@ class SectionPayload:
 
     items: list[dict[str, Any]] = field(default_factory=list)
     total: int = 0
+    has_more: bool | None = None  # None: more exist when the total exceeds the items
     expires_at: datetime | None = None
     stats: dict[str, float] = field(default_factory=dict)
     value: Any = None
@@ -84,7 +85,9 @@ class Section:
             "type": self.type,
             "items": payload.items,
             "total": payload.total,
-            "hasMore": payload.total > len(payload.items),
+            "hasMore": payload.has_more
+            if payload.has_more is not None
+            else payload.total > len(payload.items),
             "lastUpdated": last_updated,
         }
 

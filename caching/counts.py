@@ -1,22 +1,24 @@
-"""Cached totals: a ``COUNT(*)`` that many cached entries share, invalidated by tag.
+"""Shared totals: a ``COUNT(*)`` many cached entries share, kept until it can change.
 
 Counting a large filtered set costs far more than reading a page of it, and
-the total is often the same for everyone (every user's "just for you" counts
-the same featured products). It is computed once per invalidation, single-flight.
+the total is the same for everyone (every user's "just for you" counts the
+same featured products). It is computed once, single-flight, and kept under
+the tags of the data it counts; a set bounded by time (offers still valid,
+events not yet started) also gives the moment its next item leaves, and the
+total is not kept past it.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from django.conf import settings
-from django.db.models import QuerySet
 
 from .engine import CachePolicy, Computed, get_or_compute
 
 
 def count_policy(namespace: str) -> CachePolicy:
-    """Shared totals: kept ``CACHE_SECTION_TTL``, counted under ``namespace``."""
+    """Shared totals: kept ``CACHE_SECTION_TTL`` at most, counted under ``namespace``."""
     return CachePolicy(
         namespace=namespace,
         soft_ttl=settings.CACHE_SECTION_TTL,
@@ -24,10 +26,22 @@ def count_policy(namespace: str) -> CachePolicy:
     )
 
 
-def cached_count(queryset: QuerySet, *, key: str, tags: Sequence[str], namespace: str) -> int:
-    """``queryset.count()``, cached under ``key`` until one of ``tags`` is invalidated."""
-    policy = count_policy(namespace)
-    result = get_or_compute(
-        key, lambda: Computed(queryset.order_by().count()), tags=tags, policy=policy
-    )
-    return result.value
+def cached_total(
+    key: str,
+    count: Callable[[], tuple[int, float | None]],
+    *,
+    tags: Sequence[str],
+    namespace: str,
+) -> tuple[int, float | None]:
+    """``count()``, shared under ``key`` until a tag moves or the next item leaves the set.
+
+    ``count`` returns ``(total, leaves_at)``: the epoch second the next item
+    leaves the counted set, or None when nothing leaves by time. Both are
+    returned, so whatever shows the total can end when it does.
+    """
+
+    def compute() -> Computed:
+        total, leaves_at = count()
+        return Computed((total, leaves_at), expires_at=leaves_at)
+
+    return get_or_compute(key, compute, tags=tags, policy=count_policy(namespace)).value

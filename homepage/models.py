@@ -232,13 +232,14 @@ class Offer(models.Model):
         return self.title
 
 
+def sale_running(active: bool, ends_at: datetime | None, now: datetime) -> bool:
+    """True while a flash sale runs: flagged, and its end not yet reached."""
+    return bool(active and ends_at is not None and ends_at > now)
+
+
 def flash_sale_running(offer: Offer, now: datetime) -> bool:
-    """True while an offer's flash sale runs: flagged, and its end not yet reached."""
-    return bool(
-        offer.flash_sale_active
-        and offer.flash_sale_ends_at is not None
-        and offer.flash_sale_ends_at > now
-    )
+    """True while an offer's flash sale runs."""
+    return sale_running(offer.flash_sale_active, offer.flash_sale_ends_at, now)
 
 
 def offer_content_end(offer: Offer, now: datetime) -> datetime:

@@ -1,13 +1,13 @@
 """The homepage's sections, declared once for the batch endpoint and the legacy ones.
 
-Each fetch runs in a worker thread (its own connection) and returns serialized
-items, the total, and the moment its content stops being valid.
+Each fetch returns its items (built from flat rows, ``items.py``), the total,
+whether more exist, and the moment its content stops being true.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
-from datetime import datetime
+from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Any
 
 from django.conf import settings
@@ -17,8 +17,10 @@ from aggregation.batch import SectionResult
 from aggregation.sections import Section, SectionContext, SectionPayload, SectionRegistry
 
 from . import selectors
+from .items import Row, event_item, offer_item, product_item, store_item
 from .keys import homepage_section_cache_key
-from .models import offer_content_end
+from .models import sale_running
+from .selectors import Page
 from .serializers import (
     EventItemSerializer,
     OfferItemSerializer,
@@ -28,32 +30,37 @@ from .serializers import (
 
 
 def _payload(
-    serializer: type[serializers.Serializer],
-    result: tuple[list, int],
-    expiry: Callable[[Any], datetime | None] | None = None,
-    now: datetime | None = None,
+    page: Page,
+    item: Callable[[Row], Row],
+    leaves: Callable[[Row], datetime | None] | None = None,
 ) -> SectionPayload:
-    rows, total = result
-    expires: Iterable[datetime | None] = (expiry(r) for r in rows) if expiry else ()
-    moments = [m for m in expires if m is not None]
+    """A section's payload from a page: items, total, ``hasMore``, expiry and stats.
+
+    It expires at the first moment a listed item leaves (``leaves``), or the
+    moment the total stops being true, whichever comes first.
+    """
+    moments = [m.timestamp() for m in map(leaves, page.rows) if m is not None] if leaves else []
+    if page.total_until is not None:
+        moments.append(page.total_until)
     return SectionPayload(
-        items=list(serializer(rows, many=True, context={"now": now}).data),
-        total=total,
-        expires_at=min(moments) if moments else None,
-        stats=_stats(rows),
+        items=[item(row) for row in page.rows],
+        total=page.total,
+        has_more=page.has_more,
+        expires_at=datetime.fromtimestamp(min(moments), UTC) if moments else None,
+        stats=_stats(page.rows),
     )
 
 
-def _stats(rows: list) -> dict[str, float]:
-    stats: dict[str, float] = {"views": sum(r.views for r in rows)}
-    scores = [r.recommendation_score for r in rows if hasattr(r, "recommendation_score")]
+def _stats(rows: list[Row]) -> dict[str, float]:
+    stats: dict[str, float] = {"views": sum(r["views"] for r in rows)}
+    scores = [r["recommendation_score"] for r in rows if "recommendation_score" in r]
     if scores:
         stats["recommendationScore"] = round(sum(scores) / len(scores), 4)
     return stats
 
 
 def homepage_analytics(results: dict[str, SectionResult]) -> dict[str, Any]:
-    """``analytics`` of seed 004 §1.3, from the figures the sections computed."""
+    """``analytics``: summed views per section and the mean recommendation score."""
     section_views = {
         section_id: int(r.stats["views"]) for section_id, r in results.items() if r.stats
     }
@@ -66,51 +73,61 @@ def _radius() -> float:
     return settings.HOMEPAGE_LOCATION_RADIUS_KM
 
 
+def _offer_leaves(now: datetime) -> Callable[[Row], datetime]:
+    """When a listed offer stops being true: its validity ends, or its running sale does."""
+
+    def leaves(row: Row) -> datetime:
+        if sale_running(row["flash_sale_active"], row["flash_sale_ends_at"], now):
+            return min(row["valid_until"], row["flash_sale_ends_at"])
+        return row["valid_until"]
+
+    return leaves
+
+
 def fetch_just_for_you(ctx: SectionContext) -> SectionPayload:
     """Featured products ranked for the user (popular ones for anonymous callers)."""
     return _payload(
-        ProductItemSerializer,
-        selectors.products_just_for_you(user_id=ctx.user_id, limit=ctx.limit),
+        selectors.products_just_for_you(user_id=ctx.user_id, limit=ctx.limit), product_item
     )
 
 
 def fetch_new_arrivals(ctx: SectionContext) -> SectionPayload:
     """Newest in-stock products."""
-    return _payload(ProductItemSerializer, selectors.products_new_arrivals(limit=ctx.limit))
+    return _payload(selectors.products_new_arrivals(limit=ctx.limit), product_item)
 
 
 def fetch_trending_stores(ctx: SectionContext) -> SectionPayload:
     """Featured stores, nearest first when a location is given."""
-    result = selectors.stores_trending(
+    page = selectors.stores_trending(
         limit=ctx.limit, location=ctx.options.get("location"), radius_km=_radius()
     )
-    return _payload(StoreItemSerializer, result)
+    return _payload(page, store_item)
 
 
 def fetch_events(ctx: SectionContext) -> SectionPayload:
     """Upcoming featured events; the list is stale once the first one starts."""
-    result = selectors.events_featured(
+    page = selectors.events_featured(
         now=ctx.now, limit=ctx.limit, location=ctx.options.get("location"), radius_km=_radius()
     )
-    return _payload(EventItemSerializer, result, lambda e: e.starts_at)
+    return _payload(page, event_item, lambda row: row["starts_at"])
 
 
 def fetch_offers(ctx: SectionContext) -> SectionPayload:
-    """Featured valid offers; stale once the first one's validity ends."""
-    result = selectors.offers_featured(now=ctx.now, limit=ctx.limit)
-    return _payload(OfferItemSerializer, result, lambda o: offer_content_end(o, ctx.now), ctx.now)
+    """Featured valid offers; stale once the first one's validity (or sale) ends."""
+    page = selectors.offers_featured(now=ctx.now, limit=ctx.limit)
+    return _payload(page, lambda row: offer_item(row, ctx.now), _offer_leaves(ctx.now))
 
 
 def fetch_flash_sales(ctx: SectionContext) -> SectionPayload:
     """Running flash sales; stale once the first one ends."""
-    result = selectors.offers_flash_sales(now=ctx.now, limit=ctx.limit)
-    return _payload(OfferItemSerializer, result, lambda o: offer_content_end(o, ctx.now), ctx.now)
+    page = selectors.offers_flash_sales(now=ctx.now, limit=ctx.limit)
+    return _payload(page, lambda row: offer_item(row, ctx.now), _offer_leaves(ctx.now))
 
 
 def fetch_all_offers(ctx: SectionContext) -> SectionPayload:
     """Every valid offer, featured or not (``/offers`` without ``featured=true``)."""
-    result = selectors.offers_valid(now=ctx.now, limit=ctx.limit)
-    return _payload(OfferItemSerializer, result, lambda o: offer_content_end(o, ctx.now), ctx.now)
+    page = selectors.offers_valid(now=ctx.now, limit=ctx.limit)
+    return _payload(page, lambda row: offer_item(row, ctx.now), _offer_leaves(ctx.now))
 
 
 def _fields(serializer: type[serializers.Serializer]) -> tuple[str, ...]:

@@ -1,43 +1,76 @@
 """Storefront reads: one query per list, shared by a section and its legacy endpoint.
 
-Each selector returns ``(page, total)``. Locations are ``(longitude, latitude)``.
+Each selector returns a ``Page``: flat rows (``.values()``), whether more
+exist, and the total. ``has_more`` is exact (``limit + 1`` rows are read).
+The total is not a ``COUNT(*)`` per computation: it is counted once and shared
+through the cache under the data's tag, and for sets bounded by time (valid
+offers, upcoming events, running flash sales) its lifetime ends at the next
+moment an item leaves the set, found by the same query. So a total is exact
+when its entry is stored and never outlives its content. Locations are
+``(longitude, latitude)``.
 """
 
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from datetime import datetime
 from itertools import groupby
+from typing import Any
 
-from django.db.models import F, QuerySet, Value
+from django.db.models import Count, F, Min, QuerySet, Value
+from django.db.models.functions import Least
 
-from caching.counts import cached_count
+from caching.counts import cached_total
 
-from .keys import COUNT_NAMESPACE, Location, count_cache_key
+from .items import EVENT_COLUMNS, OFFER_COLUMNS, PRODUCT_COLUMNS, STORE_COLUMNS, Row
+from .keys import COUNT_NAMESPACE, Location, count_cache_key, location_part
 from .models import CategoryAffinity, Event, Offer, Product, Store
 
 KM_PER_DEGREE = 111.195
-JUST_FOR_YOU_COUNT_KEY = count_cache_key("featuredInStock")
-NEW_ARRIVALS_COUNT_KEY = count_cache_key("inStock")
 MAX_AFFINITY_CATEGORIES = 20
 
 
-def _page(queryset: QuerySet, limit: int, count_key: str | None = None) -> tuple[list, int]:
-    """A page and the total; the count query is skipped when the page is short.
+@dataclass
+class Page:
+    """A section's rows, whether more exist, and the total of its set."""
 
-    With ``count_key`` the total is shared through the cache until products change.
-    """
-    page = list(queryset[:limit])
-    if len(page) < limit:
-        return page, len(page)
-    if count_key is not None:
-        return page, _shared_count(queryset, count_key)
-    return page, queryset.order_by().count()
+    rows: list[Row]
+    total: int
+    has_more: bool
+    total_until: float | None = None  # epoch second the total stops being true
 
 
-def _shared_count(queryset: QuerySet, key: str) -> int:
-    """A product count shared through the cache until products change."""
-    return cached_count(queryset, key=key, tags=[Product.cache_tag], namespace=COUNT_NAMESPACE)
+@dataclass(frozen=True)
+class Total:
+    """How a set's total is shared: its key, its tag, and when an item leaves it."""
+
+    name: str
+    tag: str
+    exit: Any = None  # an expression: the moment a row leaves the set (None: never by time)
+
+
+def _count(queryset: QuerySet, total: Total) -> tuple[int, float | None]:
+    """The shared total of ``queryset``: cached under its tag, ending when an item leaves."""
+
+    def compute() -> tuple[int, float | None]:
+        if total.exit is None:
+            return queryset.order_by().count(), None
+        found = queryset.order_by().aggregate(n=Count("pk"), leaves=Min(total.exit))
+        return found["n"], found["leaves"].timestamp() if found["leaves"] else None
+
+    return cached_total(
+        count_cache_key(total.name), compute, tags=[total.tag], namespace=COUNT_NAMESPACE
+    )
+
+
+def _page(queryset: QuerySet, columns: tuple[str, ...], limit: int, total: Total) -> Page:
+    """``limit`` rows (reading one more for ``has_more``) and the set's shared total."""
+    rows = list(queryset.values(*columns)[: limit + 1])
+    if len(rows) <= limit:
+        return Page(rows, len(rows), False)
+    count, until = _count(queryset, total)
+    return Page(rows[:limit], count, True, until)
 
 
 def _nearest(queryset: QuerySet, location: Location, radius_km: float) -> QuerySet:
@@ -64,13 +97,10 @@ def _nearest(queryset: QuerySet, location: Location, radius_km: float) -> QueryS
     )
 
 
-def _set_distances(rows: list, location: Location | None) -> list:
-    for row in rows:
-        sq = getattr(row, "distance_sq", None)
-        row.distance_km = (
-            round(math.sqrt(sq) * KM_PER_DEGREE, 2) if location and sq is not None else None
-        )
-    return rows
+def _with_distances(page: Page) -> Page:
+    for row in page.rows:
+        row["distance_km"] = round(math.sqrt(row.pop("distance_sq")) * KM_PER_DEGREE, 2)
+    return page
 
 
 def user_category_affinities(*, user_id: int) -> dict[str, float]:
@@ -83,7 +113,12 @@ def user_category_affinities(*, user_id: int) -> dict[str, float]:
     return dict(rows)
 
 
-def products_just_for_you(*, user_id: int | None, limit: int) -> tuple[list[Product], int]:
+FEATURED_IN_STOCK = Total("featuredInStock", Product.cache_tag)
+IN_STOCK = Total("inStock", Product.cache_tag)
+_RECOMMENDED_ORDER = ("-recommendation_score", "-views", "-created_at", "-pk")
+
+
+def products_just_for_you(*, user_id: int | None, limit: int) -> Page:
     """Featured, in-stock products ranked for the user.
 
     With category affinities: the user's favourite categories first (strongest
@@ -95,20 +130,19 @@ def products_just_for_you(*, user_id: int | None, limit: int) -> tuple[list[Prod
     base = Product.objects.featured_in_stock()
     affinities = user_category_affinities(user_id=user_id) if user_id else {}
     if not affinities:
-        return _page(base.order_by("-views", "-created_at", "-pk"), limit, JUST_FOR_YOU_COUNT_KEY)
-    page = _top_by_affinity(base, affinities, limit)
-    if len(page) < limit:
+        ordered = base.order_by("-views", "-created_at", "-pk")
+        return _page(ordered, PRODUCT_COLUMNS, limit, FEATURED_IN_STOCK)
+    rows = _top_by_affinity(base, affinities, limit + 1)
+    if len(rows) <= limit:
         others = base.exclude(category__in=list(affinities)).order_by(*_RECOMMENDED_ORDER)
-        page += list(others[: limit - len(page)])
-    if len(page) < limit:
-        return page, len(page)
-    return page, _shared_count(base, JUST_FOR_YOU_COUNT_KEY)
+        rows += list(others.values(*PRODUCT_COLUMNS)[: limit + 1 - len(rows)])
+    if len(rows) <= limit:
+        return Page(rows, len(rows), False)
+    count, until = _count(base, FEATURED_IN_STOCK)
+    return Page(rows[:limit], count, True, until)
 
 
-_RECOMMENDED_ORDER = ("-recommendation_score", "-views", "-created_at", "-pk")
-
-
-def _top_by_affinity(base: QuerySet, affinities: dict[str, float], limit: int) -> list[Product]:
+def _top_by_affinity(base: QuerySet, affinities: dict[str, float], limit: int) -> list[Row]:
     """The best ``limit`` products of the user's categories, strongest affinity first.
 
     Categories of equal affinity form one group, read with one query in
@@ -117,62 +151,71 @@ def _top_by_affinity(base: QuerySet, affinities: dict[str, float], limit: int) -
     Equivalent to ordering every featured product by a CASE on its category,
     without sorting them all.
     """
-    page: list[Product] = []
+    rows: list[Row] = []
     by_strength = sorted(affinities.items(), key=lambda item: -item[1])
     for _, group in groupby(by_strength, key=lambda item: item[1]):
         categories = [category for category, _ in group]
         queryset = base.filter(category__in=categories).order_by(*_RECOMMENDED_ORDER)
-        page += list(queryset[: limit - len(page)])
-        if len(page) >= limit:
+        rows += list(queryset.values(*PRODUCT_COLUMNS)[: limit - len(rows)])
+        if len(rows) >= limit:
             break
-    return page
+    return rows
 
 
-def products_new_arrivals(*, limit: int) -> tuple[list[Product], int]:
+def products_new_arrivals(*, limit: int) -> Page:
     """In-stock products, newest first."""
     queryset = Product.objects.in_stock().order_by("-created_at", "-pk")
-    return _page(queryset, limit, NEW_ARRIVALS_COUNT_KEY)
+    return _page(queryset, PRODUCT_COLUMNS, limit, IN_STOCK)
 
 
 def stores_trending(
     *, limit: int, location: Location | None = None, radius_km: float = 50.0
-) -> tuple[list[Store], int]:
+) -> Page:
     """Featured stores by rating and views, or the nearest ones to ``location``."""
     queryset: QuerySet = Store.objects.featured()
     if location:
-        queryset = _nearest(queryset, location, radius_km)
-    else:
-        queryset = queryset.order_by("-rating", "-views", "pk")
-    page, total = _page(queryset, limit)
-    return _set_distances(page, location), total
+        near = _nearest(queryset, location, radius_km)
+        total = Total(f"featuredStores:{location_part(location)}", Store.cache_tag)
+        return _with_distances(_page(near, (*STORE_COLUMNS, "distance_sq"), limit, total))
+    ordered = queryset.order_by("-rating", "-views", "pk")
+    return _page(ordered, STORE_COLUMNS, limit, Total("featuredStores", Store.cache_tag))
 
 
 def events_featured(
     *, now: datetime, limit: int, location: Location | None = None, radius_km: float = 50.0
-) -> tuple[list[Event], int]:
-    """Featured events yet to start: soonest first, or nearest to ``location``."""
+) -> Page:
+    """Featured events yet to start: soonest first, or nearest to ``location``.
+
+    An event leaves the set when it starts.
+    """
     queryset: QuerySet = Event.objects.upcoming_featured(now)
     if location:
-        queryset = _nearest(queryset, location, radius_km)
-    else:
-        queryset = queryset.order_by("starts_at", "-views", "pk")
-    page, total = _page(queryset, limit)
-    return _set_distances(page, location), total
+        near = _nearest(queryset, location, radius_km)
+        total = Total(f"upcomingEvents:{location_part(location)}", Event.cache_tag, "starts_at")
+        return _with_distances(_page(near, (*EVENT_COLUMNS, "distance_sq"), limit, total))
+    ordered = queryset.order_by("starts_at", "-views", "pk")
+    return _page(
+        ordered, EVENT_COLUMNS, limit, Total("upcomingEvents", Event.cache_tag, "starts_at")
+    )
 
 
-def offers_featured(*, now: datetime, limit: int) -> tuple[list[Offer], int]:
-    """Featured offers still valid, newest first."""
-    queryset = Offer.objects.featured_valid(now).select_related("store")
-    return _page(queryset.order_by("-created_at", "-pk"), limit)
+def offers_featured(*, now: datetime, limit: int) -> Page:
+    """Featured offers still valid, newest first (an offer leaves when its validity ends)."""
+    queryset = Offer.objects.featured_valid(now).order_by("-created_at", "-pk")
+    total = Total("featuredOffers", Offer.cache_tag, "valid_until")
+    return _page(queryset, OFFER_COLUMNS, limit, total)
 
 
-def offers_valid(*, now: datetime, limit: int) -> tuple[list[Offer], int]:
+def offers_valid(*, now: datetime, limit: int) -> Page:
     """Every offer still valid, newest first (``/offers`` without ``featured``)."""
-    queryset = Offer.objects.valid(now).select_related("store")
-    return _page(queryset.order_by("-created_at", "-pk"), limit)
+    queryset = Offer.objects.valid(now).order_by("-created_at", "-pk")
+    return _page(
+        queryset, OFFER_COLUMNS, limit, Total("validOffers", Offer.cache_tag, "valid_until")
+    )
 
 
-def offers_flash_sales(*, now: datetime, limit: int) -> tuple[list[Offer], int]:
-    """Running flash sales, cheapest sale price first."""
-    queryset = Offer.objects.flash_sales(now).select_related("store")
-    return _page(queryset.order_by("flash_sale_price", "valid_until", "pk"), limit)
+def offers_flash_sales(*, now: datetime, limit: int) -> Page:
+    """Running flash sales, cheapest sale price first (one leaves when the sale or offer ends)."""
+    queryset = Offer.objects.flash_sales(now).order_by("flash_sale_price", "valid_until", "pk")
+    ends = Least("valid_until", "flash_sale_ends_at")
+    return _page(queryset, OFFER_COLUMNS, limit, Total("flashSales", Offer.cache_tag, ends))
