@@ -26,7 +26,7 @@ from api.formats import iso
 from caching.engine import CachePolicy, CacheResult, Computed, get_or_compute, lookup_many, store
 
 from .encoding import deflate_segment, gzip_stitched
-from .runner import SectionOutcome, run_sections, run_sections_inline
+from .runner import SectionOutcome, run_sections_here_or_in_pool
 from .sections import Section, SectionContext, SectionPayload, SectionRegistry
 from .snapshot import Snapshot, shared_snapshot
 from .sparse import SectionFields, apply_fieldset
@@ -155,13 +155,10 @@ def compute_sections(
     if not to_run:
         outcomes: list[SectionOutcome] = []
     elif consistent:
-        with shared_snapshot() as snapshot:
-            if snapshot.id is not None:
-                outcomes = run_sections(to_run, context, snapshot_id=snapshot.id)
-            else:
-                outcomes = run_sections_inline(to_run, context)
+        with shared_snapshot(export=settings.SECTIONS_IN_PARALLEL) as snapshot:
+            outcomes = run_sections_here_or_in_pool(to_run, context, snapshot_id=snapshot.id)
     else:
-        outcomes = run_sections(to_run, context)
+        outcomes = run_sections_here_or_in_pool(to_run, context)
     stamp = iso(context.now)
     for outcome in outcomes:
         result = _from_outcome(outcome, stamp)

@@ -6,13 +6,15 @@ deadline, and the database stops the query too: ``statement_timeout`` on
 PostgreSQL, a progress handler on SQLite. So a timed-out query does not keep a
 worker and a connection busy for minutes after its response was sent.
 
-Worker threads own their Django connections: stale or broken ones are dropped
-(``close_old_connections``) before and after every task; with the psycopg pool
-closing a connection returns it to the pool.
+Worker threads own their Django connections and keep them from one section to
+the next, with ``statement_timeout`` set once; a connection that saw an error
+is given back to the pool and a new one taken. ``SECTIONS_IN_PARALLEL=false``
+runs the sections on the request thread instead (``run_sections_inline``).
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 import time
@@ -25,7 +27,6 @@ from django.db import (
     DatabaseError,
     InterfaceError,
     OperationalError,
-    close_old_connections,
     transaction,
 )
 from django.db import connection as db_connection
@@ -110,32 +111,59 @@ def _clear_query_limit() -> None:
             pass  # a broken connection is discarded by close_old_connections()
 
 
+def _worker_connection(query_timeout_ms: int) -> None:
+    """Ready this worker thread's own connection, kept from one section to the next.
+
+    A worker thread runs nothing but sections, so it keeps its connection (no
+    pool checkout per section) with ``statement_timeout`` set once, at the
+    session level, to ``QUERY_TIMEOUT``: no set-and-reset round trips per
+    section. A connection that saw an error is reset and given back first.
+    """
+    if db_connection.connection is not None and db_connection.errors_occurred:
+        with contextlib.suppress(DatabaseError):
+            _clear_query_limit()
+        db_connection.close()
+    db_connection.ensure_connection()
+    raw = db_connection.connection
+    if getattr(db_connection, "section_timeout", None) == (id(raw), query_timeout_ms):
+        return
+    if db_connection.vendor == "postgresql":
+        with db_connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT set_config('statement_timeout', %s, false)", [str(query_timeout_ms)]
+            )
+    db_connection.section_timeout = (id(raw), query_timeout_ms)  # type: ignore[attr-defined]
+
+
 def _run_in_worker(
-    section: Section, context: SectionContext, deadline: float, snapshot_id: str | None
+    section: Section,
+    context: SectionContext,
+    deadline: float,
+    snapshot_id: str | None,
+    timeout_ms: int,
 ) -> tuple[SectionPayload, float]:
     """Runs in a pool thread: fetch one section on this thread's own connection.
 
     With ``snapshot_id`` the fetch runs in a read-only REPEATABLE READ
     transaction that imports the leader's exported snapshot, so every section
-    sees the database as of one moment.
+    sees the database as of one moment. The waiter gives up at ``deadline``;
+    the database stops any statement at ``timeout_ms``.
     """
-    close_old_connections()
+    if time.monotonic() >= deadline:
+        raise SectionTimeout
     started = time.monotonic()
-    try:
-        if snapshot_id is None:
-            _limit_query_time(deadline)
-            try:
-                payload = section.fetch(context)
-            finally:
-                _clear_query_limit()
-        else:
-            with transaction.atomic():
-                import_snapshot(snapshot_id)
-                _limit_query_time(deadline, local=True)
-                payload = section.fetch(context)
-        return payload, (time.monotonic() - started) * 1000
-    finally:
-        close_old_connections()
+    _worker_connection(timeout_ms)
+    if db_connection.vendor == "sqlite":
+        db_connection.connection.set_progress_handler(
+            lambda: int(time.monotonic() > deadline), 10_000
+        )
+    if snapshot_id is None:
+        payload = section.fetch(context)
+    else:
+        with transaction.atomic():
+            import_snapshot(snapshot_id)
+            payload = section.fetch(context)
+    return payload, (time.monotonic() - started) * 1000
 
 
 def _is_query_timeout(exc: BaseException) -> bool:
@@ -187,8 +215,11 @@ def run_sections(
 
     submitted: list[tuple[Section, Future, float]] = []
     for section in sections:
-        deadline = min(start + (section.timeout_ms or query_timeout_ms) / 1000, budget_end)
-        future = executor.submit(_run_in_worker, section, context, deadline, snapshot_id)
+        timeout_ms = section.timeout_ms or query_timeout_ms
+        deadline = min(start + timeout_ms / 1000, budget_end)
+        future = executor.submit(
+            _run_in_worker, section, context, deadline, snapshot_id, timeout_ms
+        )
         submitted.append((section, future, deadline))
 
     return _collect(submitted, start)
@@ -199,29 +230,62 @@ def run_sections_inline(
 ) -> list[SectionOutcome]:
     """Run ``sections`` one after another on the calling thread's connection.
 
-    For SQLite's single-transaction snapshot: the caller holds the transaction.
-    Timeouts are enforced by the database (a progress handler), not a waiter.
+    The database bounds every statement at ``QUERY_TIMEOUT`` (set once for all
+    the sections: ``SET LOCAL`` inside a transaction, else set and reset
+    around them; a progress handler on SQLite), and a section that would start
+    after the request budget is a timeout without running. Inside a
+    transaction (a shared snapshot) each section runs in a savepoint, so one
+    failed statement does not abort the sections after it.
     """
     query_timeout_ms = query_timeout_ms or settings.QUERY_TIMEOUT
     start = time.monotonic()
     budget_end = start + settings.REQUEST_TIMEOUT / 1000
+    in_transaction = db_connection.in_atomic_block
     submitted = []
-    for section in sections:
-        deadline = min(
-            time.monotonic() + (section.timeout_ms or query_timeout_ms) / 1000, budget_end
-        )
-        future: Future = Future()
-        try:
+    try:
+        _limit_query_time(start + query_timeout_ms / 1000, local=in_transaction)
+        for section in sections:
+            deadline = min(
+                time.monotonic() + (section.timeout_ms or query_timeout_ms) / 1000, budget_end
+            )
+            future: Future = Future()
             section_start = time.monotonic()
-            _limit_query_time(deadline, local=db_connection.in_atomic_block)
-            payload = section.fetch(context)
-            future.set_result((payload, (time.monotonic() - section_start) * 1000))
-        except Exception as exc:  # becomes the section's error outcome
-            future.set_exception(exc)
-        finally:
+            try:
+                if section_start >= budget_end:
+                    raise SectionTimeout
+                if in_transaction:
+                    with transaction.atomic():
+                        payload = section.fetch(context)
+                else:
+                    payload = section.fetch(context)
+                future.set_result((payload, (time.monotonic() - section_start) * 1000))
+            except Exception as exc:  # becomes the section's error outcome
+                future.set_exception(exc)
+            submitted.append((section, future, deadline))
+    except SectionTimeout:
+        pass  # no budget left at all: every section is reported as timed out below
+    except DatabaseError as exc:  # could not even set the limit: the database is away
+        for section in sections[len(submitted) :]:
+            failed: Future = Future()
+            failed.set_exception(exc)
+            submitted.append((section, failed, start))
+    finally:
+        if not in_transaction:
             _clear_query_limit()
-        submitted.append((section, future, deadline))
+    for section in sections[len(submitted) :]:
+        timed_out: Future = Future()
+        timed_out.set_exception(SectionTimeout())
+        submitted.append((section, timed_out, start))
     return _collect(submitted, start)
+
+
+def run_sections_here_or_in_pool(
+    sections: list[Section], context: SectionContext, *, snapshot_id: str | None = None
+) -> list[SectionOutcome]:
+    """Sections in the pool (``SECTIONS_IN_PARALLEL``, or a snapshot to import), else inline."""
+    if snapshot_id is not None or (settings.SECTIONS_IN_PARALLEL and len(sections) > 1):
+        return run_sections(sections, context, snapshot_id=snapshot_id)
+    return run_sections_inline(sections, context)
 
 
 def _collect(submitted: list[tuple[Section, Future, float]], start: float) -> list[SectionOutcome]:

@@ -6,9 +6,10 @@ its snapshot (``pg_export_snapshot()``); each worker thread imports it
 (``SET TRANSACTION SNAPSHOT``) as the first statement of its own read-only
 REPEATABLE READ transaction. The leader's transaction stays open until every
 worker has finished, as an exported snapshot lives only as long as it.
-On SQLite (or when already inside a transaction, where the isolation level can
-no longer be set) the sections run one after another in one transaction on one
-connection.
+When the sections run on the request thread (``SECTIONS_IN_PARALLEL`` off),
+one read-only REPEATABLE READ transaction is the snapshot. On SQLite (or when
+already inside a transaction, where the isolation level can no longer be set)
+the sections run one after another in one transaction on one connection.
 """
 
 from __future__ import annotations
@@ -48,10 +49,20 @@ def import_snapshot(snapshot_id: str) -> None:
 
 
 @contextmanager
-def shared_snapshot() -> Iterator[Snapshot]:
-    """Hold one snapshot open for the duration of the block."""
+def shared_snapshot(*, export: bool = True) -> Iterator[Snapshot]:
+    """Hold one snapshot open for the duration of the block.
+
+    ``export=False`` (sections run on this thread): one read-only REPEATABLE
+    READ transaction is the snapshot, with nothing to export.
+    """
     if connection.vendor != "postgresql" or connection.in_atomic_block:
         with transaction.atomic():
+            yield Snapshot("single-transaction")
+        return
+    if not export:
+        with transaction.atomic():
+            with connection.cursor() as cursor:
+                _begin_repeatable_read(cursor)
             yield Snapshot("single-transaction")
         return
     with transaction.atomic():

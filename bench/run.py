@@ -5,7 +5,7 @@ HTTP from a bounded pool of client threads on loopback, prints a table and
 writes JSON. Every scenario runs in the same process against the same server,
 so the ratios compare like with like.
 
-    .venv/bin/python bench/run.py --products 100000 --requests 400 --concurrency 8
+    .venv/bin/python -m bench.run --products 1000000
 """
 
 from __future__ import annotations
@@ -29,6 +29,8 @@ from pathlib import Path
 import psutil
 from tabulate import tabulate
 from tqdm import tqdm
+
+from bench.compare import chart, compare, print_comparison
 
 ROOT = Path(__file__).resolve().parent.parent
 PYTHON = str(ROOT / ".venv" / "bin" / "python")
@@ -244,22 +246,33 @@ def main() -> int:
     """Seed, start gunicorn, run every scenario, print the table and write JSON."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--products", type=int, default=100_000)
-    parser.add_argument("--requests", type=int, default=400)
+    parser.add_argument("--requests", type=int, default=200)
     parser.add_argument("--rate", type=float, default=100.0, help="Open-loop requests/s.")
     parser.add_argument("--concurrency", type=int, default=8, help="Clients, closed loop.")
     parser.add_argument("--workers", type=int, default=2)
-    parser.add_argument("--threads", type=int, default=8)
+    parser.add_argument("--threads", type=int, default=4)
     parser.add_argument(
         "--database-url", default="postgres://postgres@127.0.0.1:5432/bench_aggregation"
     )
     parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/3")
     parser.add_argument("--out", default=str(ROOT / "bench" / "results" / "latest.json"))
+    parser.add_argument("--seconds", type=int, default=5, help="Length of each wrk run.")
+    parser.add_argument(
+        "--parallel",
+        action=argparse.BooleanOptionalAction,
+        default=False,
+        help="Sections in the thread pool (SECTIONS_IN_PARALLEL) instead of the request thread.",
+    )
     args = parser.parse_args()
 
     env = {
         **os.environ,
-        "DJANGO_SETTINGS_MODULE": "config.settings.local",
-        "DJANGO_DEBUG": "false",
+        "DJANGO_SETTINGS_MODULE": "bench.settings",  # production + the reference views
+        "DJANGO_SECRET_KEY": "bench-only-secret-key-0123456789-abcdefghijklmnopqrstuvwxyz",
+        "DJANGO_ALLOWED_HOSTS": "127.0.0.1,localhost",
+        "DJANGO_SECURE_SSL_REDIRECT": "false",
+        "BENCH_CEILING_FILE": str(Path(args.out).parent / "ceiling.json"),
+        "SECTIONS_IN_PARALLEL": str(args.parallel).lower(),
         "DATABASE_URL": args.database_url,
         "REDIS_URL": args.redis_url,
         "CELERY_TASK_ALWAYS_EAGER": "true",
@@ -274,22 +287,12 @@ def main() -> int:
 
     port = _free_port()
     server = subprocess.Popen(
-        [
-            str(ROOT / ".venv" / "bin" / "gunicorn"),
-            "config.wsgi:application",
-            "--bind",
-            f"127.0.0.1:{port}",
-            "--workers",
-            str(args.workers),
-            "--threads",
-            str(args.threads),
-            "--log-level",
-            "warning",
-        ],
+        [str(ROOT / ".venv" / "bin" / "gunicorn")],  # gunicorn.conf.py, as deployed
         cwd=ROOT,
-        env=env,
+        env={**env, "WEB_PORT": str(port), "WEB_CONCURRENCY": str(args.workers),
+             "WEB_THREADS": str(args.threads)},
         start_new_session=True,
-    )
+    )  # fmt: skip
     try:
         deadline = time.monotonic() + 60
         while True:
@@ -306,6 +309,7 @@ def main() -> int:
         n, c, rate = args.requests, args.concurrency, args.rate
         users = lambda i: tokens[i % len(tokens)]  # noqa: E731
         rss_before = _server_rss_mb(server.pid)
+        comparison = compare(port, trainers[0], Path(env["BENCH_CEILING_FILE"]), args.seconds)
         rows = [
             # Seed 004's "current state": six calls per page load, one after another.
             _run("legacy: 6 calls / page", port, max(n // 6, 20), 32, _legacy_page_load, rate / 6),
@@ -397,6 +401,7 @@ def main() -> int:
             ],
         )
     )
+    print_comparison(comparison)
     print(
         f"\nserver RSS: {rss_before:.0f} MiB before, {rss_after:.0f} MiB after "
         f"({args.workers} workers x {args.threads} threads); products: {args.products:,}"
@@ -408,12 +413,15 @@ def main() -> int:
         "threads": args.threads,
         "targets_ms": TARGETS,
         "server_rss_mb": {"before": round(rss_before, 1), "after": round(rss_after, 1)},
+        "sections_in_parallel": args.parallel,
+        "comparison": comparison,
         "scenarios": rows,
     }
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=2))
-    print(f"wrote {out}")
+    chart(comparison, out.with_suffix(".png"))
+    print(f"wrote {out} and {out.with_suffix('.png')}")
     return 0
 
 

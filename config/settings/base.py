@@ -139,6 +139,9 @@ CACHE_WARMING_INTERVAL = env.int("CACHE_WARMING_INTERVAL", default=240_000)  # m
 QUERY_TIMEOUT = env.int("QUERY_TIMEOUT", default=5_000)  # ms, per section
 REQUEST_TIMEOUT = env.int("REQUEST_TIMEOUT", default=10_000)  # ms, whole request
 AGGREGATION_MAX_WORKERS = env.int("AGGREGATION_MAX_WORKERS", default=16)
+# Sections in the thread pool (true) or one after another on the request thread
+# (false). Measured on two cores: see README "Performance" for the choice.
+SECTIONS_IN_PARALLEL = env.bool("SECTIONS_IN_PARALLEL", default=True)
 ENABLE_BATCH_ENDPOINT = env.bool("ENABLE_BATCH_ENDPOINT", default=True)
 ENABLE_CACHE_WARMING = env.bool("ENABLE_CACHE_WARMING", default=True)
 ENABLE_STALE_WHILE_REVALIDATE = env.bool("ENABLE_STALE_WHILE_REVALIDATE", default=True)

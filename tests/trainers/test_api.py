@@ -65,6 +65,17 @@ def test_trainer_bootstrap_shape(client_for, world):
     }
 
 
+def test_sections_on_the_request_thread_share_one_transaction(client_for, world, settings):
+    settings.SECTIONS_IN_PARALLEL = False
+    trainer = world["trainer"]
+    body = _bootstrap(client_for(trainer.user), "trainers", trainer.pk, fresh="true")
+    assert body["data"]["metadata"]["snapshot"] == {"mode": "single-transaction", "id": None}
+    assert [s["id"] for s in body["data"]["sessions"]] == [
+        str(world["upcoming"].pk),
+        str(world["past"].pk),
+    ]
+
+
 def test_trainer_sessions_are_the_200_most_recent(client_for):
     allocation = AllocationFactory(sessions_total=500)
     start = timezone.now() - timedelta(days=300)

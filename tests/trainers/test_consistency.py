@@ -78,18 +78,24 @@ def _inconsistent_reads(client_for, allocation, reads: int) -> tuple[int, int]:
     return inconsistent, observed
 
 
-def test_parallel_sections_read_one_snapshot(client_for, busy_trainer):
+@pytest.mark.parametrize("parallel", [True, False], ids=["exported-snapshot", "one-transaction"])
+def test_sections_read_one_snapshot(client_for, busy_trainer, settings, parallel):
+    settings.SECTIONS_IN_PARALLEL = parallel
     inconsistent, observed = _inconsistent_reads(client_for, busy_trainer, reads=60)
     assert observed > 0  # the writer really ran during the reads
     assert inconsistent == 0
 
 
-def test_without_the_snapshot_the_same_reads_disagree(client_for, busy_trainer, monkeypatch):
+def test_without_the_snapshot_the_same_reads_disagree(
+    client_for, busy_trainer, monkeypatch, settings
+):
     """Control: the check above can fail. Same load, sections not sharing a snapshot."""
     from aggregation import batch
 
-    monkeypatch.setattr(batch, "shared_snapshot", lambda: contextlib.nullcontext(Snapshot("none")))
-    monkeypatch.setattr(batch, "run_sections_inline", batch.run_sections)
+    settings.SECTIONS_IN_PARALLEL = True
+    monkeypatch.setattr(
+        batch, "shared_snapshot", lambda **kw: contextlib.nullcontext(Snapshot("none"))
+    )
     inconsistent, observed = _inconsistent_reads(client_for, busy_trainer, reads=60)
     assert observed > 0
     assert inconsistent > 0

@@ -1,0 +1,169 @@
+"""The side-by-side comparison: the service vs the conventional build vs the limit, with wrk.
+
+Every row is a ``wrk`` run against the same gunicorn: 1 connection for latency
+(p50/p95/p99), 8 or 32 for throughput. The ratios are the issue's targets.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+import tempfile
+import urllib.request
+from pathlib import Path
+
+from tabulate import tabulate
+
+LATENCY_SCRIPT = """
+done = function(summary, latency, requests)
+  local errors = summary.errors.connect + summary.errors.read + summary.errors.write
+    + summary.errors.status + summary.errors.timeout
+  io.write(string.format("RESULT %.3f %.3f %.3f %.1f %d %d\\n",
+    latency:percentile(50) / 1000, latency:percentile(95) / 1000,
+    latency:percentile(99) / 1000, summary.requests / (summary.duration / 1e6),
+    errors, summary.requests))
+end
+"""
+RESULT = re.compile(r"RESULT ([\d.]+) ([\d.]+) ([\d.]+) ([\d.]+) (\d+) (\d+)")
+
+
+def _wrk() -> str:
+    found = shutil.which("wrk")
+    if found:
+        return found
+    subprocess.run(["apt-get", "install", "-y", "-qq", "wrk"], check=True, capture_output=True)
+    return shutil.which("wrk") or "wrk"
+
+
+def wrk(url: str, connections: int, seconds: int, headers: dict[str, str] | None = None) -> dict:
+    """One wrk run: p50/p95/p99 in ms, requests per second, errors."""
+    with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as script:
+        script.write(LATENCY_SCRIPT)
+    command = [_wrk(), f"-t{min(connections, 2)}", f"-c{connections}", f"-d{seconds}s",
+               "-s", script.name, url]  # fmt: skip
+    for name, value in (headers or {}).items():
+        command += ["-H", f"{name}: {value}"]
+    output = subprocess.run(command, capture_output=True, text=True, check=True).stdout
+    Path(script.name).unlink()
+    p50, p95, p99, rps, errors, requests = RESULT.search(output).groups()
+    return {"p50_ms": float(p50), "p95_ms": float(p95), "p99_ms": float(p99),
+            "rps": float(rps), "errors": int(errors), "requests": int(requests)}  # fmt: skip
+
+
+def compare(port: int, trainer: tuple[str, int], ceiling_file: Path, seconds: int) -> dict:
+    """Run every comparison row; returns rows by name and the target ratios."""
+    base = f"http://127.0.0.1:{port}"
+    token, trainer_id = trainer
+    auth = {"Authorization": f"Token {token}"}
+    # The ceiling returns the warm homepage's own bytes.
+    with urllib.request.urlopen(f"{base}/api/v1/homepage") as response:
+        ceiling_file.parent.mkdir(parents=True, exist_ok=True)
+        ceiling_file.write_bytes(response.read())
+    urllib.request.urlopen(f"{base}/bench/conventional/homepage-cached").read()  # warm it
+    bootstrap = f"{base}/api/v1/trainers/{trainer_id}/bootstrap"
+    urllib.request.urlopen(urllib.request.Request(bootstrap, headers=auth)).read()
+    four = [f"{base}/bench/conventional/trainers/{trainer_id}/{part}"
+            for part in ("overview", "sessions", "allocations", "payout-claims")]  # fmt: skip
+    runs = {
+        "ceiling (fixed bytes), 1 conn": (f"{base}/bench/ceiling", 1, {}),
+        "ceiling (fixed bytes), 32 conn": (f"{base}/bench/ceiling", 32, {}),
+        "warm homepage, 1 conn": (f"{base}/api/v1/homepage", 1, {}),
+        "warm homepage, 32 conn": (f"{base}/api/v1/homepage", 32, {}),
+        "cache_page homepage, 1 conn": (f"{base}/bench/conventional/homepage-cached", 1, {}),
+        "cache_page homepage, 32 conn": (f"{base}/bench/conventional/homepage-cached", 32, {}),
+        "cold homepage (fresh=true), 1 conn": (f"{base}/api/v1/homepage?fresh=true", 1, {}),
+        "cold homepage (fresh=true), 8 conn": (f"{base}/api/v1/homepage?fresh=true", 8, {}),
+        "conventional homepage, 1 conn": (f"{base}/bench/conventional/homepage", 1, {}),
+        "conventional homepage, 8 conn": (f"{base}/bench/conventional/homepage", 8, {}),
+        "warm trainer bootstrap, 1 conn": (bootstrap, 1, auth),
+        "cold trainer bootstrap (fresh=true), 1 conn": (f"{bootstrap}?fresh=true", 1, auth),
+        **{f"conventional trainer {url.rsplit('/', 1)[1]}, 1 conn": (url, 1, auth) for url in four},
+    }
+    rows = {name: wrk(url, conns, seconds, headers) for name, (url, conns, headers) in runs.items()}
+    four_p50 = sum(
+        rows[f"conventional trainer {u.rsplit('/', 1)[1]}, 1 conn"]["p50_ms"] for u in four
+    )
+    r = rows
+    targets = {
+        "cold homepage p50 / conventional p50 (<= 0.8)": (
+            r["cold homepage (fresh=true), 1 conn"]["p50_ms"]
+            / r["conventional homepage, 1 conn"]["p50_ms"], 0.8, "max"),
+        "cold homepage req/s at 8 / conventional (>= 1.5)": (
+            r["cold homepage (fresh=true), 8 conn"]["rps"]
+            / r["conventional homepage, 8 conn"]["rps"], 1.5, "min"),
+        "warm homepage p50 / ceiling p50 (<= 1.3)": (
+            r["warm homepage, 1 conn"]["p50_ms"] / r["ceiling (fixed bytes), 1 conn"]["p50_ms"],
+            1.3, "max"),
+        "warm homepage req/s at 32 / ceiling (>= 0.6)": (
+            r["warm homepage, 32 conn"]["rps"] / r["ceiling (fixed bytes), 32 conn"]["rps"],
+            0.6, "min"),
+        "warm homepage req/s at 32 / cache_page (>= 1.3)": (
+            r["warm homepage, 32 conn"]["rps"] / r["cache_page homepage, 32 conn"]["rps"],
+            1.3, "min"),
+        "warm bootstrap p50 / warm homepage p50 (<= 1.3)": (
+            r["warm trainer bootstrap, 1 conn"]["p50_ms"] / r["warm homepage, 1 conn"]["p50_ms"],
+            1.3, "max"),
+        "cold bootstrap p50 ms (<= 10)": (
+            r["cold trainer bootstrap (fresh=true), 1 conn"]["p50_ms"], 10, "max"),
+        "cold bootstrap p50 / four calls in sequence (<= 0.8)": (
+            r["cold trainer bootstrap (fresh=true), 1 conn"]["p50_ms"] / four_p50, 0.8, "max"),
+    }  # fmt: skip
+    return {
+        "rows": rows,
+        "four_calls_p50_ms": round(four_p50, 3),
+        "targets": {
+            name: {
+                "measured": round(value, 3),
+                "target": limit,
+                "met": value <= limit if kind == "max" else value >= limit,
+            }
+            for name, (value, limit, kind) in targets.items()
+        },  # fmt: skip
+    }
+
+
+def print_comparison(comparison: dict) -> None:
+    """The comparison rows and the targets, as two tables."""
+    rows = comparison["rows"]
+    print(
+        tabulate(
+            [[name, r["p50_ms"], r["p95_ms"], r["p99_ms"], r["rps"], r["errors"]]
+             for name, r in rows.items()],
+            headers=["side by side (wrk)", "p50 ms", "p95 ms", "p99 ms", "req/s", "errors"],
+        )
+    )  # fmt: skip
+    print(
+        f"\nfour conventional trainer calls in sequence: p50 {comparison['four_calls_p50_ms']} ms\n"
+    )
+    print(
+        tabulate(
+            [[name, t["measured"], t["target"], "met" if t["met"] else "MISSED"]
+             for name, t in comparison["targets"].items()],
+            headers=["target", "measured", "limit", ""],
+        )
+    )  # fmt: skip
+
+
+def chart(comparison: dict, path: Path) -> None:
+    """A PNG: p50 latency and throughput of each side-by-side row."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = comparison["rows"]
+    latency = {n.removesuffix(", 1 conn"): r["p50_ms"] for n, r in rows.items() if "1 conn" in n}
+    throughput = {n: r["rps"] for n, r in rows.items() if "1 conn" not in n}
+    figure, (left, right) = plt.subplots(1, 2, figsize=(15, 7))
+    left.barh(list(latency), list(latency.values()), color="#4c72b0")
+    left.set_xlabel("p50 latency, ms (1 connection; lower is better)")
+    left.set_xscale("log")
+    right.barh(list(throughput), list(throughput.values()), color="#55a868")
+    right.set_xlabel("requests / s (higher is better)")
+    for axis in (left, right):
+        axis.invert_yaxis()
+        axis.tick_params(axis="y", labelsize=8)
+    figure.tight_layout()
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
