@@ -17,6 +17,7 @@ each section alone from its own entry, for the individual endpoints.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -26,7 +27,7 @@ from django.conf import settings
 
 from api.bounded import within_query_timeout
 from caching.activity import recently_active
-from caching.engine import CachePolicy, Computed, get_or_compute
+from caching.engine import CachePolicy, Computed, get_or_compute, peek
 from caching.warming import register_warmer
 
 from .batch import BatchResult, SectionResult, compute_sections, serve_batch
@@ -134,14 +135,27 @@ class Bootstrap:
         """Each section's own entry (read-your-writes, counted apart)."""
         return read_your_writes_policy(f"{self.kind}:section")
 
-    def serve(self, subject_id: int, *, fresh: bool = False) -> BatchResult:
+    def peek(self, subject_id: int) -> BatchResult | None:
+        """The cached bootstrap if it is fresh, computing nothing (its ``owner`` says whose)."""
+        started = time.perf_counter()
+        key = self.cache_key(subject_id)
+        cached = peek(key, tags=[self.tag(subject_id)], policy=self.policy)
+        if cached is None:
+            return None
+        return BatchResult(cached.value, cached, key, None, started)
+
+    def serve(
+        self, subject_id: int, *, fresh: bool = False, owner: int | None = None
+    ) -> BatchResult:
         """Every section on one snapshot, through the cache.
 
         Sections are written to their own cache entries too (the individual
         endpoints read them) but never read from them here: a bootstrap is one
-        point in time.
+        point in time. ``owner`` (the subject's user) is kept with the entry,
+        so a later read can check access without the database (``peek``).
         """
         return serve_batch(
+            extras=lambda _: {"owner": owner},
             registry=self.registry,
             sections=list(self.registry),
             context=self.context(subject_id),
@@ -183,7 +197,9 @@ class Bootstrap:
     def warm_recent(self) -> None:
         """Make sure the bootstraps of the most recently active subjects are cached."""
         for subject_id in recently_active(self.kind, settings.BOOTSTRAP_WARM_LIMIT):
-            self.serve(subject_id)
+            owner = self.owner_of(subject_id)
+            if owner is not None:  # gone since it was read
+                self.serve(subject_id, owner=owner)
 
     def register_warmer(self) -> None:
         """Register ``warm_recent`` as the ``{kind}s:recent-bootstraps`` warmer."""

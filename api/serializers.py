@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
 from typing import Any
 
+from django.http import QueryDict
 from rest_framework import serializers
 
 MAX_ID = 2**63 - 1  # the largest primary key PostgreSQL's bigint holds
+QUERY_CACHE_SIZE = 1024  # distinct query strings whose validated parameters are kept
 
 
 class StrIdMixin(serializers.Serializer):
@@ -30,6 +33,26 @@ def validated(serializer_class: type[serializers.Serializer], data: Any, **conte
     serializer = serializer_class(data=data, context=context)
     serializer.is_valid(raise_exception=True)
     return dict(serializer.validated_data)
+
+
+@functools.lru_cache(maxsize=QUERY_CACHE_SIZE)
+def _validated_query(
+    serializer_class: type[serializers.Serializer], query_string: str, context: tuple
+) -> dict:
+    return validated(serializer_class, QueryDict(query_string), **dict(context))
+
+
+def validated_query(
+    serializer_class: type[serializers.Serializer], request: Any, **context: Any
+) -> dict:
+    """``validated`` for query parameters, remembered per query string (read-only result).
+
+    A hot endpoint sees the same few query strings again and again; running a
+    serializer for each request cost more than answering from the cache.
+    Invalid ones are not remembered (the 400 is raised each time).
+    """
+    query_string = request.META.get("QUERY_STRING", "")
+    return _validated_query(serializer_class, query_string, tuple(sorted(context.items())))
 
 
 class ErrorItemSerializer(serializers.Serializer):

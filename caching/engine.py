@@ -418,6 +418,15 @@ def _error_fallback(request: _Request, fallback: Entry | None) -> Entry | None:
     return fallback
 
 
+def peek(key: str, *, tags: Sequence[str], policy: CachePolicy) -> CacheResult | None:
+    """A fresh copy of ``key`` if there is one (counted as a hit); computes nothing."""
+    found = lookup(key, sorted(set(tags)), policy)
+    if found.entry is not None and time.time() < found.entry.fresh_until:
+        metrics.record(policy.namespace, found.layer, "hit")
+        return CacheResult.of(found.entry, from_cache=True, layer=found.layer)
+    return None
+
+
 def lookup_many(
     keys: dict[str, Sequence[str]], *, namespace: str
 ) -> tuple[dict[str, Any], Generations]:

@@ -17,7 +17,7 @@ from aggregation.responses import batch_response, section_response
 from aggregation.sections import Section, SectionContext
 from api.access import personalised_user_id
 from api.ratelimits import RateLimit
-from api.serializers import error_responses, validated
+from api.serializers import error_responses, validated_query
 
 from .keys import homepage_cache_key, homepage_policy, homepage_variant, section_policy
 from .sections import all_valid_offers, homepage_analytics, homepage_sections
@@ -49,7 +49,7 @@ ERRORS = error_responses(
 
 
 def _params(serializer_class: type[serializers.Serializer], request: Request) -> dict:
-    return validated(serializer_class, request.query_params, registry=homepage_sections)
+    return validated_query(serializer_class, request, registry=homepage_sections)
 
 
 class HomepageView(APIView):

@@ -12,6 +12,7 @@ from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
 from caching import metrics
+from caching.activity import forget_recorded
 from caching.local import clear_local
 
 
@@ -20,6 +21,7 @@ def _clean_redis():
     """Each test starts with an empty Redis database of the suite's own."""
     get_redis_connection("default").flushdb()
     clear_local()
+    forget_recorded()
     metrics.take_pending(force=True)  # counts not yet flushed by an earlier test
     yield
     cache.close()

@@ -116,3 +116,16 @@ def test_a_frozen_database_never_hangs_a_request():
             proxy.thaw()
     finally:
         proxy.close()
+
+
+@pytest.mark.django_db
+def test_a_cached_bootstrap_is_one_cache_read_and_only_for_its_owner(
+    client_for, django_assert_num_queries
+):
+    trainer, other = TrainerFactory(), TrainerFactory()
+    url = f"/api/v1/trainers/{trainer.pk}/bootstrap"
+    owner, stranger = client_for(trainer.user), client_for(other.user)
+    assert owner.get(url).status_code == 200
+    assert stranger.get(url).status_code == 403  # the cached copy is not theirs
+    with django_assert_num_queries(0):
+        assert owner.get(url).json()["data"]["metadata"]["fromCache"] is True
