@@ -220,6 +220,11 @@ class Offer(models.Model):
                 condition=Q(flash_sale_active=True, is_active=True),
                 name="offer_flash_validity_idx",
             ),
+            # ``/offers`` without featured: every valid offer, newest first, and its total.
+            models.Index(fields=["-created_at"], condition=_ACTIVE, name="offer_active_new_idx"),
+            models.Index(
+                fields=["valid_until"], condition=_ACTIVE, name="offer_active_validity_idx"
+            ),
             # The flash sales section's order: cheapest running sale first.
             models.Index(
                 fields=["flash_sale_price"],
