@@ -8,28 +8,84 @@ from django.db.models import QuerySet
 
 from api.formats import iso_or_none
 
-from .models import Allocation, Course, PayoutClaim, Session, Trainer, TrainerPerformance
-from .serializers import (
-    PayoutClaimSerializer,
-    TrainerOverviewSerializer,
-)
+from .models import Allocation, Course, PayoutClaim, Session, Trainer, TrainerDocument
+from .serializers import PayoutClaimSerializer
 
 TRAINER_SESSIONS_LIMIT = 200  # the seed's summary: the 200 most recent
 PAYOUT_CLAIMS_LIMIT = 200
 
 
+_PROFILE_COLUMNS = (
+    "id", "user_id", "name", "email", "phone", "bio", "avatar", "specialties", "hourly_rate",
+    "currency", "is_active", "updated_at", "address", "city", "latitude", "longitude",
+    "service_radius_km", "performance__sessions_completed", "performance__sessions_cancelled",
+    "performance__sessions_no_show", "performance__minutes_delivered",
+    "performance__rating_sum", "performance__rating_count", "performance__earnings_total",
+    "performance__updated_at",
+)  # fmt: skip
+_DOCUMENT_COLUMNS = ("id", "kind", "title", "url", "status", "uploaded_at", "expires_at")
+
+
+def _performance(row: dict[str, Any]) -> dict[str, Any]:
+    """``TrainerPerformanceSerializer``'s shape; zeros before the first session."""
+    count = row["performance__rating_count"] or 0
+    return {
+        "sessionsCompleted": row["performance__sessions_completed"] or 0,
+        "sessionsCancelled": row["performance__sessions_cancelled"] or 0,
+        "sessionsNoShow": row["performance__sessions_no_show"] or 0,
+        "hoursDelivered": round((row["performance__minutes_delivered"] or 0) / 60, 2),
+        "ratingAverage": round(row["performance__rating_sum"] / count, 2) if count else None,
+        "ratingCount": count,
+        "earningsTotal": float(row["performance__earnings_total"] or 0),
+        "updatedAt": iso_or_none(row["performance__updated_at"]),
+    }
+
+
 def trainer_overview(*, trainer_id: int) -> dict[str, Any]:
-    """Profile, performance (zeros before the first session), documents, location."""
-    trainer = Trainer.objects.get(pk=trainer_id)
-    performance = TrainerPerformance.objects.filter(trainer_id=trainer_id).first()
-    return TrainerOverviewSerializer(
-        {
-            "profile": trainer,
-            "performance": performance or TrainerPerformance(trainer=trainer),
-            "documents": list(trainer.documents.all()),
-            "location": trainer,
-        }
-    ).data
+    """Profile, performance (zeros before the first session), documents, location.
+
+    ``TrainerOverviewSerializer``'s shape from two flat queries (pinned by a test).
+    """
+    row = Trainer.objects.filter(pk=trainer_id).values(*_PROFILE_COLUMNS).get()
+    documents = TrainerDocument.objects.filter(trainer_id=trainer_id).order_by(
+        "-uploaded_at", "-id"
+    )
+    return {
+        "profile": {
+            "id": str(row["id"]),
+            "userId": str(row["user_id"]),
+            "name": row["name"],
+            "email": row["email"],
+            "phone": row["phone"],
+            "bio": row["bio"],
+            "avatar": row["avatar"],
+            "specialties": row["specialties"],
+            "hourlyRate": float(row["hourly_rate"]),
+            "currency": row["currency"],
+            "isActive": row["is_active"],
+            "updatedAt": iso_or_none(row["updated_at"]),
+        },
+        "performance": _performance(row),
+        "documents": [
+            {
+                "id": str(doc["id"]),
+                "kind": doc["kind"],
+                "title": doc["title"],
+                "url": doc["url"],
+                "status": doc["status"],
+                "uploadedAt": iso_or_none(doc["uploaded_at"]),
+                "expiresAt": iso_or_none(doc["expires_at"]),
+            }
+            for doc in documents.values(*_DOCUMENT_COLUMNS)
+        ],
+        "location": {
+            "address": row["address"],
+            "city": row["city"],
+            "latitude": row["latitude"],
+            "longitude": row["longitude"],
+            "serviceRadiusKm": row["service_radius_km"],
+        },
+    }
 
 
 _SESSION_COLUMNS = (

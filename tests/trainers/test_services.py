@@ -241,3 +241,28 @@ def test_flat_allocation_rows_match_the_serializer():
         queryset.select_related("trainer", "student", "course"), many=True
     ).data
     assert allocation_rows(queryset) == expected
+
+
+@pytest.mark.parametrize("with_performance", [True, False])
+def test_flat_overview_matches_the_serializer(with_performance):
+    from trainers.models import Trainer
+    from trainers.selectors import trainer_overview
+    from trainers.serializers import TrainerOverviewSerializer
+
+    from .factories import TrainerDocumentFactory
+
+    trainer = TrainerFactory() if with_performance else TrainerFactory(performance=None)
+    if with_performance:
+        services.session_complete(session=SessionFactory(allocation__trainer=trainer), rating=4)
+    TrainerDocumentFactory.create_batch(2, trainer=trainer)
+    trainer = Trainer.objects.get(pk=trainer.pk)
+    performance = TrainerPerformance.objects.filter(trainer=trainer).first()
+    expected = TrainerOverviewSerializer(
+        {
+            "profile": trainer,
+            "performance": performance or TrainerPerformance(trainer=trainer),
+            "documents": list(trainer.documents.all()),
+            "location": trainer,
+        }
+    ).data
+    assert trainer_overview(trainer_id=trainer.pk) == expected
