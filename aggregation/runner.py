@@ -27,6 +27,7 @@ from django.db import (
     DatabaseError,
     InterfaceError,
     OperationalError,
+    connections,
     transaction,
 )
 from django.db import connection as db_connection
@@ -109,6 +110,25 @@ def _clear_query_limit() -> None:
                 cursor.execute("RESET statement_timeout")
         except DatabaseError:
             pass  # a broken connection is discarded by close_old_connections()
+
+
+def close_worker_connections(timeout: float = 10.0) -> None:
+    """Give back the connection every worker thread keeps (test teardown, shutdown).
+
+    One task per worker thread, held at a barrier until all have started, so
+    each thread closes its own connection.
+    """
+    if _executor is None:
+        return
+    workers = _executor._max_workers
+    barrier = threading.Barrier(workers)
+
+    def close() -> None:
+        connections.close_all()
+        barrier.wait(timeout)
+
+    for future in [_executor.submit(close) for _ in range(workers)]:
+        future.result(timeout)
 
 
 def _worker_connection(query_timeout_ms: int) -> None:

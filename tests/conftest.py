@@ -11,6 +11,7 @@ from django_redis import get_redis_connection
 from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
+from aggregation.runner import close_worker_connections
 from caching import metrics
 from caching.activity import forget_recorded
 from caching.local import clear_local
@@ -25,6 +26,16 @@ def _clean_redis():
     metrics.take_pending(force=True)  # counts not yet flushed by an earlier test
     yield
     cache.close()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _give_back_worker_connections(django_db_setup):
+    """Section threads keep their connections; give them back before the test database goes.
+
+    Depends on ``django_db_setup`` so that it is torn down first.
+    """
+    yield
+    close_worker_connections()
 
 
 @pytest.fixture
