@@ -34,6 +34,7 @@ from .batch import BatchResult, SectionResult, compute_sections, serve_batch
 from .sections import Section, SectionContext, SectionPayload, SectionRegistry
 
 SUBJECT_OPTION = "subject_id"
+SUBJECT_ARG = "subject_arg"
 
 
 def subject_tag(kind: str, subject_id: int) -> str:
@@ -64,20 +65,26 @@ def subject_id_of(context: SectionContext) -> int:
 def subject_section(
     section_id: str,
     title: str,
-    read: Callable[[int, SectionContext], Any],
-    *,
+    read: Callable[..., Any],
     empty: Any,
+    *,
     expires: Callable[[Any], datetime | None] | None = None,
     cache_name: str = "",
+    needs_now: bool = False,
 ) -> Section:
-    """A bootstrap section whose content is ``read(subject_id, context)``, as is.
+    """A bootstrap section whose content is what ``read`` returns for the subject, as is.
 
+    ``read`` is a selector called with the subject's id under its bootstrap's
+    ``subject_arg`` (``trainer_id=7``), and ``now=`` when ``needs_now``.
     ``empty`` stands in when it fails; ``expires(value)`` is when the content
     stops being true (the first upcoming session starts, say).
     """
 
     def fetch(context: SectionContext) -> SectionPayload:
-        value = read(subject_id_of(context), context)
+        arguments: dict[str, Any] = {context.options[SUBJECT_ARG]: subject_id_of(context)}
+        if needs_now:
+            arguments["now"] = context.now
+        value = read(**arguments)
         return SectionPayload(value=value, expires_at=expires(value) if expires else None)
 
     fetch.__doc__ = title
@@ -97,12 +104,14 @@ class Bootstrap:
     """The bootstrap of one kind of subject: its sections, keys, tags and policy.
 
     ``owner(subject_id)`` is the id of the user the subject is (a trainer's
-    account), or None when there is no such subject.
+    account), or None when there is no such subject; ``subject_arg`` is the
+    keyword its selectors take the subject's id by (``trainer_id``).
     """
 
     kind: str
     sections: Iterable[Section]
     owner: Callable[[int], int | None]
+    subject_arg: str
     registry: SectionRegistry = field(init=False)
 
     def __post_init__(self) -> None:
@@ -122,7 +131,11 @@ class Bootstrap:
 
     def context(self, subject_id: int) -> SectionContext:
         """A section context about one subject, tagged with its tag."""
-        options = {SUBJECT_OPTION: subject_id, "tags": (self.tag(subject_id),)}
+        options = {
+            SUBJECT_OPTION: subject_id,
+            SUBJECT_ARG: self.subject_arg,
+            "tags": (self.tag(subject_id),),
+        }
         return SectionContext(now=datetime.now(UTC), limit=0, options=options)
 
     @property

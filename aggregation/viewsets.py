@@ -15,11 +15,12 @@ rule, and lists its individual section endpoints with ``section_endpoint``::
 
 from __future__ import annotations
 
+import copy
 from typing import Any
 
 from django.db.models import Model
 from django.http import HttpResponse
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import extend_schema, extend_schema_view
 from rest_framework import serializers, viewsets
 from rest_framework.decorators import action
 from rest_framework.request import Request
@@ -28,7 +29,7 @@ from rest_framework.response import Response
 from api.access import User
 from api.bounded import within_query_timeout
 from api.ratelimits import RateLimit
-from api.serializers import error_responses, validated_query
+from api.serializers import envelope_serializer, error_responses, validated_query
 from caching.activity import record_activity
 
 from .batch import BatchResult
@@ -56,6 +57,22 @@ class BootstrapViewSet(viewsets.ViewSet):
     lookup_field: str
     lookup_value_regex = ID_PATTERN
     throttle_classes = [RateLimit]
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        """Document each section endpoint and the bootstrap from the sections' schemas."""
+        super().__init_subclass__(**kwargs)
+        sections: dict[str, serializers.Field] = {}
+        for name, member in list(vars(cls).items()):
+            declared = getattr(member, "bootstrap_section", None)
+            if declared is None:
+                continue
+            section_id, data = declared
+            sections[section_id] = data
+            title = f"{cls.spec.kind.title()}{section_id[0].upper()}{section_id[1:]}"
+            response = envelope_serializer(f"{title}Response", copy.deepcopy(data))
+            setattr(cls, name, extend_schema(responses={200: response, **READ_ERRORS})(member))
+        if sections:
+            extend_schema_view(bootstrap=bootstrap_schema(cls.spec.kind, sections))(cls)
 
     def subject_for(self, user: User, subject_id: int) -> Model:
         """The subject if ``user`` may see it (401/403/404 otherwise)."""
@@ -113,13 +130,13 @@ class BootstrapViewSet(viewsets.ViewSet):
 
 
 def section_endpoint(
-    section_id: str,
-    response: type[serializers.Serializer],
-    summary: str,
-    *,
-    url_path: str | None = None,
+    section_id: str, data: serializers.Field, summary: str, *, url_path: str | None = None
 ) -> Any:
-    """A ``GET /{kind}s/{id}/<section>`` action serving ``section_id`` alone."""
+    """A ``GET /{kind}s/{id}/<section>`` action serving ``section_id`` alone.
+
+    ``data`` is the section's schema; the subclass documents both this endpoint
+    and its bootstrap from it (``BootstrapViewSet.__init_subclass__``).
+    """
 
     def endpoint(self: BootstrapViewSet, request: Request, **kwargs: Any) -> Response:
         return self.section(request, kwargs, section_id)
@@ -127,7 +144,8 @@ def section_endpoint(
     endpoint.__name__ = (url_path or section_id).replace("-", "_")
     endpoint.__doc__ = summary
     routed = action(detail=True, methods=["get"], url_path=url_path)(endpoint)
-    return extend_schema(summary=summary, responses={200: response, **READ_ERRORS})(routed)
+    routed.bootstrap_section = (section_id, data)  # type: ignore[attr-defined]
+    return extend_schema(summary=summary)(routed)
 
 
 def bootstrap_schema(kind: str, sections: dict[str, serializers.Field]) -> Any:

@@ -16,36 +16,18 @@ def first_start(sessions: list[dict[str, Any]]) -> datetime | None:
     return datetime.fromisoformat(sessions[0]["scheduledAt"]) if sessions else None
 
 
+upcoming = subject_section(
+    "sessions", "Upcoming sessions", selectors.student_upcoming_sessions, [],
+    expires=first_start, needs_now=True,
+)  # fmt: skip
 student_bootstrap = Bootstrap(
     STUDENT,
     [
-        subject_section(
-            "overview",
-            "Profile, progress summary and achievements",
-            lambda student_id, _: selectors.student_overview(student_id=student_id),
-            empty=None,
-        ),
-        subject_section(
-            "sessions",
-            "Upcoming sessions",
-            lambda student_id, context: selectors.student_upcoming_sessions(
-                student_id=student_id, now=context.now
-            ),
-            empty=[],
-            expires=first_start,
-        ),
-        subject_section(
-            "allocations",
-            "Active allocations",
-            lambda student_id, _: selectors.student_allocations(student_id=student_id),
-            empty=[],
-        ),
-        subject_section(
-            "courses",
-            "Progress in each course",
-            lambda student_id, _: selectors.student_courses(student_id=student_id),
-            empty=[],
-        ),
+        subject_section("overview", "Overview", selectors.student_overview, None),
+        upcoming,
+        subject_section("allocations", "Active allocations", selectors.student_allocations, []),
+        subject_section("courses", "Courses", selectors.student_courses, []),
     ],
     owner=selectors.student_owner,
+    subject_arg="student_id",
 )

@@ -10,31 +10,17 @@ from .tags import TRAINER
 trainer_bootstrap = Bootstrap(
     TRAINER,
     [
-        subject_section(
-            "overview",
-            "Profile, performance, documents and location",
-            lambda trainer_id, _: selectors.trainer_overview(trainer_id=trainer_id),
-            empty=None,
-        ),
-        subject_section(
-            "sessions",
-            "The 200 most recent sessions",
-            lambda trainer_id, _: selectors.trainer_sessions(trainer_id=trainer_id),
-            empty=[],
-        ),
-        subject_section(
-            "allocations",
-            "Approved allocations with details",
-            lambda trainer_id, _: selectors.trainer_allocations(trainer_id=trainer_id),
-            empty=[],
-        ),
+        subject_section("overview", "Overview", selectors.trainer_overview, None),
+        subject_section("sessions", "Recent sessions", selectors.trainer_sessions, []),
+        subject_section("allocations", "Approved allocations", selectors.trainer_allocations, []),
         subject_section(
             "payoutClaims",
             "Payout claims",
-            lambda trainer_id, _: selectors.trainer_payout_claims(trainer_id=trainer_id),
-            empty=[],
+            selectors.trainer_payout_claims,
+            [],
             cache_name="payout-claims",
         ),
-    ],
+    ],  # fmt: skip
     owner=selectors.trainer_owner,
+    subject_arg="trainer_id",
 )

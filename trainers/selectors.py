@@ -97,6 +97,26 @@ _SESSION_COLUMNS = (
 )  # fmt: skip
 
 
+def _people_and_course(row: dict[str, Any], course: str) -> dict[str, Any]:
+    """The trainer, student and course summaries of a session or allocation row.
+
+    ``course`` is the path of the course's columns (``course`` or ``allocation__course``).
+    """
+    return {
+        "trainer": {"id": str(row["trainer_id"]), "name": row["trainer__name"],
+                    "avatar": row["trainer__avatar"]},
+        "student": {"id": str(row["student_id"]), "name": row["student__name"],
+                    "avatar": row["student__avatar"]},
+        "course": {
+            "id": str(row[f"{course}_id"]),
+            "title": row[f"{course}__title"],
+            "level": row[f"{course}__level"],
+            "totalSessions": row[f"{course}__total_sessions"],
+            "sessionMinutes": row[f"{course}__session_minutes"],
+        },
+    }  # fmt: skip
+
+
 def session_rows(sessions: QuerySet) -> list[dict[str, Any]]:
     """Sessions in ``SessionSerializer``'s shape, built from one flat query.
 
@@ -108,17 +128,7 @@ def session_rows(sessions: QuerySet) -> list[dict[str, Any]]:
         {
             "id": str(row["id"]),
             "allocationId": str(row["allocation_id"]),
-            "trainer": {"id": str(row["trainer_id"]), "name": row["trainer__name"],
-                        "avatar": row["trainer__avatar"]},
-            "student": {"id": str(row["student_id"]), "name": row["student__name"],
-                        "avatar": row["student__avatar"]},
-            "course": {
-                "id": str(row["allocation__course_id"]),
-                "title": row["allocation__course__title"],
-                "level": row["allocation__course__level"],
-                "totalSessions": row["allocation__course__total_sessions"],
-                "sessionMinutes": row["allocation__course__session_minutes"],
-            },
+            **_people_and_course(row, "allocation__course"),
             "scheduledAt": iso_or_none(row["scheduled_at"]),
             "durationMinutes": row["duration_minutes"],
             "status": row["status"],
@@ -152,17 +162,7 @@ def allocation_rows(allocations: QuerySet) -> list[dict[str, Any]]:
     return [
         {
             "id": str(row["id"]),
-            "trainer": {"id": str(row["trainer_id"]), "name": row["trainer__name"],
-                        "avatar": row["trainer__avatar"]},
-            "student": {"id": str(row["student_id"]), "name": row["student__name"],
-                        "avatar": row["student__avatar"]},
-            "course": {
-                "id": str(row["course_id"]),
-                "title": row["course__title"],
-                "level": row["course__level"],
-                "totalSessions": row["course__total_sessions"],
-                "sessionMinutes": row["course__session_minutes"],
-            },
+            **_people_and_course(row, "course"),
             "status": row["status"],
             "schedule": row["schedule"],
             "sessionsTotal": row["sessions_total"],

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from drf_spectacular.utils import extend_schema, extend_schema_view
+from drf_spectacular.utils import extend_schema
 from rest_framework import status, viewsets
 from rest_framework.decorators import action
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from aggregation.viewsets import ID_PATTERN, BootstrapViewSet, bootstrap_schema, section_endpoint
+from aggregation.viewsets import ID_PATTERN, BootstrapViewSet, section_endpoint
 from api.access import User, require_staff
 from api.errors import APIError
 from api.ratelimits import RateLimit
@@ -57,14 +57,6 @@ def _ok(data, code: int = status.HTTP_200_OK) -> Response:
     return Response({"success": True, "data": data}, status=code)
 
 
-TRAINER_OVERVIEW = envelope_serializer("TrainerOverviewResponse", TrainerOverviewSerializer())
-TRAINER_SESSIONS = envelope_serializer("TrainerSessionsResponse", SessionSerializer(many=True))
-TRAINER_ALLOCATIONS = envelope_serializer(
-    "TrainerAllocationsResponse", AllocationSerializer(many=True)
-)
-TRAINER_PAYOUT_CLAIMS = envelope_serializer(
-    "TrainerPayoutClaimsResponse", PayoutClaimSerializer(many=True)
-)
 TRAINER_PROFILE = envelope_serializer("TrainerProfileResponse", TrainerProfileSerializer())
 TRAINER_PERFORMANCE = envelope_serializer(
     "TrainerPerformanceResponse", TrainerPerformanceSerializer()
@@ -72,17 +64,6 @@ TRAINER_PERFORMANCE = envelope_serializer(
 
 
 @extend_schema(tags=["trainers"])
-@extend_schema_view(
-    bootstrap=bootstrap_schema(
-        "trainer",
-        {
-            "overview": TrainerOverviewSerializer(allow_null=True),
-            "sessions": SessionSerializer(many=True),
-            "allocations": AllocationSerializer(many=True),
-            "payoutClaims": PayoutClaimSerializer(many=True),
-        },
-    )
-)
 class TrainerViewSet(BootstrapViewSet):
     """``/api/v1/trainers/{trainerId}/...``: the trainer's own data, or staff."""
 
@@ -93,14 +74,18 @@ class TrainerViewSet(BootstrapViewSet):
         return trainer_for(user, subject_id)
 
     overview = section_endpoint(
-        "overview", TRAINER_OVERVIEW, "Profile, performance, documents, location."
+        "overview",
+        TrainerOverviewSerializer(allow_null=True),
+        "Profile, performance, documents, location.",
     )
-    sessions = section_endpoint("sessions", TRAINER_SESSIONS, "The 200 most recent sessions.")
+    sessions = section_endpoint(
+        "sessions", SessionSerializer(many=True), "The 200 most recent sessions."
+    )
     allocations = section_endpoint(
-        "allocations", TRAINER_ALLOCATIONS, "Approved allocations with details."
+        "allocations", AllocationSerializer(many=True), "Approved allocations with details."
     )
     payout_claims = section_endpoint(
-        "payoutClaims", TRAINER_PAYOUT_CLAIMS, "Payout claims.", url_path="payout-claims"
+        "payoutClaims", PayoutClaimSerializer(many=True), "Payout claims.", url_path="payout-claims"
     )
 
     @extend_schema(

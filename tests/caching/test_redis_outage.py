@@ -5,33 +5,13 @@ from __future__ import annotations
 import time
 
 import pytest
-from django.core.cache import caches
 
 from homepage.models import Product
 from tests.homepage.factories import ProductFactory
-from tests.servers import RedisServer
 from tests.waiting import wait_until
 
 pytestmark = pytest.mark.django_db(transaction=True)
 URL = "/api/v1/homepage"
-
-
-@pytest.fixture
-def own_redis(settings):
-    server = RedisServer()
-    server.start()
-    default = settings.CACHES["default"]
-    # Timeouts long enough that a busy machine does not look like an outage.
-    options = {**default["OPTIONS"], "SOCKET_TIMEOUT": 2.0, "SOCKET_CONNECT_TIMEOUT": 2.0}
-    settings.CACHES = {
-        "default": {**default, "LOCATION": f"redis://127.0.0.1:{server.port}/0", "OPTIONS": options}
-    }
-    settings.CACHE_REDIS_RETRY_AFTER = 0.2
-    try:
-        yield server
-    finally:
-        server.stop()
-        caches["default"].close()
 
 
 def _timed_get(client, *args, **kwargs):

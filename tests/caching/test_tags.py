@@ -8,7 +8,6 @@ from django_redis import get_redis_connection
 
 from caching.engine import CachePolicy, Computed, get_or_compute
 from caching.tags import bump, read_generations
-from tests.servers import RedisServer
 from tests.trainers.factories import TrainerFactory
 from tests.waiting import wait_until
 
@@ -51,20 +50,6 @@ def test_a_bootstrap_never_returns_to_the_state_before_a_write_across_flushes(cl
     client.patch(f"/api/v1/trainers/{trainer.pk}/profile", {"bio": "B"}, format="json")
     redis.flushdb()
     assert [bio() for _ in range(3)] == ["B"] * 3
-
-
-@pytest.fixture
-def own_redis(settings):
-    server = RedisServer()
-    server.start()
-    default = settings.CACHES["default"]
-    settings.CACHES = {"default": {**default, "LOCATION": server.url}}
-    settings.CACHE_REDIS_RETRY_AFTER = 0.1
-    try:
-        yield server
-    finally:
-        server.stop()
-        caches["default"].close()
 
 
 def test_generations_after_a_real_restart_are_larger_than_before(own_redis):
