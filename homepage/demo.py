@@ -13,8 +13,10 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
 
-from django.db import models, transaction
+from django.db import connection, models, transaction
 from tqdm import tqdm
+
+from caching.tags import invalidate_on_commit
 
 from .models import CategoryAffinity, Event, Offer, Product, Store
 
@@ -51,9 +53,15 @@ def has_storefront_data() -> bool:
 
 
 def clear_storefront() -> None:
-    """Delete every storefront row."""
-    for model in (Offer, Product, Event, Store, CategoryAffinity):
-        model.objects.all().delete()
+    """Delete every storefront row, in one statement per table, and invalidate once.
+
+    ``QuerySet.delete()`` would load every row to send its delete signal: at a
+    million products that is minutes and gigabytes for one invalidation.
+    """
+    with connection.cursor() as cursor:
+        for model in (Offer, Product, Event, Store, CategoryAffinity):
+            cursor.execute(f'DELETE FROM "{model._meta.db_table}"')  # noqa: S608  (model tables)
+    invalidate_on_commit([model.cache_tag for model in (Offer, Product, Event, Store)])
 
 
 class StorefrontSeeder:

@@ -90,3 +90,18 @@ def test_demo_data_has_payout_claims_and_varied_students():
         "pending",
     }
     assert Student.objects.values("level").distinct().count() > 1
+
+
+def test_clearing_the_storefront_deletes_every_row_and_invalidates(
+    django_capture_on_commit_callbacks,
+):
+    from caching.tags import read_generations
+    from homepage.demo import clear_storefront
+
+    _seed(products=20, stores=2, events=2, offers=2, users=1, trainers=0, students=0)
+    before, _ = read_generations(["products", "offers"])
+    with django_capture_on_commit_callbacks(execute=True):
+        clear_storefront()
+    assert (Product.objects.count(), Offer.objects.count(), Store.objects.count()) == (0, 0, 0)
+    after, _ = read_generations(["products", "offers"])
+    assert all(after[tag] > before[tag] for tag in before)
