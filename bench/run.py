@@ -76,8 +76,13 @@ def _prepare_database(env: dict, products: int) -> None:
         capture_output=True,
     )
     _manage(env, "migrate", "--noinput", "-v0")
-    count = _shell(env, "from homepage.models import Product; print(Product.objects.count())")
-    if int(count or 0) != products:
+    counts = _shell(
+        env,
+        "from homepage.models import Product; from trainers.models import Trainer; "
+        "print(Product.objects.count(), Trainer.objects.count())",
+    ).split()
+    # Seeded completely (an interrupted seed leaves products without trainers)?
+    if [int(c) for c in counts] != [products, TRAINERS]:
         _manage(
             env, "seed_demo", "--clear", "--products", str(products),
             "--stores", str(max(products // 20, 50)), "--events", str(max(products // 20, 50)),
