@@ -247,13 +247,6 @@ def flash_sale_running(offer: Offer, now: datetime) -> bool:
     return sale_running(offer.flash_sale_active, offer.flash_sale_ends_at, now)
 
 
-def offer_content_end(offer: Offer, now: datetime) -> datetime:
-    """When what a listed offer shows stops being true: its validity, or its sale's end."""
-    if flash_sale_running(offer, now) and offer.flash_sale_ends_at is not None:
-        return min(offer.valid_until, offer.flash_sale_ends_at)
-    return offer.valid_until
-
-
 class CategoryAffinity(models.Model):
     """How much a user likes a category; "just for you" ranks by it."""
 
