@@ -23,7 +23,15 @@ from django.conf import settings
 
 from api.errors import ErrorCode, error_item
 from api.formats import iso
-from caching.engine import CachePolicy, CacheResult, Computed, get_or_compute, lookup_many, store
+from caching.engine import (
+    CachePolicy,
+    CacheResult,
+    Computed,
+    get_or_compute,
+    lookup_many,
+    peek,
+    store,
+)
 
 from .encoding import deflate_segment, gzip_stitched
 from .runner import SectionOutcome, run_sections_here_or_in_pool
@@ -245,6 +253,39 @@ class BatchResult:
         return metadata
 
 
+def batch_tags(
+    sections: list[Section], context: SectionContext, tags: tuple[str, ...] = ()
+) -> list[str]:
+    """Every tag a batch of ``sections`` depends on, plus ``tags``, sorted."""
+    return sorted({t for s in sections for t in section_tags(s, context)} | set(tags))
+
+
+def cached_batch(
+    *,
+    sections: list[Section],
+    context: SectionContext,
+    cache_key: str,
+    policy: CachePolicy,
+    tags: tuple[str, ...] = (),
+) -> BatchResult | None:
+    """The batch ``serve_batch`` would serve if a fresh copy is cached; else None.
+
+    Computes nothing and starts no refresh: the caller goes the whole way
+    (``serve_batch``) when this finds nothing.
+    """
+    started = time.perf_counter()
+    cached = peek(cache_key, tags=batch_tags(sections, context, tags), policy=policy)
+    if cached is None:
+        return None
+    return BatchResult(
+        body=cached.value,
+        cache=cached,
+        cache_key=cache_key,
+        user_id=context.user_id,
+        started=started,
+    )
+
+
 def serve_batch(
     *,
     registry: SectionRegistry,
@@ -268,7 +309,7 @@ def serve_batch(
     ``consistent`` computes every section from one database snapshot.
     """
     started = time.perf_counter()
-    all_tags = {t for s in sections for t in section_tags(s, context)} | set(tags)
+    all_tags = batch_tags(sections, context, tags)
 
     def compute() -> Computed:
         results, snapshot = compute_sections(
@@ -294,7 +335,7 @@ def serve_batch(
         )
 
     cached = get_or_compute(
-        cache_key, compute, tags=sorted(all_tags), policy=policy, bypass=fresh or refresh
+        cache_key, compute, tags=all_tags, policy=policy, bypass=fresh or refresh
     )
     return BatchResult(
         body=cached.value,

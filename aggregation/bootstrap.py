@@ -27,7 +27,7 @@ from django.conf import settings
 
 from api.bounded import within_query_timeout
 from caching.activity import recently_active
-from caching.engine import CachePolicy, Computed, get_or_compute, peek
+from caching.engine import CachePolicy, Computed, get_or_compute, peek_with
 from caching.warming import register_warmer
 
 from .batch import BatchResult, SectionResult, compute_sections, serve_batch
@@ -148,14 +148,21 @@ class Bootstrap:
         """Each section's own entry (read-your-writes, counted apart)."""
         return read_your_writes_policy(f"{self.kind}:section")
 
-    def peek(self, subject_id: int) -> BatchResult | None:
-        """The cached bootstrap if it is fresh, computing nothing (its ``owner`` says whose)."""
+    def peek(
+        self, subject_id: int, *, extra_keys: tuple[str, ...] = ()
+    ) -> tuple[BatchResult | None, dict[str, Any]]:
+        """The cached bootstrap if it is fresh, computing nothing (its ``owner`` says whose).
+
+        ``extra_keys`` are read from the shared cache in the same round trip.
+        """
         started = time.perf_counter()
         key = self.cache_key(subject_id)
-        cached = peek(key, tags=[self.tag(subject_id)], policy=self.policy)
+        cached, extra = peek_with(
+            key, tags=[self.tag(subject_id)], policy=self.policy, extra_keys=extra_keys
+        )
         if cached is None:
-            return None
-        return BatchResult(cached.value, cached, key, None, started)
+            return None, extra
+        return BatchResult(cached.value, cached, key, None, started), extra
 
     def serve(
         self, subject_id: int, *, fresh: bool = False, owner: int | None = None

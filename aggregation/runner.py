@@ -172,18 +172,41 @@ def _run_in_worker(
     if time.monotonic() >= deadline:
         raise SectionTimeout
     started = time.monotonic()
+    kept = db_connection.connection is not None
+    try:
+        payload = _fetch_on_worker_connection(section, context, deadline, snapshot_id, timeout_ms)
+    except (OperationalError, InterfaceError) as exc:
+        # A connection kept from an earlier section can have died since (the
+        # database restarted, an operator ended it): that is no reason to fail
+        # this section, so it runs once more on a new connection. (A database
+        # that is really down fails the second attempt too, and then the
+        # thread holds no connection, so it is tried once per thread.)
+        if not kept or classify_error(exc) != ErrorCode.DB_CONNECTION_ERROR:
+            raise
+        if time.monotonic() >= deadline:
+            raise
+        db_connection.close()
+        payload = _fetch_on_worker_connection(section, context, deadline, snapshot_id, timeout_ms)
+    return payload, (time.monotonic() - started) * 1000
+
+
+def _fetch_on_worker_connection(
+    section: Section,
+    context: SectionContext,
+    deadline: float,
+    snapshot_id: str | None,
+    timeout_ms: int,
+) -> SectionPayload:
     _worker_connection(timeout_ms)
     if db_connection.vendor == "sqlite":
         db_connection.connection.set_progress_handler(
             lambda: int(time.monotonic() > deadline), 10_000
         )
     if snapshot_id is None:
-        payload = section.fetch(context)
-    else:
-        with transaction.atomic():
-            import_snapshot(snapshot_id)
-            payload = section.fetch(context)
-    return payload, (time.monotonic() - started) * 1000
+        return section.fetch(context)
+    with transaction.atomic():
+        import_snapshot(snapshot_id)
+        return section.fetch(context)
 
 
 def _is_query_timeout(exc: BaseException) -> bool:

@@ -20,6 +20,7 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.db import transaction
 from django.db.models.signals import post_delete, post_save
+from django.http import HttpRequest
 from rest_framework import exceptions
 from rest_framework.authentication import TokenAuthentication
 from rest_framework.authtoken.models import Token
@@ -36,6 +37,21 @@ _AUTH_FIELDS = frozenset({"username", "is_active", "is_staff", "is_superuser", "
 def token_cache_key(key: str) -> str:
     """``auth:token:<sha256 of the key>``: the key itself never reaches Redis."""
     return f"auth:token:{hashlib.sha256(key.encode()).hexdigest()}"
+
+
+def request_token(request: HttpRequest) -> str | None:
+    """The key of ``Authorization: Token <key>``, or None (absent or malformed)."""
+    parts = request.META.get("HTTP_AUTHORIZATION", "").split()
+    if len(parts) != 2 or parts[0].lower() != "token":
+        return None
+    return parts[1]
+
+
+def user_from_cache(fields: Any) -> Any:
+    """The user a cached token entry (``token_cache_key``) describes, if active; else None."""
+    if not isinstance(fields, dict) or not fields.get("is_active"):
+        return None
+    return get_user_model()(**fields)
 
 
 class CachedTokenAuthentication(TokenAuthentication):

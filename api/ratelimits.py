@@ -16,6 +16,7 @@ When Redis is unreachable the limits fail open: serving matters more than counti
 from __future__ import annotations
 
 import ipaddress
+from typing import Any
 
 from django.conf import settings
 from django.http import HttpRequest
@@ -52,13 +53,40 @@ def client_key(group: str, request: HttpRequest) -> str:
     return f"ip:{client_ip(request)}"
 
 
-def _groups(request) -> list[tuple[str, str]]:
+def _groups(request: HttpRequest) -> list[tuple[str, str]]:
     if request.method in ("GET", "HEAD", "OPTIONS"):
         groups = [("reads", settings.RATE_LIMIT_READS)]
-        if str(request.query_params.get("fresh", "")).lower() in TRUTHY:
+        if str(request.GET.get("fresh", "")).lower() in TRUTHY:
             groups.append(("fresh", settings.RATE_LIMIT_FRESH))
         return groups
     return [("writes", settings.RATE_LIMIT_WRITES)]
+
+
+def _count(request: HttpRequest) -> float | None:
+    if not settings.RATELIMIT_ENABLE or not shared_cache.available:
+        return None
+    for group, rate in _groups(request):
+        if not rate:
+            continue
+        try:
+            usage = get_usage(request, group=group, key=client_key, rate=rate, increment=True)
+        except CACHE_ERRORS:
+            return None
+        if usage and usage["should_limit"]:
+            return max(usage["time_left"], 1)
+    return None
+
+
+def over_budget(request: HttpRequest) -> float | None:
+    """Count ``request`` against its budgets; seconds to wait if one is spent, else None.
+
+    Counted once per request however often it is asked: a view's cached fast
+    path (outside DRF) counts it, and the throttle that may follow reuses that.
+    """
+    target: Any = getattr(request, "_request", request)  # a DRF request wraps Django's
+    if not hasattr(target, "rate_limit_wait"):
+        target.rate_limit_wait = _count(target)
+    return target.rate_limit_wait
 
 
 class RateLimit(BaseThrottle):
@@ -69,19 +97,8 @@ class RateLimit(BaseThrottle):
 
     def allow_request(self, request, view) -> bool:
         """Count this request in each of its groups; refuse if any is over budget."""
-        if not settings.RATELIMIT_ENABLE or not shared_cache.available:
-            return True
-        for group, rate in _groups(request):
-            if not rate:
-                continue
-            try:
-                usage = get_usage(request, group=group, key=client_key, rate=rate, increment=True)
-            except CACHE_ERRORS:
-                return True
-            if usage and usage["should_limit"]:
-                self._wait = max(usage["time_left"], 1)
-                return False
-        return True
+        self._wait = over_budget(request)
+        return self._wait is None
 
     def wait(self) -> float | None:
         """Seconds until the window that refused this request ends (``Retry-After``)."""

@@ -48,6 +48,23 @@ FRESH = "/api/v1/homepage?fresh=true"
 TARGETS = {"p50": 250.0, "p95": 500.0, "p99": 800.0}
 
 
+def bench_environment(database_url: str, redis_url: str, results: Path) -> dict[str, str]:
+    """The server's environment: production settings plus the reference views, limits off."""
+    return {
+        "DJANGO_SETTINGS_MODULE": "bench.settings",  # production + the reference views
+        "DJANGO_SECRET_KEY": "bench-only-secret-key-0123456789-abcdefghijklmnopqrstuvwxyz",
+        "DJANGO_ALLOWED_HOSTS": "127.0.0.1,localhost",
+        "DJANGO_SECURE_SSL_REDIRECT": "false",
+        "BENCH_CEILING_FILE": str(results / "ceiling.json"),
+        "DATABASE_URL": database_url,
+        "REDIS_URL": redis_url,
+        "CELERY_TASK_ALWAYS_EAGER": "true",
+        "LOG_LEVEL": "ERROR",
+        "RATELIMIT_ENABLE": "false",  # the bench measures capacity, not the limits
+        "WEB_ACCESS_LOG": "",  # gunicorn.conf.py: no access log
+    }
+
+
 def _free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -272,18 +289,8 @@ def main() -> int:
 
     env = {
         **os.environ,
-        "DJANGO_SETTINGS_MODULE": "bench.settings",  # production + the reference views
-        "DJANGO_SECRET_KEY": "bench-only-secret-key-0123456789-abcdefghijklmnopqrstuvwxyz",
-        "DJANGO_ALLOWED_HOSTS": "127.0.0.1,localhost",
-        "DJANGO_SECURE_SSL_REDIRECT": "false",
-        "BENCH_CEILING_FILE": str(Path(args.out).parent / "ceiling.json"),
+        **bench_environment(args.database_url, args.redis_url, Path(args.out).parent),
         "SECTIONS_IN_PARALLEL": str(args.parallel).lower(),
-        "DATABASE_URL": args.database_url,
-        "REDIS_URL": args.redis_url,
-        "CELERY_TASK_ALWAYS_EAGER": "true",
-        "LOG_LEVEL": "ERROR",
-        "RATELIMIT_ENABLE": "false",  # the bench measures capacity, not the limits
-        "WEB_ACCESS_LOG": "",  # gunicorn.conf.py: no access log
     }
     _prepare_database(env, args.products)
     tokens = _tokens(env)

@@ -10,6 +10,7 @@ CACHE_PAGE_SECONDS = 300
 
 urlpatterns = [
     path("bench/ceiling", views.ceiling),
+    path("bench/ceiling-redis", views.ceiling_with_redis),
     path("bench/conventional/homepage", views.ConventionalHomepage.as_view()),
     path(
         "bench/conventional/homepage-cached",

@@ -131,6 +131,7 @@ class Lookup:
     ``entry``: a copy whose generations match (fresh or not) and still usable.
     ``fallback``: the newest copy still kept, even if invalidated (stale-if-error).
     ``verified``: the generations came from Redis (not only this process).
+    ``extra``: the values of the other keys asked for in the same round trip.
     """
 
     entry: Entry | None
@@ -138,6 +139,7 @@ class Lookup:
     generations: Generations
     verified: bool
     fallback: Entry | None
+    extra: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass
@@ -199,26 +201,33 @@ def store(
     return entry
 
 
-def _read(key: str, tags: Sequence[str], with_l2: bool) -> tuple[Entry | None, Generations, bool]:
-    """(L2 entry or None, current generations, verified)."""
+def _read(
+    key: str, tags: Sequence[str], with_l2: bool, extra_keys: Sequence[str] = ()
+) -> tuple[Entry | None, Generations, bool, dict[str, Any]]:
+    """(L2 entry or None, current generations, verified, values of ``extra_keys``)."""
     try:
-        generations, found = read_generations(tags, [key] if with_l2 else [])
-        return found.get(key), generations, True
+        generations, found = read_generations(tags, [key, *extra_keys] if with_l2 else extra_keys)
+        return found.pop(key, None), generations, True, found
     except SharedCacheUnavailable:
-        return None, local_generations(tags), False
+        return None, local_generations(tags), False, {}
 
 
-def lookup(key: str, tags: Sequence[str], policy: CachePolicy) -> Lookup:
-    """Find the best entry for ``key`` in L1 and L2, checking generations once."""
+def lookup(
+    key: str, tags: Sequence[str], policy: CachePolicy, extra_keys: Sequence[str] = ()
+) -> Lookup:
+    """Find the best entry for ``key`` in L1 and L2, checking generations once.
+
+    ``extra_keys`` are read in the same round trip (``Lookup.extra``).
+    """
     local = local_get(key)
-    l2, generations, verified = _read(key, tags, with_l2=local is None)
+    l2, generations, verified, extra = _read(key, tags, local is None, extra_keys)
     now = time.time()
     if (
         local is not None
         and verified
         and not (local.matches(generations) and now < local.fresh_until)
     ):
-        l2, generations, verified = _read(key, tags, with_l2=True)
+        l2, generations, verified, _ = _read(key, tags, with_l2=True)
     candidates = [(e, layer) for e, layer in ((local, "l1"), (l2, "l2")) if e is not None]
     candidates = [(e, layer) for e, layer in candidates if now < e.keep_until]
     candidates.sort(key=lambda c: c[0].stored_at, reverse=True)
@@ -226,11 +235,11 @@ def lookup(key: str, tags: Sequence[str], policy: CachePolicy) -> Lookup:
     if l2 is not None and (local is None or l2.stored_at > local.stored_at):
         local_put(key, l2)
     if not verified and policy.verified_reads:
-        return Lookup(None, "none", generations, verified, fallback)
+        return Lookup(None, "none", generations, verified, fallback, extra)
     for entry, layer in candidates:
         if entry.matches(generations) and now < entry.usable_until:
-            return Lookup(entry, layer, generations, verified, fallback)
-    return Lookup(None, "none", generations, verified, fallback)
+            return Lookup(entry, layer, generations, verified, fallback, extra)
+    return Lookup(None, "none", generations, verified, fallback, extra)
 
 
 def _compute_and_store(
@@ -268,7 +277,7 @@ def _from_other_process(request: _Request) -> CacheResult | None:
     """Poll Redis for the entry another process is computing for this request."""
 
     def look() -> CacheResult | None:
-        entry, generations, verified = _read(request.key, request.tags, with_l2=True)
+        entry, generations, verified, _ = _read(request.key, request.tags, with_l2=True)
         if not verified:
             raise SharedCacheUnavailable
         if (
@@ -420,11 +429,23 @@ def _error_fallback(request: _Request, fallback: Entry | None) -> Entry | None:
 
 def peek(key: str, *, tags: Sequence[str], policy: CachePolicy) -> CacheResult | None:
     """A fresh copy of ``key`` if there is one (counted as a hit); computes nothing."""
-    found = lookup(key, sorted(set(tags)), policy)
-    if found.entry is not None and time.time() < found.entry.fresh_until:
-        metrics.record(policy.namespace, found.layer, "hit")
-        return CacheResult.of(found.entry, from_cache=True, layer=found.layer)
-    return None
+    return peek_with(key, tags=tags, policy=policy)[0]
+
+
+def peek_with(
+    key: str, *, tags: Sequence[str], policy: CachePolicy, extra_keys: Sequence[str] = ()
+) -> tuple[CacheResult | None, dict[str, Any]]:
+    """``peek``, plus the values of ``extra_keys`` read in the same round trip.
+
+    A cached response and what deciding to serve it needs (the caller's
+    token, say) then cost one round trip together.
+    """
+    found = lookup(key, sorted(set(tags)), policy, extra_keys)
+    if found.entry is None or time.time() >= found.entry.fresh_until:
+        return None, found.extra
+    metrics.record(policy.namespace, found.layer, "hit")
+    metrics.flush_stats()
+    return CacheResult.of(found.entry, from_cache=True, layer=found.layer), found.extra
 
 
 def lookup_many(

@@ -148,3 +148,21 @@ def test_worker_connections_stay_bounded_and_healthy_across_many_runs(settings):
         cursor.execute("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()")
         open_connections = cursor.fetchone()[0]
     assert open_connections <= settings.DB_POOL_SIZE + 2
+
+
+def test_a_worker_connection_ended_from_outside_costs_no_section():
+    # Every worker thread keeps its connection; a database restart (here: an
+    # operator ending every other backend) must not fail the next sections.
+    sections = [_section(f"s{i}", _query_payload("SELECT pg_backend_pid()")) for i in range(6)]
+    before = {o.payload.items[0]["value"] for o in run_sections(sections, _ctx())}
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+            "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        )
+        assert cursor.fetchone()[0] >= 1
+
+    outcomes = run_sections(sections, _ctx())
+
+    assert [o.error_code for o in outcomes] == [None] * 6
+    assert not before & {o.payload.items[0]["value"] for o in outcomes}  # new connections

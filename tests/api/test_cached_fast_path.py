@@ -1,0 +1,112 @@
+"""Cache hits answered before DRF's request cycle: one Redis round trip, the same rules.
+
+An anonymous homepage hit and a bootstrap hit for a token seen recently are
+served by the views' ``dispatch`` itself. These tests pin what that must not
+change: who may see what, the rate limits, and the cost (counted in Redis's
+own command statistics, not timed).
+"""
+
+from __future__ import annotations
+
+import pytest
+from django_redis import get_redis_connection
+from rest_framework.test import APIClient
+
+from caching import metrics
+from tests.homepage.factories import ProductFactory
+from tests.trainers.factories import TrainerFactory, UserFactory
+
+pytestmark = pytest.mark.django_db(transaction=True)
+HOME = "/api/v1/homepage"
+
+
+def _redis_commands() -> dict[str, int]:
+    stats = get_redis_connection("default").info("commandstats")
+    return {name: row["calls"] for name, row in stats.items() if name != "cmdstat_info"}
+
+
+def _commands_of(request) -> dict[str, int]:
+    """Redis commands (by name) that ``request()`` caused."""
+    metrics.flush_stats(force=True)  # so the request does not flush counters itself
+    before = _redis_commands()
+    request()
+    after = _redis_commands()
+    return {k: n - before.get(k, 0) for k, n in after.items() if n != before.get(k, 0)}
+
+
+def test_an_anonymous_homepage_hit_is_one_redis_round_trip(settings):
+    settings.RATELIMIT_ENABLE = False  # the limiter's counter is a round trip of its own
+    ProductFactory()
+    client = APIClient()
+    assert client.get(HOME).json()["data"]["metadata"]["fromCache"] is False
+
+    def hit() -> None:
+        response = client.get(HOME)
+        assert response["X-Cache"] == "HIT"
+        assert response.json()["data"]["metadata"]["fromCache"] is True
+
+    assert _commands_of(hit) == {"cmdstat_mget": 1}
+
+
+def test_a_bootstrap_hit_reads_token_and_generation_in_one_round_trip(client_for, settings):
+    settings.RATELIMIT_ENABLE = False
+    trainer = TrainerFactory()
+    client = client_for(trainer.user)
+    url = f"/api/v1/trainers/{trainer.pk}/bootstrap"
+    assert client.get(url).status_code == 200  # computed; token and owner cached
+
+    def hit() -> None:
+        response = client.get(url)
+        body = response.json()
+        assert response.status_code == 200
+        assert "errors" not in body
+        assert body["data"]["metadata"]["fromCache"] is True
+        assert body["data"]["metadata"]["userId"] == str(trainer.user_id)
+
+    assert _commands_of(hit) == {"cmdstat_mget": 1}
+
+
+def test_credentials_are_checked_before_any_cached_homepage_is_served():
+    ProductFactory()
+    assert APIClient().get(HOME).status_code == 200  # the anonymous page is cached
+    bad_token = APIClient(HTTP_AUTHORIZATION="Token not-a-token")
+    response = bad_token.get(HOME)
+    assert response.status_code == 401
+    assert response.json()["errors"][0]["code"] == "NOT_AUTHENTICATED"
+
+
+def test_a_signed_in_caller_never_gets_the_anonymous_copy(user_client, user):
+    ProductFactory()
+    assert APIClient().get(HOME).status_code == 200
+    metadata = user_client.get(HOME).json()["data"]["metadata"]
+    assert metadata["userId"] == str(user.pk)
+    assert metadata["cacheKey"] == f"homepage:{user.pk}:v1"
+
+
+def test_a_cached_bootstrap_goes_only_to_its_owner_and_staff(client_for, staff_client):
+    trainer, other = TrainerFactory(), TrainerFactory()
+    url = f"/api/v1/trainers/{trainer.pk}/bootstrap"
+    assert client_for(trainer.user).get(url).status_code == 200  # cached, with its owner
+    stranger = client_for(other.user)
+    assert stranger.get(f"/api/v1/trainers/{other.pk}/bootstrap").status_code == 200
+    response = stranger.get(url)  # the stranger's token is cached too
+    assert response.status_code == 403
+    assert response.json()["errors"][0]["code"] == "PERMISSION_DENIED"
+    assert client_for(UserFactory()).get(url).status_code == 403
+    staff = staff_client.get(url)
+    assert staff.status_code == 200
+    assert staff.json()["data"]["metadata"]["fromCache"] is True
+
+
+def test_cached_hits_spend_the_callers_own_budget(settings, client_for):
+    settings.RATE_LIMIT_READS = "2/m"
+    first, second = TrainerFactory(), TrainerFactory()
+    url = f"/api/v1/trainers/{first.pk}/bootstrap"
+    client = client_for(first.user)
+    # Counted once each (two budgets spent would refuse the second request).
+    assert [client.get(url).status_code for _ in range(3)] == [200, 200, 429]
+    refused = client.get(url)
+    assert refused.json()["errors"][0]["code"] == "RATE_LIMITED"
+    assert int(refused["Retry-After"]) >= 1
+    # Same address, another user: a budget of their own.
+    assert client_for(second.user).get(f"/api/v1/trainers/{second.pk}/bootstrap").status_code == 200
