@@ -30,7 +30,7 @@ from caching.engine import (
     get_or_compute,
     lookup_many,
     peek,
-    store,
+    store_many,
 )
 
 from .encoding import deflate_segment, gzip_stitched
@@ -168,17 +168,16 @@ def compute_sections(
     else:
         outcomes = run_sections_here_or_in_pool(to_run, context)
     stamp = iso(context.now)
+    to_store = []
     for outcome in outcomes:
         result = _from_outcome(outcome, stamp)
         results[outcome.section.id] = result
         if section_policy is not None and result.status == "success":
             tags = section_tags(outcome.section, context)
-            store(
-                keys[outcome.section.id],
-                Computed(result, expires_at=result.expires_at),
-                policy=section_policy,
-                generations={t: generations[t] for t in tags},
-            )
+            computed = Computed(result, expires_at=result.expires_at)
+            to_store.append((keys[outcome.section.id], computed, {t: generations[t] for t in tags}))
+    if section_policy is not None:
+        store_many(to_store, policy=section_policy)
     return {s.id: results[s.id] for s in sections}, snapshot
 
 

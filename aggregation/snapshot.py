@@ -14,6 +14,7 @@ the sections run one after another in one transaction on one connection.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -33,6 +34,9 @@ class Snapshot:
         return {"mode": self.mode, "id": self.id}
 
 
+SNAPSHOT_ID = re.compile(r"[0-9A-F]{1,16}(-[0-9A-F]{1,16}){1,3}")
+
+
 def _begin_repeatable_read(cursor) -> None:
     cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
 
@@ -40,12 +44,16 @@ def _begin_repeatable_read(cursor) -> None:
 def import_snapshot(snapshot_id: str) -> None:
     """Make the current (new) transaction see the exported snapshot ``snapshot_id``.
 
-    Must be the first thing the transaction does. The id is sent as an ordinary
-    query parameter (Django's psycopg cursor binds it client-side).
+    Must be the first thing the transaction does. ``SET`` takes no bound
+    parameters (prepared statements bind server-side), so the id is written
+    into the statement as a literal, after checking it has the form
+    ``pg_export_snapshot()`` gives (hex groups and dashes, nothing to escape).
     """
+    if not SNAPSHOT_ID.fullmatch(snapshot_id):
+        raise ValueError(f"Not a snapshot id: {snapshot_id!r}")
     with connection.cursor() as cursor:
         _begin_repeatable_read(cursor)
-        cursor.execute("SET TRANSACTION SNAPSHOT %s", [snapshot_id])
+        cursor.execute(f"SET TRANSACTION SNAPSHOT '{snapshot_id}'")
 
 
 @contextmanager

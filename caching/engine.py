@@ -201,6 +201,19 @@ def store(
     return entry
 
 
+def store_many(items: list[tuple[str, Computed, Generations]], *, policy: CachePolicy) -> None:
+    """``store`` for several keys under one policy, in one round trip."""
+    now = time.time()
+    entries = [
+        (key, _make_entry(computed, policy, gens, now, now)) for key, computed, gens in items
+    ]
+    entries = [(key, entry) for key, entry in entries if entry.keep_until > now]
+    for key, entry in entries:
+        local_put(key, entry)
+    with contextlib.suppress(SharedCacheUnavailable):  # L1 still holds them
+        shared_cache.set_each([(key, entry, entry.keep_until - now) for key, entry in entries])
+
+
 def _read(
     key: str, tags: Sequence[str], with_l2: bool, extra_keys: Sequence[str] = ()
 ) -> tuple[Entry | None, Generations, bool, dict[str, Any]]:

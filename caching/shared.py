@@ -110,6 +110,23 @@ class SharedCache:
         """Store ``value``; ``timeout`` in seconds, None for no expiry."""
         self.call(lambda: self.cache.set(key, value, timeout))
 
+    def set_each(self, items: list[tuple[str, Any, float | None]]) -> None:
+        """Store several ``(key, value, timeout)`` in one round trip (a pipeline on Redis)."""
+
+        def operation() -> None:
+            client = getattr(self.cache, "client", None)
+            if self._redis() is None or client is None:
+                for key, value, timeout in items:
+                    self.cache.set(key, value, timeout)
+                return
+            pipeline = self._redis().pipeline()
+            for key, value, timeout in items:
+                client.set(key, value, timeout, client=pipeline)
+            pipeline.execute()
+
+        if items:
+            self.call(operation)
+
     def add(self, key: str, value: Any, timeout: float | None) -> bool:
         """Store only if absent (SET NX); True if stored."""
         return self.call(lambda: self.cache.add(key, value, timeout))

@@ -94,6 +94,16 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
     # With the pool, this checks a connection before lending it: after a
     # database restart the pool must not hand out dead connections.
     DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+    # Prepared statements: a query run again on a connection is planned once,
+    # not every time (the sessions query of a bootstrap joins four tables and
+    # took longer to plan than to run). They need server-side parameter
+    # binding; 0 turns both off, for a pooler that cannot keep them (PgBouncer
+    # in transaction mode before 1.21).
+    DB_PREPARE_THRESHOLD = env.int("DB_PREPARE_THRESHOLD", default=5)
+    if DB_PREPARE_THRESHOLD > 0:
+        DATABASES["default"]["OPTIONS"].update(
+            server_side_binding=True, prepare_threshold=DB_PREPARE_THRESHOLD
+        )
 elif DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # Section threads read while a writer may be active: WAL and a busy timeout.
     DATABASES["default"].setdefault("OPTIONS", {}).update(
