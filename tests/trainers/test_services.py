@@ -266,3 +266,22 @@ def test_flat_overview_matches_the_serializer(with_performance):
         }
     ).data
     assert trainer_overview(trainer_id=trainer.pk) == expected
+
+
+def test_flat_payout_claim_rows_match_the_serializer():
+    from trainers.models import PayoutClaim
+    from trainers.selectors import payout_claim_rows
+    from trainers.serializers import PayoutClaimSerializer
+
+    trainer = TrainerFactory()
+    done = [
+        services.session_complete(session=SessionFactory(allocation__trainer=trainer))
+        for _ in range(3)
+    ]
+    services.payout_claim_create(trainer=trainer, session_ids=[s.pk for s in done[:2]], note="n")
+    decided = services.payout_claim_create(trainer=trainer, session_ids=[done[2].pk])
+    services.payout_claim_set_status(claim=decided, new_status="rejected")
+    queryset = PayoutClaim.objects.order_by("pk")
+    expected = PayoutClaimSerializer(queryset.prefetch_related("claimed"), many=True).data
+    assert payout_claim_rows(queryset) == expected
+    assert [len(row["sessionIds"]) for row in expected] == [2, 1]
