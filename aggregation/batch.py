@@ -226,6 +226,7 @@ class BatchResult:
     cache_key: str
     user_id: int | None
     started: float
+    tags: list[str] = field(default_factory=list)
 
     @property
     def status_code(self) -> int:
@@ -273,7 +274,8 @@ def cached_batch(
     (``serve_batch``) when this finds nothing.
     """
     started = time.perf_counter()
-    cached = peek(cache_key, tags=batch_tags(sections, context, tags), policy=policy)
+    all_tags = batch_tags(sections, context, tags)
+    cached = peek(cache_key, tags=all_tags, policy=policy)
     if cached is None:
         return None
     return BatchResult(
@@ -282,6 +284,7 @@ def cached_batch(
         cache_key=cache_key,
         user_id=context.user_id,
         started=started,
+        tags=all_tags,
     )
 
 
@@ -342,6 +345,7 @@ def serve_batch(
         cache_key=cache_key,
         user_id=context.user_id,
         started=started,
+        tags=all_tags,
     )
 
 

@@ -6,6 +6,7 @@ DRF's renderer: the hot path of a cache hit does no serialization at all.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 from django.http import HttpRequest, HttpResponse, HttpResponseNotModified
@@ -14,6 +15,7 @@ from rest_framework.response import Response
 from api.errors import APIError, ErrorCode
 from api.http import VARY, cache_control, not_modified
 from api.request_logs import note_aggregation
+from caching import edge
 
 from . import metrics
 from .batch import BatchResult, SectionResult, render_batch, sparse_etag
@@ -47,12 +49,16 @@ def batch_response(
     endpoint = getattr(getattr(request, "resolver_match", None), "url_name", None) or "batch"
     metrics.batch_responses.labels(endpoint, str(result.body.partial_failure).lower()).inc()
     headers = {
-        "Cache-Control": cache_control(public=public, status=status),
+        "Cache-Control": cache_control(
+            public=public, status=status, expires_at=result.body.expires_at
+        ),
         "Vary": VARY,
         "X-Cache": "STALE"
         if result.cache.stale
         else ("HIT" if result.cache.from_cache else "MISS"),
     }
+    if public and status == 200:
+        headers |= edge.tag_header(result.tags)
     etag = sparse_etag(result.body.etag, fieldset[0]) if fieldset else result.body.etag
     if status == 200:
         headers["ETag"] = etag
@@ -76,13 +82,21 @@ def batch_response(
     return response
 
 
-def section_response(result: SectionResult, *, public: bool = False) -> Response:
-    """One section alone (an individual or legacy endpoint), or its failure as an error."""
+def section_response(
+    result: SectionResult, *, public: bool = False, tags: Iterable[str] = ()
+) -> Response:
+    """One section alone (an individual or legacy endpoint), or its failure as an error.
+
+    ``tags``: what its content depends on, named for the edge when ``public``.
+    """
     if result.error is not None:
         code = ErrorCode(result.error["code"])
         raise APIError(
             result.error["message"], code=code, status_code=_FAILURE_STATUS.get(code, 500)
         )
     response = Response({"success": True, "data": result.body})
-    response["Cache-Control"] = cache_control(public=public)
+    response["Cache-Control"] = cache_control(public=public, expires_at=result.expires_at)
+    if public:
+        for name, value in edge.tag_header(tags).items():
+            response[name] = value
     return response

@@ -51,7 +51,13 @@ def wrk(url: str, connections: int, seconds: int, headers: dict[str, str] | None
             "rps": float(rps), "errors": int(errors), "requests": int(requests)}  # fmt: skip
 
 
-def compare(port: int, trainer: tuple[str, int], ceiling_file: Path, seconds: int) -> dict:
+def compare(
+    port: int,
+    trainer: tuple[str, int],
+    ceiling_file: Path,
+    seconds: int,
+    edge_port: int | None = None,
+) -> dict:
     """Run every comparison row; returns rows by name and the target ratios."""
     base = f"http://127.0.0.1:{port}"
     token, trainer_id = trainer
@@ -82,6 +88,11 @@ def compare(port: int, trainer: tuple[str, int], ceiling_file: Path, seconds: in
         "cold trainer bootstrap (fresh=true), 1 conn": (f"{bootstrap}?fresh=true", 1, auth),
         **{f"conventional trainer {url.rsplit('/', 1)[1]}, 1 conn": (url, 1, auth) for url in four},
     }
+    if edge_port is not None:  # Varnish in front of the same gunicorn
+        edge_home = f"http://127.0.0.1:{edge_port}/api/v1/homepage"
+        urllib.request.urlopen(edge_home).read()  # in the edge's cache
+        runs |= {"edge homepage (Varnish), 1 conn": (edge_home, 1, {}),
+                 "edge homepage (Varnish), 32 conn": (edge_home, 32, {})}  # fmt: skip
     rows = {name: wrk(url, conns, seconds, headers) for name, (url, conns, headers) in runs.items()}
     four_p50 = sum(
         rows[f"conventional trainer {u.rsplit('/', 1)[1]}, 1 conn"]["p50_ms"] for u in four
@@ -111,6 +122,15 @@ def compare(port: int, trainer: tuple[str, int], ceiling_file: Path, seconds: in
         "cold bootstrap p50 / four calls in sequence (<= 0.8)": (
             r["cold trainer bootstrap (fresh=true), 1 conn"]["p50_ms"] / four_p50, 0.8, "max"),
     }  # fmt: skip
+    if edge_port is not None:
+        targets |= {
+            "edge homepage req/s at 32 / ceiling (>= 5)": (
+                r["edge homepage (Varnish), 32 conn"]["rps"]
+                / r["ceiling (fixed bytes), 32 conn"]["rps"], 5, "min"),
+            "edge homepage p50 / ceiling p50 (<= 0.3)": (
+                r["edge homepage (Varnish), 1 conn"]["p50_ms"]
+                / r["ceiling (fixed bytes), 1 conn"]["p50_ms"], 0.3, "max"),
+        }  # fmt: skip
     floor = "ceiling + one Redis round trip"
     return {
         "rows": rows,
@@ -147,6 +167,12 @@ def print_comparison(comparison: dict) -> None:
         f"\nwarm homepage / (ceiling + one Redis round trip): p50 {floor['p50']}x,"
         f" req/s at 32 {floor['rps']}x\n"
     )
+    if "purge_latency" in comparison:
+        latency = comparison["purge_latency"]
+        print(
+            f"edge purge latency over {latency['writes']} writes (commit to fresh edge page):"
+            f" p50 {latency['p50_ms']} ms, p95 {latency['p95_ms']} ms, p99 {latency['p99_ms']} ms\n"
+        )
     print(
         tabulate(
             [[name, t["measured"], t["target"], "met" if t["met"] else "MISSED"]

@@ -30,6 +30,7 @@ import psutil
 from tabulate import tabulate
 from tqdm import tqdm
 
+from bench import edge
 from bench.compare import chart, compare, print_comparison
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -298,6 +299,12 @@ def main() -> int:
     subprocess.run(["redis-cli", "-u", args.redis_url, "flushdb"], check=True, capture_output=True)
 
     port = _free_port()
+    edge_port = _free_port() if edge.available() else None
+    if edge_port is not None:  # the server purges the edge on every commit, as deployed
+        env |= {"EDGE_PURGE_URLS": f"http://127.0.0.1:{edge_port}/",
+                "EDGE_PURGE_SECRET": edge.SECRET}  # fmt: skip
+    else:
+        print("varnishd is not installed: no edge rows (apt-get install varnish varnish-modules)")
     server = subprocess.Popen(
         [str(ROOT / ".venv" / "bin" / "gunicorn")],  # gunicorn.conf.py, as deployed
         cwd=ROOT,
@@ -321,7 +328,22 @@ def main() -> int:
         n, c, rate = args.requests, args.concurrency, args.rate
         users = lambda i: tokens[i % len(tokens)]  # noqa: E731
         rss_before = _server_rss_mb(server.pid)
-        comparison = compare(port, trainers[0], Path(env["BENCH_CEILING_FILE"]), args.seconds)
+        edge_server = edge.Edge(edge_port, port) if edge_port is not None else None
+        try:
+            comparison = compare(
+                port, trainers[0], Path(env["BENCH_CEILING_FILE"]), args.seconds, edge_port
+            )
+            if edge_server is not None:
+                latency = edge.purge_latency(env, edge_port)
+                comparison["purge_latency"] = latency
+                comparison["targets"]["purge latency p99 ms, commit to fresh edge (<= 50)"] = {
+                    "measured": latency["p99_ms"],
+                    "target": 50,
+                    "met": latency["p99_ms"] <= 50,
+                }
+        finally:
+            if edge_server is not None:
+                edge_server.close()
         rows = [
             # Seed 004's "current state": six calls per page load, one after another.
             _run("legacy: 6 calls / page", port, max(n // 6, 20), 32, _legacy_page_load, rate / 6),

@@ -11,12 +11,15 @@ class CachingConfig(AppConfig):
     def ready(self) -> None:
         from functools import partial
 
+        from . import edge
         from .schedule import ensure_warming_schedule
         from .tags import on_invalidation
-        from .tasks import enqueue_rewarm
+        from .tasks import enqueue_edge_purge, enqueue_rewarm
         from .warming import schedule_rewarm
 
         on_invalidation(partial(schedule_rewarm, enqueue=enqueue_rewarm))
+        on_invalidation(edge.purge)  # after the bump: the edge's refetch sees the new data
+        edge.on_retry(enqueue_edge_purge)
         # After the beat tables exist (this app has no models to send its own signal).
         post_migrate.connect(
             ensure_warming_schedule,

@@ -11,6 +11,7 @@ STATS_KEY = "cache:stats"  # hash: "namespace|layer|outcome" -> count, all proce
 WARM_RUNS_KEY = "warm:runs"  # hash: task name -> runs
 REWARM_TAGS_KEY = "rewarm:tags"  # set: tags invalidated since the pending re-warm was scheduled
 REWARM_SCHEDULED_KEY = "rewarm:scheduled"  # flag: a re-warm is scheduled and has not started
+EDGE_STATUS_KEY = "edge:status"  # hash: last_ok / last_failed / last_abandoned / last_error
 
 
 def tag_key(tag: str) -> str:

@@ -217,6 +217,30 @@ class SharedCache:
 
         self.call(operation)
 
+    def hset_many(self, key: str, fields: dict[str, str | float]) -> None:
+        """Set fields of a hash (``HSET``), in one round trip."""
+
+        def operation() -> None:
+            redis = self._redis()
+            if redis is None:
+                self.cache.set(key, {**dict(self.cache.get(key, {})), **fields}, None)
+                return
+            redis.hset(self.cache.make_key(key), mapping=fields)
+
+        self.call(operation)
+
+    def hgetall_raw(self, key: str) -> dict[str, str]:
+        """A whole hash, its values as strings."""
+
+        def operation() -> dict[str, str]:
+            redis = self._redis()
+            if redis is None:
+                return {k: str(v) for k, v in dict(self.cache.get(key, {})).items()}
+            raw = redis.hgetall(self.cache.make_key(key))
+            return {k.decode(): v.decode() for k, v in raw.items()}
+
+        return self.call(operation)
+
     def hgetall(self, key: str) -> dict[str, int]:
         """A whole hash of counters."""
 

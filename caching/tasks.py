@@ -1,18 +1,20 @@
-"""Celery tasks: warm all warmers (beat), one warmer, or re-warm after invalidations.
+"""Celery tasks: warming (all, one, re-warm after invalidations) and edge purge retries.
 
-Each task is small and expires, so a backlog after an outage does not replay
-stale work.
+Each warming task is small and expires, so a backlog after an outage does not
+replay stale work; an edge purge is retried with backoff until a time limit.
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
+import time
 
 from celery import shared_task
 from celery.signals import worker_ready
 from django.conf import settings
 
+from . import edge
 from .keys import WARM_RUNS_KEY
 from .shared import SharedCacheUnavailable, shared_cache
 from .warming import run_warmer, take_pending_tags, warmers, warmers_for
@@ -79,3 +81,29 @@ def warm_on_worker_start(sender=None, **kwargs) -> None:
     """Warm once when a worker starts, before the first beat tick."""
     if settings.ENABLE_CACHE_WARMING:
         warm_all.delay()
+
+
+EDGE_RETRY_TIMEOUT = 2.0  # seconds a retry may wait for the edge (off the request path)
+
+
+@shared_task(name="caching.edge_purge", bind=True, max_retries=None, acks_late=True)
+def edge_purge(self, url: str, tags: list[str], since: float) -> bool:
+    """Purge ``tags`` at the edge ``url`` again, with backoff, until ``EDGE_PURGE_RETRY_FOR``."""
+    if url not in settings.EDGE_PURGE_URLS:
+        return False  # no longer configured
+    if edge.purge_one(url, tags, EDGE_RETRY_TIMEOUT):
+        edge.record("ok")
+        return True
+    if time.time() - since >= settings.EDGE_PURGE_RETRY_FOR:
+        edge.record("abandoned", f"{url}: gave up purging {' '.join(tags)}")
+        return False
+    edge.record("failed", f"{url}: purge of {' '.join(tags)} not confirmed")
+    raise self.retry(countdown=min(2**self.request.retries, 30))
+
+
+def enqueue_edge_purge(url: str, tags: list[str], since: float) -> None:
+    """Retry a purge from a worker soon; with no worker (eager mode) it is abandoned."""
+    if edge_purge.app.conf.task_always_eager:
+        edge.record("abandoned", f"{url}: no Celery worker to retry the purge")
+        return
+    edge_purge.apply_async(args=[url, tags, since], countdown=1, retry=False)

@@ -11,6 +11,7 @@ from django.template.response import TemplateResponse
 from django.urls import reverse
 from django.views.decorators.http import require_http_methods
 
+from . import edge
 from .inspection import known_tags, namespace_stats, tag_generations, warm_times
 from .tags import bump
 
@@ -42,5 +43,14 @@ def cache_dashboard(request: HttpRequest) -> HttpResponse:
             for name, moment in warm_times().items()
         },
         "looked_up": looked_up,
+        "edge": _edge_for_display(),
     }
     return TemplateResponse(request, "admin/cache_dashboard.html", context)
+
+
+def _edge_for_display() -> dict:
+    state = edge.status()
+    for name in ("last_ok", "last_failed", "last_abandoned"):
+        if name in state:
+            state[name] = datetime.fromtimestamp(state[name], UTC).strftime("%Y-%m-%d %H:%M:%S")
+    return state

@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import datetime
 import ipaddress
+import json
 
 from django.conf import settings
 from django.http import JsonResponse
@@ -20,6 +21,7 @@ from health_check.views import HealthCheckView
 
 from api.errors import ErrorCode, error_envelope, error_item
 from api.ratelimits import client_ip
+from caching import edge
 
 
 @dataclasses.dataclass
@@ -39,6 +41,20 @@ class CeleryBroker(HealthCheck):
             raise ServiceUnavailable("Broker unreachable") from exc
 
 
+def edge_report() -> str | None:
+    """How purging the edge goes, for readiness: None when no edge is configured.
+
+    Reported, never failing readiness: an edge that misses purges still expires
+    what it holds, and the service itself can serve.
+    """
+    state = edge.status()
+    if not state["enabled"]:
+        return None
+    if state["failing"]:
+        return f"purges failing (retried): {state['last_error']}"
+    return "OK"
+
+
 class ReadinessView(HealthCheckView):
     """``/health/ready``: 200 when every dependency answers, 503 otherwise."""
 
@@ -48,6 +64,15 @@ class ReadinessView(HealthCheckView):
         response = await super().get(request, *args, **kwargs)
         if response.status_code == 500:
             response.status_code = 503
+        return response
+
+    def render_to_response_json(self, status):
+        """The checks, plus the edge's purge state when there is an edge."""
+        response = super().render_to_response_json(status)
+        report = edge_report()
+        if report is not None:
+            body = json.loads(response.content)
+            response = JsonResponse({**body, "edge": report}, status=status)
         return response
 
 

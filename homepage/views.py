@@ -14,7 +14,13 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from aggregation.batch import BatchResult, cached_batch, compute_sections, serve_batch
+from aggregation.batch import (
+    BatchResult,
+    cached_batch,
+    compute_sections,
+    section_tags,
+    serve_batch,
+)
 from aggregation.responses import batch_response, section_response
 from aggregation.sections import Section, SectionContext
 from api.access import personalised_user_id
@@ -77,7 +83,8 @@ def _respond(request: HttpRequest, params: dict, result: BatchResult) -> HttpRes
     return batch_response(
         request,
         result,
-        public=result.user_id is None,
+        # Shared caches may keep the anonymous page, never a fresh=true answer.
+        public=result.user_id is None and not params["fresh"],
         extra={"analytics": result.body.extras} if params["includeAnalytics"] else None,
         fieldset=(fieldset["paths"], fieldset["spec"]) if fieldset else None,
     )
@@ -161,7 +168,9 @@ class LegacySectionView(APIView):
         results, _ = compute_sections(
             homepage_sections, [section], context, section_policy=section_policy()
         )
-        return section_response(results[section.id], public=True)
+        return section_response(
+            results[section.id], public=True, tags=section_tags(section, context)
+        )
 
 
 def _legacy(section_id: str, name: str, response, query=LimitQuerySerializer, summary=""):

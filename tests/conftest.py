@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
 import psycopg
 import pytest
 from django.contrib.auth import get_user_model
 from django.core.cache import cache
-from django.db import connection
+from django.db import DatabaseError, connection
 from django_redis import get_redis_connection
 from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
@@ -15,6 +21,10 @@ from aggregation.runner import close_worker_connections
 from caching import metrics
 from caching.activity import forget_recorded
 from caching.local import clear_local
+from config.celery_app import app as celery_app
+from tests.waiting import wait_until
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(autouse=True)
@@ -104,3 +114,63 @@ def database_outage():
     finally:
         set_database_reachable(name, True)
         connection.close()
+        # The connection pool reconnects with backoff; teardown needs it back.
+        wait_until(_connects, timeout=60, interval=0.2)
+
+
+def _connects() -> bool:
+    try:
+        connection.ensure_connection()
+    except DatabaseError:
+        connection.close()
+        return False
+    return True
+
+
+@pytest.fixture
+def start_worker(settings):
+    """Start a real worker on the suite's Redis, reading the test database, when asked."""
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "config.settings.test",
+        "DATABASE_URL": f"postgres://postgres@127.0.0.1:5432/{connection.settings_dict['NAME']}",
+        "CELERY_TASK_ALWAYS_EAGER": "false",
+    }
+    settings.CELERY_TASK_ALWAYS_EAGER = False
+    settings.CACHE_REWARM_DEBOUNCE = 0.5
+    celery_app.conf.task_always_eager = False
+    workers = []
+
+    def start(**extra_env: str) -> None:
+        workers.append(
+            subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "celery",
+                    "-A",
+                    "config",
+                    "worker",
+                    "-P",
+                    "solo",
+                    "--without-gossip",
+                    "--without-mingle",
+                    "--without-heartbeat",
+                    "-l",
+                    "INFO",
+                ],
+                cwd=ROOT,
+                env={**env, **extra_env},
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+                start_new_session=True,
+            )  # fmt: skip
+        )
+
+    try:
+        yield start
+    finally:
+        celery_app.conf.task_always_eager = True
+        for worker in workers:
+            os.killpg(worker.pid, signal.SIGTERM)
+            worker.wait(20)

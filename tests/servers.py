@@ -8,6 +8,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import tempfile
 import threading
 import time
 import urllib.request
@@ -94,6 +95,43 @@ def gunicorn(
     finally:
         os.killpg(server.pid, signal.SIGTERM)
         server.wait(30)
+
+
+class Varnish:
+    """The project's edge (``scripts/edge``: Varnish with the shipped VCL) on ``port``."""
+
+    def __init__(self, backend: str, port: int, secret: str) -> None:
+        self.port, self.url = port, f"http://127.0.0.1:{port}"
+        self.workdir = tempfile.mkdtemp(prefix="edge-")
+        self.env = {**os.environ, "EDGE_BACKEND": backend, "EDGE_PORT": str(port),
+                    "EDGE_PURGE_SECRET": secret, "EDGE_WORKDIR": self.workdir,
+                    "EDGE_MEMORY": "32m"}  # fmt: skip
+        self.process: subprocess.Popen | None = None
+
+    def start(self) -> None:
+        self.process = subprocess.Popen(
+            [str(ROOT / "scripts" / "edge")], cwd=ROOT, env=self.env,
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+        )  # fmt: skip
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=1):
+                    return
+            except OSError:
+                assert self.process.poll() is None, "varnishd exited"
+                assert time.monotonic() < deadline, "varnishd did not start"
+                time.sleep(0.1)
+
+    def stop(self) -> None:
+        if self.process is not None:
+            os.killpg(self.process.pid, signal.SIGTERM)
+            self.process.wait(30)
+            self.process = None
+
+    def close(self) -> None:
+        self.stop()
+        shutil.rmtree(self.workdir, ignore_errors=True)
 
 
 class FreezableProxy:

@@ -9,6 +9,7 @@ import ipaddress
 from pathlib import Path
 
 import environ
+from django.core.exceptions import ImproperlyConfigured
 
 from config.logging import logging_config
 
@@ -151,12 +152,23 @@ REQUEST_TIMEOUT = env.int("REQUEST_TIMEOUT", default=10_000)  # ms, whole reques
 AGGREGATION_MAX_WORKERS = env.int("AGGREGATION_MAX_WORKERS", default=16)
 # Sections in the thread pool (true) or one after another on the request thread
 # (false). Measured on two cores: see README "Performance" for the choice.
-SECTIONS_IN_PARALLEL = env.bool("SECTIONS_IN_PARALLEL", default=True)
+SECTIONS_IN_PARALLEL = env.bool("SECTIONS_IN_PARALLEL", default=False)
 ENABLE_BATCH_ENDPOINT = env.bool("ENABLE_BATCH_ENDPOINT", default=True)
 ENABLE_CACHE_WARMING = env.bool("ENABLE_CACHE_WARMING", default=True)
 ENABLE_STALE_WHILE_REVALIDATE = env.bool("ENABLE_STALE_WHILE_REVALIDATE", default=True)
 CDN_MAX_AGE = env.int("CDN_MAX_AGE", default=60)  # s-maxage of anonymous responses
 CDN_STALE_WHILE_REVALIDATE = env.int("CDN_STALE_WHILE_REVALIDATE", default=120)  # seconds
+# Shared caches in front (Varnish, a CDN): they get each public response's tags
+# in EDGE_TAG_HEADER ("" = none) and a soft purge per commit that bumps a tag.
+EDGE_TAG_HEADER = env.str("EDGE_TAG_HEADER", default="xkey")
+EDGE_PURGE_URLS = env.list("EDGE_PURGE_URLS", default=[])  # empty: no purges
+EDGE_PURGE_SECRET = env.str("EDGE_PURGE_SECRET", default="")
+EDGE_PURGE_TIMEOUT = env.int("EDGE_PURGE_TIMEOUT", default=100)  # ms a write waits, all edges
+EDGE_PURGE_RETRY_FOR = env.int("EDGE_PURGE_RETRY_FOR", default=300)  # s of retries (Celery)
+if EDGE_PURGE_URLS and not EDGE_PURGE_SECRET:
+    raise ImproperlyConfigured("EDGE_PURGE_URLS needs EDGE_PURGE_SECRET (the edge checks it).")
+# How long an edge may serve a stale public response while the service is down.
+CDN_STALE_IF_ERROR = env.int("CDN_STALE_IF_ERROR", default=3600)  # seconds
 BOOTSTRAP_WARM_LIMIT = env.int("BOOTSTRAP_WARM_LIMIT", default=50)  # per kind, per warm run
 HOMEPAGE_LOCATION_RADIUS_KM = env.float("HOMEPAGE_LOCATION_RADIUS_KM", default=50.0)
 API_VERSION = "1.0.0"

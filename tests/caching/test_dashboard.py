@@ -66,3 +66,29 @@ def test_lookups_are_counted_for_prometheus(api_client):
     api_client.get("/api/v1/homepage")
     assert count("miss", "none") == misses + 1
     assert count("hit", "l1") == hits + 1
+
+
+def test_edge_purge_failures_are_counted_shown_and_reported(staff_browser, settings):
+    from caching.tags import bump
+    from tests.servers import free_port
+
+    def count(outcome: str) -> float:
+        value = REGISTRY.get_sample_value("aggregation_edge_purges_total", {"outcome": outcome})
+        return value or 0.0
+
+    page = staff_browser.get(reverse("cache-dashboard")).content.decode()
+    assert "No edge cache is purged" in page
+    assert "edge" not in staff_browser.get("/health/ready", HTTP_ACCEPT="application/json").json()
+
+    settings.EDGE_PURGE_URLS = [f"http://127.0.0.1:{free_port()}/"]  # nothing listens
+    settings.EDGE_PURGE_SECRET = "s"
+    failed, abandoned = count("failed"), count("abandoned")
+    bump(["products"])
+    assert count("failed") == failed + 1
+    assert count("abandoned") == abandoned + 1  # no worker to retry it (eager mode)
+
+    page = staff_browser.get(reverse("cache-dashboard")).content.decode()
+    assert 'id="edge-purges"' in page and "failing" in page
+    ready = staff_browser.get("/health/ready", HTTP_ACCEPT="application/json")
+    assert ready.status_code == 200  # reported, not failing: the service can serve
+    assert ready.json()["edge"].startswith("purges failing")

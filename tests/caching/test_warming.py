@@ -2,16 +2,10 @@
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
-import sys
 from io import StringIO
-from pathlib import Path
 
 import pytest
 from django.core.management import call_command
-from django.db import connection
 from django_celery_beat.models import PeriodicTask
 from django_redis import get_redis_connection
 
@@ -20,13 +14,11 @@ from caching.keys import WARM_RUNS_KEY
 from caching.schedule import WARMING_TASK_NAME, ensure_warming_schedule
 from caching.shared import shared_cache
 from caching.tags import bump, read_generations
-from config.celery_app import app as celery_app
 from homepage.models import Product
 from tests.homepage.factories import ProductFactory
 from tests.waiting import wait_until
 
 pytestmark = pytest.mark.django_db(transaction=True)
-ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_beat_schedule_follows_the_settings(settings):
@@ -54,55 +46,6 @@ def test_cache_command_warms_invalidates_and_reports(db):
     call_command("cache", "stats", stdout=out)
     report = out.getvalue()
     assert "homepage" in report and "products:" in report and "Last warmed" in report
-
-
-@pytest.fixture
-def start_worker(settings):
-    """Start a real worker on the suite's Redis, reading the test database, when asked."""
-    env = {
-        **os.environ,
-        "DJANGO_SETTINGS_MODULE": "config.settings.test",
-        "DATABASE_URL": f"postgres://postgres@127.0.0.1:5432/{connection.settings_dict['NAME']}",
-        "CELERY_TASK_ALWAYS_EAGER": "false",
-    }
-    settings.CELERY_TASK_ALWAYS_EAGER = False
-    settings.CACHE_REWARM_DEBOUNCE = 0.5
-    celery_app.conf.task_always_eager = False
-    workers = []
-
-    def start():
-        workers.append(
-            subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "celery",
-                    "-A",
-                    "config",
-                    "worker",
-                    "-P",
-                    "solo",
-                    "--without-gossip",
-                    "--without-mingle",
-                    "--without-heartbeat",
-                    "-l",
-                    "INFO",
-                ],
-                cwd=ROOT,
-                env=env,
-                stdout=subprocess.DEVNULL,
-                stderr=subprocess.DEVNULL,
-                start_new_session=True,
-            )  # fmt: skip
-        )
-
-    try:
-        yield start
-    finally:
-        celery_app.conf.task_always_eager = True
-        for worker in workers:
-            os.killpg(worker.pid, signal.SIGTERM)
-            worker.wait(20)
 
 
 @pytest.fixture

@@ -200,11 +200,15 @@ def test_etag_and_not_modified(api_client, fetch_counts):
 def test_cache_headers(api_client, user_client):
     ProductFactory()
     public = api_client.get(URL)
-    assert public["Cache-Control"] == "public, max-age=0, s-maxage=60, stale-while-revalidate=120"
+    assert public["Cache-Control"] == (
+        "public, max-age=0, s-maxage=60, stale-while-revalidate=120, stale-if-error=3600"
+    )
+    assert public["xkey"] == "events offers products stores"  # for the edge, by tag
     assert set(public["Vary"].split(", ")) >= {"Accept-Encoding", "Authorization", "Cookie"}
     assert public["X-Cache"] == "MISS" and api_client.get(URL)["X-Cache"] == "HIT"
     private = user_client.get(URL)
     assert private["Cache-Control"] == "private, no-cache"
+    assert "xkey" not in private  # per-user content never names tags to a shared cache
 
 
 def test_gzip_from_cached_segments_matches_the_plain_body(api_client):

@@ -56,7 +56,7 @@ def test_trainer_bootstrap_shape(client_for, world):
     metadata = data["metadata"]
     assert metadata["cacheKey"] == f"trainer:bootstrap:{trainer.pk}"
     assert metadata["userId"] == str(trainer.user_id)
-    assert metadata["snapshot"]["mode"] == "exported" and metadata["snapshot"]["id"]
+    assert metadata["snapshot"] == {"mode": "single-transaction", "id": None}  # the default
     assert metadata["fromCache"] is False
     again = _bootstrap(client_for(trainer.user), "trainers", trainer.pk)
     assert again["data"]["metadata"]["fromCache"] is True
@@ -65,11 +65,12 @@ def test_trainer_bootstrap_shape(client_for, world):
     }
 
 
-def test_sections_on_the_request_thread_share_one_transaction(client_for, world, settings):
-    settings.SECTIONS_IN_PARALLEL = False
+def test_sections_in_the_pool_share_one_exported_snapshot(client_for, world, settings):
+    settings.SECTIONS_IN_PARALLEL = True
     trainer = world["trainer"]
     body = _bootstrap(client_for(trainer.user), "trainers", trainer.pk, fresh="true")
-    assert body["data"]["metadata"]["snapshot"] == {"mode": "single-transaction", "id": None}
+    snapshot = body["data"]["metadata"]["snapshot"]
+    assert snapshot["mode"] == "exported" and snapshot["id"]
     assert [s["id"] for s in body["data"]["sessions"]] == [
         str(world["upcoming"].pk),
         str(world["past"].pk),

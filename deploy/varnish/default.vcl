@@ -1,0 +1,126 @@
+vcl 4.1;
+# The edge cache in front of gunicorn: Varnish 7 with vmod_xkey (varnish-modules).
+#
+# Rendered by ./scripts/edge, which replaces the {{...}} placeholders with the
+# environment (EDGE_BACKEND, EDGE_PURGE_SECRET, EDGE_PURGE_ACL); nothing else
+# needs editing.
+#
+# What it does:
+# - caches only responses the app marks `public` (anonymous aggregates), for
+#   their s-maxage, which the app caps at the moment their content stops being
+#   true (an offer ending, an event starting);
+# - passes anything with Authorization or a session cookie, and every method
+#   but GET and HEAD;
+# - one object per normalised URL (query parameters sorted, tracking ones
+#   dropped) and per Accept-Encoding class (gzip or identity);
+# - each object carries the app's tags (the `xkey` header); the app purges by
+#   tag on every commit that bumps one (PURGE with `xkey-purge`, from the
+#   purgers ACL and with the shared secret): a soft purge, so the object stays
+#   for stale-if-error while the next request fetches it again;
+# - serves stale copies only while the backend is unhealthy (stale-if-error,
+#   up to the app's `stale-if-error`); while it is healthy an expired or purged
+#   object is fetched again before anyone sees it (concurrent requests share
+#   that one fetch), so a change is visible on the next request after its
+#   commit;
+# - says HIT or MISS in `X-Edge-Cache`.
+
+import std;
+import xkey;
+
+backend app {
+    .host = "{{EDGE_BACKEND_HOST}}";
+    .port = "{{EDGE_BACKEND_PORT}}";
+    .connect_timeout = 1s;
+    .first_byte_timeout = 15s;
+    .probe = {
+        .url = "/health/live";
+        .interval = 1s;
+        .timeout = 500ms;
+        .window = 3;
+        .threshold = 2;
+        .initial = 2;
+    }
+}
+
+acl purgers {
+{{EDGE_PURGE_ACL}}
+}
+
+sub vcl_recv {
+    if (req.method == "PURGE") {
+        if (client.ip !~ purgers || req.http.X-Purge-Secret != "{{EDGE_PURGE_SECRET}}") {
+            return (synth(403, "Forbidden"));
+        }
+        if (!req.http.xkey-purge) {
+            return (synth(400, "xkey-purge header required"));
+        }
+        set req.http.n-gone = xkey.softpurge(req.http.xkey-purge);
+        return (synth(200, "Soft-purged " + req.http.n-gone + " objects"));
+    }
+    if (req.method != "GET" && req.method != "HEAD") {
+        return (pass);
+    }
+    if (req.http.Authorization || req.http.Cookie ~ "(^|;\s*)(sessionid|csrftoken)=") {
+        return (pass);
+    }
+    unset req.http.Cookie;  # analytics cookies do not change an anonymous response
+
+    # One object per normalised URL: tracking parameters dropped, the rest sorted.
+    set req.url = regsuball(req.url, "([?&])(utm_[a-z]+|gclid|fbclid|mc_cid|mc_eid|_ga)=[^&]*", "\1");
+    set req.url = regsuball(req.url, "&{2,}", "&");
+    set req.url = regsub(req.url, "\?&+", "?");
+    set req.url = regsub(req.url, "[?&]+$", "");
+    set req.url = std.querysort(req.url);
+
+    # ... and per encoding class.
+    if (req.http.Accept-Encoding ~ "gzip") {
+        set req.http.Accept-Encoding = "gzip";
+    } else {
+        unset req.http.Accept-Encoding;
+    }
+
+    # Grace only while the backend is down: then stale copies are served
+    # (stale-if-error); otherwise nothing expired or purged is ever served.
+    if (std.healthy(req.backend_hint)) {
+        set req.grace = 0s;
+    }
+    return (hash);
+}
+
+sub vcl_backend_response {
+    if (beresp.status >= 500 && bereq.is_bgfetch) {
+        return (abandon);  # keep the stale copy rather than caching an error
+    }
+    if (beresp.http.Cache-Control !~ "(^|[ ,])public([ ,]|$)" || beresp.status != 200) {
+        set beresp.uncacheable = true;  # remember "do not cache" for a while
+        set beresp.ttl = 60s;
+        return (deliver);
+    }
+    # How long a stale copy may stand in while the backend is down.
+    if (beresp.http.Cache-Control ~ "stale-if-error=[0-9]+") {
+        set beresp.grace = std.duration(
+            regsub(beresp.http.Cache-Control, ".*stale-if-error=([0-9]+).*", "\1s"), 0s);
+    } else {
+        set beresp.grace = 0s;
+    }
+    return (deliver);
+}
+
+sub vcl_deliver {
+    if (obj.uncacheable) {
+        set resp.http.X-Edge-Cache = "PASS";
+    } else if (obj.hits > 0) {
+        set resp.http.X-Edge-Cache = "HIT";
+    } else {
+        set resp.http.X-Edge-Cache = "MISS";
+    }
+    unset resp.http.xkey;  # for the edge only
+    unset resp.http.Via;
+    unset resp.http.X-Varnish;
+}
+
+sub vcl_synth {
+    if (req.method == "PURGE") {
+        set resp.http.Content-Type = "text/plain";
+    }
+}
