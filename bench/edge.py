@@ -62,9 +62,12 @@ class Edge:
 
 def purge_latency(env: dict, edge_port: int) -> dict:
     """Run the latency measurement inside Django (this module's ``latency`` mode)."""
+    # As a deployed web process: tasks (the re-warm a write schedules) go to
+    # the broker rather than running inside the write.
     out = subprocess.run(
         [sys.executable, "-m", "bench.edge", "latency", str(edge_port)],
-        cwd=ROOT, env=env, check=True, capture_output=True, text=True,
+        cwd=ROOT, env={**env, "CELERY_TASK_ALWAYS_EAGER": "false"}, check=True,
+        capture_output=True, text=True,
     ).stdout  # fmt: skip
     return json.loads(out.strip().splitlines()[-1])
 

@@ -17,9 +17,11 @@ class CachingConfig(AppConfig):
         from .tasks import enqueue_edge_purge, enqueue_rewarm
         from .warming import schedule_rewarm
 
-        on_invalidation(partial(schedule_rewarm, enqueue=enqueue_rewarm))
-        on_invalidation(edge.purge)  # after the bump: the edge's refetch sees the new data
+        # After each bump: first the edge (its refetch then sees the new data),
+        # then re-warming (an enqueue, off the request path).
+        on_invalidation(edge.purge)
         edge.on_retry(enqueue_edge_purge)
+        on_invalidation(partial(schedule_rewarm, enqueue=enqueue_rewarm))
         # After the beat tables exist (this app has no models to send its own signal).
         post_migrate.connect(
             ensure_warming_schedule,

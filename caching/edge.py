@@ -4,8 +4,8 @@ A public response carries its cache tags in a header (``EDGE_TAG_HEADER``:
 ``xkey`` for Varnish, ``Surrogate-Key`` for Fastly, ``Cache-Tag`` for
 Cloudflare), the same tags the response cache uses. When a tag's generation is
 bumped (in ``transaction.on_commit``), every edge in ``EDGE_PURGE_URLS`` gets
-one soft purge for the bumped tags: ``PURGE`` with ``xkey-purge: <tags>`` and
-``X-Purge-Secret``.
+one soft purge for the bumped tags: ``PURGE`` with ``xkey-softpurge: <tags>``
+and ``X-Purge-Secret``.
 
 The write that caused it waits for the purge at most ``EDGE_PURGE_TIMEOUT``
 (all edges together); an edge that did not confirm is retried from Celery
@@ -36,6 +36,8 @@ purges_total = Counter(
     "Edge purge requests by outcome: ok, failed (will be retried), abandoned.",
     ["outcome"],
 )
+for _outcome in ("ok", "failed", "abandoned"):  # exported at 0 before the first purge
+    purges_total.labels(_outcome)
 
 _http = urllib3.PoolManager(num_pools=4, maxsize=4, retries=False)
 _retry: Callable[[str, list[str], float], None] | None = None
@@ -65,7 +67,10 @@ def purge_one(url: str, tags: list[str], timeout: float) -> bool:
         response = _http.request(
             "PURGE",
             url,
-            headers={"xkey-purge": " ".join(tags), "X-Purge-Secret": settings.EDGE_PURGE_SECRET},
+            headers={
+                "xkey-softpurge": " ".join(tags),
+                "X-Purge-Secret": settings.EDGE_PURGE_SECRET,
+            },
             timeout=urllib3.Timeout(total=max(timeout, 0.001)),
         )
     except urllib3.exceptions.HTTPError as exc:

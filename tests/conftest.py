@@ -11,7 +11,7 @@ from pathlib import Path
 import psycopg
 import pytest
 from django.contrib.auth import get_user_model
-from django.core.cache import cache
+from django.core.cache import cache, caches
 from django.db import DatabaseError, connection
 from django_redis import get_redis_connection
 from rest_framework.authtoken.models import Token
@@ -22,6 +22,7 @@ from caching import metrics
 from caching.activity import forget_recorded
 from caching.local import clear_local
 from config.celery_app import app as celery_app
+from tests.servers import RedisServer
 from tests.waiting import wait_until
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -174,3 +175,20 @@ def start_worker(settings):
         for worker in workers:
             os.killpg(worker.pid, signal.SIGTERM)
             worker.wait(20)
+
+
+@pytest.fixture
+def own_redis(settings):
+    """The cache on a private redis-server (stopped afterwards), with a fast breaker."""
+    server = RedisServer()
+    server.start()
+    default = settings.CACHES["default"]
+    # Timeouts long enough that a busy machine does not look like an outage.
+    options = {**default["OPTIONS"], "SOCKET_TIMEOUT": 2.0, "SOCKET_CONNECT_TIMEOUT": 2.0}
+    settings.CACHES = {"default": {**default, "LOCATION": server.url, "OPTIONS": options}}
+    settings.CACHE_REDIS_RETRY_AFTER = 0.2
+    try:
+        yield server
+    finally:
+        server.stop()
+        caches["default"].close()

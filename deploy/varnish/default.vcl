@@ -14,9 +14,10 @@ vcl 4.1;
 # - one object per normalised URL (query parameters sorted, tracking ones
 #   dropped) and per Accept-Encoding class (gzip or identity);
 # - each object carries the app's tags (the `xkey` header); the app purges by
-#   tag on every commit that bumps one (PURGE with `xkey-purge`, from the
+#   tag on every commit that bumps one (PURGE with `xkey-softpurge`, from the
 #   purgers ACL and with the shared secret): a soft purge, so the object stays
-#   for stale-if-error while the next request fetches it again;
+#   for stale-if-error while the next request fetches it again (`xkey-purge`
+#   removes objects outright, for an operator);
 # - serves stale copies only while the backend is unhealthy (stale-if-error,
 #   up to the app's `stale-if-error`); while it is healthy an expired or purged
 #   object is fetched again before anyone sees it (concurrent requests share
@@ -51,11 +52,15 @@ sub vcl_recv {
         if (client.ip !~ purgers || req.http.X-Purge-Secret != "{{EDGE_PURGE_SECRET}}") {
             return (synth(403, "Forbidden"));
         }
-        if (!req.http.xkey-purge) {
-            return (synth(400, "xkey-purge header required"));
+        if (req.http.xkey-softpurge) {
+            set req.http.n-gone = xkey.softpurge(req.http.xkey-softpurge);
+            return (synth(200, "Soft-purged " + req.http.n-gone + " objects"));
         }
-        set req.http.n-gone = xkey.softpurge(req.http.xkey-purge);
-        return (synth(200, "Soft-purged " + req.http.n-gone + " objects"));
+        if (req.http.xkey-purge) {
+            set req.http.n-gone = xkey.purge(req.http.xkey-purge);
+            return (synth(200, "Purged " + req.http.n-gone + " objects"));
+        }
+        return (synth(400, "An xkey-softpurge or xkey-purge header is required"));
     }
     if (req.method != "GET" && req.method != "HEAD") {
         return (pass);

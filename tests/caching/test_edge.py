@@ -204,7 +204,9 @@ def test_an_edge_that_is_down_or_frozen_never_holds_up_a_write(stack, settings, 
 
 
 def test_purges_need_the_secret_and_shared_caches_keep_no_expired_content(stack):
-    request = urllib.request.Request(f"{stack.edge}/", method="PURGE", headers={"xkey-purge": "x"})
+    request = urllib.request.Request(
+        f"{stack.edge}/", method="PURGE", headers={"xkey-softpurge": "products"}
+    )
     with pytest.raises(urllib.error.HTTPError) as refused:
         urllib.request.urlopen(request, timeout=5)
     assert refused.value.code == 403

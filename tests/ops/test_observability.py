@@ -154,14 +154,14 @@ def test_alert_rules_are_valid_and_name_real_metrics(client):
     rules = yaml.safe_load(ALERTS.read_text())["groups"][0]["rules"]
     assert {r["alert"] for r in rules} == {
         "AggregationSlowResponses", "AggregationErrorRate", "AggregationCacheHitRateLow",
-        "AggregationPartialFailures",
+        "AggregationPartialFailures", "AggregationEdgePurgesAbandoned",
     }  # fmt: skip
     ProductFactory()
     client.get("/api/v1/homepage")
     client.get("/api/v1/nothing")  # a 404, so response-by-status series exist
     exposed = _metrics(client)
     for rule in rules:
-        assert rule["for"] in {"5m", "10m"}
+        assert rule.get("for", "0m") in {"0m", "5m", "10m"}
         for metric in re.findall(r"\b((?:django|aggregation)_[a-z_]+)\{", rule["expr"]):
             assert re.search(rf"^{metric}\{{", exposed, re.M), metric
     promtool = shutil.which("promtool")
