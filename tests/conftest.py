@@ -134,7 +134,8 @@ def start_worker(settings):
     env = {
         **os.environ,
         "DJANGO_SETTINGS_MODULE": "config.settings.test",
-        "DATABASE_URL": f"postgres://postgres@127.0.0.1:5432/{connection.settings_dict['NAME']}",
+        "DATABASE_URL": f"postgres://postgres@127.0.0.1:5432/{connection.settings_dict['NAME']}"
+        f"?application_name={WORKER_APPLICATION}",
         "CELERY_TASK_ALWAYS_EAGER": "false",
     }
     settings.CELERY_TASK_ALWAYS_EAGER = False
@@ -175,6 +176,20 @@ def start_worker(settings):
         for worker in workers:
             os.killpg(worker.pid, signal.SIGTERM)
             worker.wait(20)
+        # Its connections end a moment after it does; the test database is dropped later.
+        wait_until(lambda: not _worker_sessions(), timeout=20, message="worker still connected")
+
+
+WORKER_APPLICATION = "test-celery-worker"
+
+
+def _worker_sessions() -> int:
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT count(*) FROM pg_stat_activity WHERE application_name = %s",
+            [WORKER_APPLICATION],
+        )
+        return cursor.fetchone()[0]
 
 
 @pytest.fixture

@@ -78,7 +78,7 @@ def gunicorn(
          "--limit-request-line", str(request_line_limit)],
         cwd=ROOT,
         env={**os.environ, "DJANGO_SETTINGS_MODULE": "config.settings.test", "LOG_LEVEL": "WARNING", "WEB_ACCESS_LOG": "",
-             "DATABASE_URL": f"postgres://postgres@127.0.0.1:5432/{database}", **env},
+             "DATABASE_URL": f"postgres://postgres@127.0.0.1:5432/{database}?application_name=test-gunicorn", **env},
         start_new_session=True,
     )  # fmt: skip
     base = f"http://127.0.0.1:{port}"

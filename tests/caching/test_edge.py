@@ -42,9 +42,11 @@ def get(url: str, headers: dict[str, str] | None = None) -> SimpleNamespace:
             status, head, body = response.status, response.headers, response.read()
     except urllib.error.HTTPError as error:
         status, head, body = error.code, error.headers, error.read()
-    return SimpleNamespace(
-        status=status, edge=head.get("X-Edge-Cache"), headers=head, json=orjson.loads(body)
-    )
+    try:
+        data = orjson.loads(body)
+    except orjson.JSONDecodeError:  # the edge's own error page
+        data = None
+    return SimpleNamespace(status=status, edge=head.get("X-Edge-Cache"), headers=head, json=data)
 
 
 def send(url: str, method: str, payload: dict, token: str) -> int:
