@@ -30,6 +30,7 @@ from rest_framework.response import Response
 from api.access import User
 from api.authentication import request_token, token_cache_key, user_from_cache
 from api.bounded import within_query_timeout
+from api.deprecation import LegacyEndpoint
 from api.ratelimits import RateLimit, over_budget
 from api.serializers import envelope_serializer, error_responses, validated_query
 from caching.activity import record_activity
@@ -52,8 +53,12 @@ READ_ERRORS = error_responses(
 )
 
 
-class BootstrapViewSet(viewsets.ViewSet):
-    """``/{kind}s/{id}/bootstrap`` and each section alone, for one kind of subject."""
+class BootstrapViewSet(LegacyEndpoint, viewsets.ViewSet):
+    """``/{kind}s/{id}/bootstrap`` and each section alone, for one kind of subject.
+
+    The section endpoints are the legacy ones: counted, and once deprecated
+    pointing at the bootstrap.
+    """
 
     spec: Bootstrap
     lookup_field: str
@@ -75,6 +80,20 @@ class BootstrapViewSet(viewsets.ViewSet):
             setattr(cls, name, extend_schema(responses={200: response, **READ_ERRORS})(member))
         if sections:
             extend_schema_view(bootstrap=bootstrap_schema(cls.spec.kind, sections))(cls)
+
+    def is_legacy_operation(self) -> bool:
+        """A section endpoint (its action names a section), not the bootstrap."""
+        action = getattr(self, getattr(self, "action", None) or "", None)
+        return getattr(action, "bootstrap_section", None) is not None
+
+    def legacy_endpoint(self, request: Any, kwargs: dict[str, Any]) -> tuple[str, str] | None:
+        """``trainer-overview``..., replaced by the subject's bootstrap."""
+        if not self.is_legacy_operation():
+            return None
+        action = getattr(self, self.action)
+        kind = self.spec.kind
+        subject = kwargs.get(self.lookup_field, "{id}")
+        return f"{kind}-{action.bootstrap_section[0]}", f"/api/v1/{kind}s/{subject}/bootstrap"
 
     def subject_for(self, user: User, subject_id: int) -> Model:
         """The subject if ``user`` may see it (401/403/404 otherwise)."""

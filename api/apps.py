@@ -8,6 +8,9 @@ class ApiConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        from . import authentication, request_logs  # noqa: F401  (signal receivers)
+        from caching.views import add_panel
+
+        from . import authentication, deprecation, request_logs  # noqa: F401  (receivers)
 
         authentication.connect()
+        add_panel("admin/legacy_calls_panel.html", deprecation.panel)

@@ -19,6 +19,8 @@ from django.templatetags.static import static
 from django.views.decorators.http import require_GET
 from drf_spectacular.openapi import AutoSchema as SpectacularAutoSchema
 
+from . import deprecation
+
 REDOC_BUNDLE = "redoc/bundles/redoc.standalone.js"
 CDN_LOGO = b"https://cdn.redoc.ly/redoc/logo-mini.svg"
 LOCAL_LOGO = "api/redoc-logo.svg"
@@ -54,3 +56,10 @@ class AutoSchema(SpectacularAutoSchema):
         description = self.get_description() or ""
         first = description.strip().splitlines()[0] if description.strip() else ""
         return first.rstrip(".") or None
+
+    def is_deprecated(self) -> bool:
+        """Declared deprecated, or a legacy endpoint once ``LEGACY_DEPRECATED_SINCE`` is set."""
+        if super().is_deprecated():
+            return True
+        legacy = getattr(self.view, "is_legacy_operation", None)
+        return bool(legacy is not None and legacy() and deprecation.is_deprecated())

@@ -1,9 +1,15 @@
-"""The staff-only cache dashboard in the admin: hit rates, generations, warming."""
+"""The staff-only cache dashboard in the admin: hit rates, generations, warming, the edge.
+
+Packages above the engine add panels of their own (``add_panel``): a template
+and a function giving its context, rendered at the end of the page.
+"""
 
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from datetime import UTC, datetime
+from typing import Any
 
 from django.contrib import admin, messages
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
@@ -14,6 +20,14 @@ from django.views.decorators.http import require_http_methods
 from . import edge
 from .inspection import known_tags, namespace_stats, tag_generations, warm_times
 from .tags import bump
+
+_panels: list[tuple[str, Callable[[], dict[str, Any]]]] = []
+
+
+def add_panel(template: str, context: Callable[[], dict[str, Any]]) -> None:
+    """Show ``template``, rendered with ``context()``, at the end of the cache page."""
+    _panels.append((template, context))
+
 
 TAG_PATTERN = re.compile(r"^[a-z][a-z0-9_-]*(:[A-Za-z0-9_-]+)?$")
 
@@ -44,6 +58,7 @@ def cache_dashboard(request: HttpRequest) -> HttpResponse:
         },
         "looked_up": looked_up,
         "edge": _edge_for_display(),
+        "panels": [(template, context()) for template, context in _panels],
     }
     return TemplateResponse(request, "admin/cache_dashboard.html", context)
 

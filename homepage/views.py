@@ -8,6 +8,7 @@ from typing import Any
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse
 from django.http.response import HttpResponseBase
+from django.urls import reverse
 from drf_spectacular.utils import extend_schema, extend_schema_view
 from rest_framework import exceptions, serializers
 from rest_framework.request import Request
@@ -24,6 +25,7 @@ from aggregation.batch import (
 from aggregation.responses import batch_response, section_response
 from aggregation.sections import Section, SectionContext
 from api.access import personalised_user_id
+from api.deprecation import LegacyEndpoint
 from api.ratelimits import RateLimit, over_budget
 from api.serializers import error_responses, validated_query
 
@@ -142,11 +144,13 @@ class HomepageView(APIView):
         return _respond(request, params, result)
 
 
-class LegacySectionView(APIView):
+class LegacySectionView(LegacyEndpoint, APIView):
     """One homepage section on its own, as the pre-batch endpoints served it.
 
     The section is the very one the batch endpoint runs, and shares its
-    section cache entry, so both always agree.
+    section cache entry, so both always agree. Calls are counted, and once
+    the legacy endpoints are deprecated the response points at the batch
+    endpoint's section.
     """
 
     throttle_classes = [RateLimit]
@@ -156,6 +160,13 @@ class LegacySectionView(APIView):
 
     def section_for(self, params: dict) -> Section:
         return self.section
+
+    def legacy_endpoint(self, request: Request, kwargs: dict[str, Any]) -> tuple[str, str]:
+        """Named by its URL; replaced by the homepage's section of the same content."""
+        match = getattr(request, "resolver_match", None)
+        name = match.url_name if match is not None and match.url_name else type(self).__name__
+        section = getattr(self, "section", None) or homepage_sections["offers"]
+        return name, f"{reverse('homepage')}?sections={section.id}"
 
     def get(self, request: Request) -> Response:
         params = _params(self.query_serializer, request)

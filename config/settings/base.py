@@ -5,6 +5,7 @@ cache and Celery tasks run eagerly. Setting ``DATABASE_URL`` / ``REDIS_URL``
 switches to PostgreSQL / Redis without touching code.
 """
 
+import datetime
 import ipaddress
 from pathlib import Path
 
@@ -16,6 +17,12 @@ from config.logging import logging_config
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
 
 env = environ.Env()
+
+
+def _date_or_none(value: str) -> datetime.date | None:
+    """An ISO date from the environment (``2026-12-01``), or None when empty."""
+    return datetime.date.fromisoformat(value) if value else None
+
 
 # --- Django core ---------------------------------------------------------------
 SECRET_KEY = env("DJANGO_SECRET_KEY", default="insecure-embedded-default-key-change-me")
@@ -156,6 +163,10 @@ SECTIONS_IN_PARALLEL = env.bool("SECTIONS_IN_PARALLEL", default=False)
 ENABLE_BATCH_ENDPOINT = env.bool("ENABLE_BATCH_ENDPOINT", default=True)
 ENABLE_CACHE_WARMING = env.bool("ENABLE_CACHE_WARMING", default=True)
 ENABLE_STALE_WHILE_REVALIDATE = env.bool("ENABLE_STALE_WHILE_REVALIDATE", default=True)
+# Legacy individual endpoints: a date marks them deprecated (Deprecation, Sunset
+# and Link headers; deprecated in the schema); Sunset defaults to 90 days later.
+LEGACY_DEPRECATED_SINCE = _date_or_none(env.str("LEGACY_DEPRECATED_SINCE", default=""))
+LEGACY_SUNSET = _date_or_none(env.str("LEGACY_SUNSET", default=""))
 CDN_MAX_AGE = env.int("CDN_MAX_AGE", default=60)  # s-maxage of anonymous responses
 CDN_STALE_WHILE_REVALIDATE = env.int("CDN_STALE_WHILE_REVALIDATE", default=120)  # seconds
 # Shared caches in front (Varnish, a CDN): they get each public response's tags
