@@ -73,5 +73,9 @@ def logging_config(level: str, fmt: str) -> dict[str, Any]:
             # django-structlog's request_finished carries the request; Django's own is noise.
             "django.request": {"level": "ERROR"},
             "django.server": {"level": "WARNING"},
+            # django-structlog logs each task's start, success and failure (with the
+            # request id); Celery's own "received"/"succeeded" lines would repeat them.
+            "celery.app.trace": {"level": "WARNING"},
+            "celery.worker.strategy": {"level": "WARNING"},
         },
     }
