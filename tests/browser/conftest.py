@@ -2,7 +2,8 @@
 
 Headless, launched from ``/usr/bin/chromium`` (never a downloaded browser), with
 every request that leaves 127.0.0.1 blocked, so "works offline" is proven.
-Screenshots of failing tests are kept under ``tests/browser/artifacts/``.
+When a test fails, its screenshots (one per ``page.step(name)``, and the last
+page) are kept under ``tests/browser/artifacts/``.
 """
 
 from __future__ import annotations
@@ -57,6 +58,12 @@ def page(browser, request):
     page = context.new_page()
     page.external_requests = []
     page.console_errors = []
+    page.steps = []  # (name, screenshot) of each step taken, written out on failure
+
+    def step(name: str) -> None:
+        page.steps.append((name, page.screenshot(full_page=True)))
+
+    page.step = step
 
     def route(route):
         if LOCAL.match(route.request.url):
@@ -70,6 +77,8 @@ def page(browser, request):
     yield page
     if getattr(request.node, "rep_call", None) is not None and request.node.rep_call.failed:
         ARTIFACTS.mkdir(exist_ok=True)
+        for number, (name, shot) in enumerate(page.steps, start=1):
+            (ARTIFACTS / f"{request.node.name}-{number:02d}-{name}.png").write_bytes(shot)
         page.screenshot(path=str(ARTIFACTS / f"{request.node.name}.png"), full_page=True)
     context.close()
 
@@ -88,4 +97,5 @@ def staff_page(page, live_server, staff_user):
     page.fill("#id_password", "pw-staff-1")
     page.click("input[type=submit]")
     page.wait_for_url(f"{live_server.url}/admin/")
+    page.staff_user_id = staff_user.pk
     return page
