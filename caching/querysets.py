@@ -4,7 +4,12 @@
 
 A model opts in with ``objects = SomeQuerySet.as_manager()`` where the queryset
 derives from ``InvalidatingQuerySet``, and declares ``cache_tag`` (the tag its
-rows feed) and ``cache_ignored_fields`` (fields no cached content shows).
+rows feed), ``cache_ignored_fields`` (fields no cached content shows) and
+``cache_total_fields`` (fields that can move a row into or out of a counted
+set). Shared totals (``COUNT(*)`` of a whole set) are tagged with the model's
+totals tag (``products:totals``) instead of its content tag, so a write that
+cannot change any set (a rename, a new price) leaves them cached instead of
+recounting a large table.
 """
 
 from __future__ import annotations
@@ -23,24 +28,40 @@ def changes_content(model: type[models.Model], fields: Iterable[str] | None) -> 
     return not set(fields) <= set(getattr(model, "cache_ignored_fields", ()))
 
 
+def totals_tag(model: type[models.Model]) -> str:
+    """The tag of the model's shared totals: ``products:totals``."""
+    return f"{model.cache_tag}:totals"  # type: ignore[attr-defined]
+
+
+def tags_for_write(model: type[models.Model], fields: Iterable[str] | None) -> list[str]:
+    """What a write of ``fields`` (None: any, or rows added or removed) invalidates."""
+    if not changes_content(model, fields):
+        return []
+    tags = [model.cache_tag]  # type: ignore[attr-defined]
+    counted = getattr(model, "cache_total_fields", None)
+    if fields is None or counted is None or set(fields) & set(counted):
+        tags.append(totals_tag(model))
+    return tags
+
+
 class InvalidatingQuerySet(models.QuerySet):
     def update(self, **kwargs) -> int:
         """Update rows, then invalidate the model's tag on commit."""
         count = super().update(**kwargs)
-        if count and changes_content(self.model, kwargs):
-            invalidate_on_commit([self.model.cache_tag])
+        if count:
+            invalidate_on_commit(tags_for_write(self.model, kwargs))
         return count
 
     def bulk_create(self, objs, *args, **kwargs):
         """Create rows, then invalidate the model's tag on commit."""
         created = super().bulk_create(objs, *args, **kwargs)
         if created:
-            invalidate_on_commit([self.model.cache_tag])
+            invalidate_on_commit(tags_for_write(self.model, None))
         return created
 
     def bulk_update(self, objs, fields, *args, **kwargs) -> int:
         """Update rows, then invalidate the model's tag on commit."""
         count = super().bulk_update(objs, fields, *args, **kwargs)
-        if count and changes_content(self.model, fields):
-            invalidate_on_commit([self.model.cache_tag])
+        if count:
+            invalidate_on_commit(tags_for_write(self.model, fields))
         return count

@@ -45,6 +45,7 @@ class Store(models.Model):
 
     cache_tag = "stores"
     cache_ignored_fields = _COUNTERS
+    cache_total_fields = frozenset({"featured", "is_active", "latitude", "longitude"})
 
     class Meta:
         ordering = ["-rating", "-views"]
@@ -93,6 +94,7 @@ class Product(models.Model):
 
     cache_tag = "products"
     cache_ignored_fields = _COUNTERS
+    cache_total_fields = frozenset({"featured", "is_active", "stock"})
 
     class Meta:
         ordering = ["-created_at"]
@@ -152,6 +154,7 @@ class Event(models.Model):
 
     cache_tag = "events"
     cache_ignored_fields = _COUNTERS
+    cache_total_fields = frozenset({"featured", "is_active", "starts_at", "latitude", "longitude"})
 
     class Meta:
         ordering = ["starts_at"]
@@ -198,6 +201,9 @@ class Offer(models.Model):
 
     cache_tag = "offers"
     cache_ignored_fields = _COUNTERS
+    cache_total_fields = frozenset(
+        {"featured", "is_active", "valid_until", "flash_sale_active", "flash_sale_ends_at"}
+    )
 
     class Meta:
         ordering = ["-created_at"]

@@ -22,6 +22,7 @@ from django.db.models import Count, F, Min, QuerySet, Value
 from django.db.models.functions import Least
 
 from caching.counts import cached_total
+from caching.querysets import totals_tag
 
 from .items import EVENT_COLUMNS, OFFER_COLUMNS, PRODUCT_COLUMNS, STORE_COLUMNS, Row
 from .keys import COUNT_NAMESPACE, Location, count_cache_key, location_part
@@ -114,8 +115,8 @@ def user_category_affinities(*, user_id: int) -> dict[str, float]:
     return dict(rows)
 
 
-FEATURED_IN_STOCK = Total("featuredInStock", Product.cache_tag)
-IN_STOCK = Total("inStock", Product.cache_tag)
+FEATURED_IN_STOCK = Total("featuredInStock", totals_tag(Product))
+IN_STOCK = Total("inStock", totals_tag(Product))
 _RECOMMENDED_ORDER = ("-recommendation_score", "-views", "-created_at", "-pk")
 
 
@@ -176,10 +177,10 @@ def stores_trending(
     queryset: QuerySet = Store.objects.featured()
     if location:
         near = _nearest(queryset, location, radius_km)
-        total = Total(f"featuredStores:{location_part(location)}", Store.cache_tag)
+        total = Total(f"featuredStores:{location_part(location)}", totals_tag(Store))
         return _with_distances(_page(near, (*STORE_COLUMNS, "distance_sq"), limit, total))
     ordered = queryset.order_by("-rating", "-views", "pk")
-    return _page(ordered, STORE_COLUMNS, limit, Total("featuredStores", Store.cache_tag))
+    return _page(ordered, STORE_COLUMNS, limit, Total("featuredStores", totals_tag(Store)))
 
 
 def events_featured(
@@ -192,18 +193,18 @@ def events_featured(
     queryset: QuerySet = Event.objects.upcoming_featured(now)
     if location:
         near = _nearest(queryset, location, radius_km)
-        total = Total(f"upcomingEvents:{location_part(location)}", Event.cache_tag, "starts_at")
+        total = Total(f"upcomingEvents:{location_part(location)}", totals_tag(Event), "starts_at")
         return _with_distances(_page(near, (*EVENT_COLUMNS, "distance_sq"), limit, total))
     ordered = queryset.order_by("starts_at", "-views", "pk")
     return _page(
-        ordered, EVENT_COLUMNS, limit, Total("upcomingEvents", Event.cache_tag, "starts_at")
+        ordered, EVENT_COLUMNS, limit, Total("upcomingEvents", totals_tag(Event), "starts_at")
     )
 
 
 def offers_featured(*, now: datetime, limit: int) -> Page:
     """Featured offers still valid, newest first (an offer leaves when its validity ends)."""
     queryset = Offer.objects.featured_valid(now).order_by("-created_at", "-pk")
-    total = Total("featuredOffers", Offer.cache_tag, "valid_until")
+    total = Total("featuredOffers", totals_tag(Offer), "valid_until")
     return _page(queryset, OFFER_COLUMNS, limit, total)
 
 
@@ -211,7 +212,7 @@ def offers_valid(*, now: datetime, limit: int) -> Page:
     """Every offer still valid, newest first (``/offers`` without ``featured``)."""
     queryset = Offer.objects.valid(now).order_by("-created_at", "-pk")
     return _page(
-        queryset, OFFER_COLUMNS, limit, Total("validOffers", Offer.cache_tag, "valid_until")
+        queryset, OFFER_COLUMNS, limit, Total("validOffers", totals_tag(Offer), "valid_until")
     )
 
 
@@ -219,4 +220,4 @@ def offers_flash_sales(*, now: datetime, limit: int) -> Page:
     """Running flash sales, cheapest sale price first (one leaves when the sale or offer ends)."""
     queryset = Offer.objects.flash_sales(now).order_by("flash_sale_price", "valid_until", "pk")
     ends = Least("valid_until", "flash_sale_ends_at")
-    return _page(queryset, OFFER_COLUMNS, limit, Total("flashSales", Offer.cache_tag, ends))
+    return _page(queryset, OFFER_COLUMNS, limit, Total("flashSales", totals_tag(Offer), ends))

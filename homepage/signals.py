@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from django.db.models.signals import post_delete, post_save
 
-from caching.querysets import changes_content
+from caching.querysets import tags_for_write
 from caching.tags import invalidate_on_commit
 
 from .models import CategoryAffinity, Event, Offer, Product, Store
@@ -16,15 +16,16 @@ from .models import CategoryAffinity, Event, Offer, Product, Store
 CATALOGUE = (Product, Store, Event, Offer)
 
 
-def catalogue_saved(sender, instance, update_fields=None, **kwargs) -> None:
-    """A product, store, event or offer was saved."""
-    if changes_content(sender, update_fields):
-        invalidate_on_commit([sender.cache_tag])
+def catalogue_saved(sender, instance, created=False, update_fields=None, **kwargs) -> None:
+    """A product, store, event or offer was saved (totals too when it may join or leave a set)."""
+    tags = tags_for_write(sender, None if created else update_fields)
+    if tags:
+        invalidate_on_commit(tags)
 
 
 def catalogue_deleted(sender, instance, **kwargs) -> None:
-    """A product, store, event or offer was deleted."""
-    invalidate_on_commit([sender.cache_tag])
+    """A product, store, event or offer was deleted: its content and totals."""
+    invalidate_on_commit(tags_for_write(sender, None))
 
 
 def affinity_changed(sender, instance, **kwargs) -> None:

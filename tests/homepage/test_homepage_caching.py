@@ -18,6 +18,7 @@ import time_machine
 from django.db import connection
 from django.db.models import F
 from django.test import Client
+from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
 
@@ -282,3 +283,32 @@ def test_an_ended_flash_sale_is_not_shown_as_active(api_client):
     item = after["data"]["sections"]["offers"]["items"][0]
     assert item["metadata"]["flashSale"]["isActive"] is False
     assert after["data"]["metadata"]["fromCache"] is False  # the cached copy ended with the sale
+
+
+def test_a_write_that_moves_no_row_between_sets_keeps_the_shared_totals(api_client):
+    products = ProductFactory.create_batch(12, featured=False, stock=5)
+    ProductFactory.create_batch(12, featured=True, stock=5)
+
+    counts: list[str] = []
+
+    def new_arrivals() -> dict:
+        with CaptureQueriesContext(connection) as queries:  # sections run on this thread
+            section = api_client.get(URL, {"fresh": "true"}).json()["data"]["sections"]
+        counts[:] = [q["sql"] for q in queries if "COUNT(*)" in q["sql"]]
+        return section["newArrivals"]
+
+    assert new_arrivals()["total"] == 24
+    assert counts  # counted the first time
+    Product.objects.filter(pk=products[0].pk).update(name="Renamed", price=12)
+    assert new_arrivals()["total"] == 24
+    assert counts == []  # nothing joined or left a set: no recount
+
+    Product.objects.filter(pk=products[0].pk).update(stock=0)  # leaves "in stock"
+    assert new_arrivals()["total"] == 23
+    assert any("homepage_product" in sql for sql in counts)
+
+    product = Product.objects.get(pk=products[1].pk)
+    product.name = "Saved whole"
+    product.save()  # which fields changed is unknown: recounted
+    assert new_arrivals()["total"] == 23
+    assert any("homepage_product" in sql for sql in counts)
