@@ -23,6 +23,7 @@ from django.conf import settings
 
 from api.errors import ErrorCode, error_item
 from api.formats import iso
+from caching.consistency import track
 from caching.engine import (
     CachePolicy,
     CacheResult,
@@ -302,6 +303,7 @@ def serve_batch(
     consistent: bool = False,
     layout: str = "sections",
     extras: Callable[[dict[str, SectionResult]], dict[str, Any]] | None = None,
+    verify: tuple[str, dict[str, Any]] | None = None,
 ) -> BatchResult:
     """Answer from the cache, or compute the sections (reusing cached ones) and cache it.
 
@@ -309,6 +311,8 @@ def serve_batch(
     ``fresh`` bypasses every cache read but still stores what it computed;
     ``refresh`` (warmers) recomputes the response but reuses valid sections.
     ``consistent`` computes every section from one database snapshot.
+    ``verify`` (a verifier's name and arguments) lets the consistency monitor
+    sample what was stored.
     """
     started = time.perf_counter()
     all_tags = batch_tags(sections, context, tags)
@@ -339,6 +343,8 @@ def serve_batch(
     cached = get_or_compute(
         cache_key, compute, tags=all_tags, policy=policy, bypass=fresh or refresh
     )
+    if verify is not None and not cached.from_cache and cached.ok and cached.ttl > 0:
+        track(cache_key, policy.namespace, *verify)
     return BatchResult(
         body=cached.value,
         cache=cached,
@@ -347,6 +353,34 @@ def serve_batch(
         started=started,
         tags=all_tags,
     )
+
+
+def recompute_batch(
+    registry: SectionRegistry,
+    sections: list[Section],
+    context: SectionContext,
+    *,
+    consistent: bool = False,
+    layout: str = "sections",
+    extras: Callable[[dict[str, SectionResult]], dict[str, Any]] | None = None,
+) -> BatchBody:
+    """The body ``serve_batch`` would compute, straight from the database (no cache read)."""
+    results, snapshot = compute_sections(
+        registry, sections, context, section_policy=None, consistent=consistent
+    )
+    return assemble(results, now=context.now, extras=extras, layout=layout, snapshot=snapshot)
+
+
+def batch_view(body: BatchBody) -> dict[str, Any]:
+    """What a client sees of a body, minus the moment it was computed (``lastUpdated``)."""
+    raw = body.sections_json if body.layout == "sections" else b"{" + body.sections_json + b"}"
+    sections = {
+        section_id: {k: v for k, v in section.items() if k != "lastUpdated"}
+        if isinstance(section, dict)
+        else section
+        for section_id, section in orjson.loads(raw).items()
+    }
+    return {"sections": sections, "errors": body.errors}
 
 
 def sparse_etag(etag: str, paths: list[str]) -> str:

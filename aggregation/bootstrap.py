@@ -27,10 +27,19 @@ from django.conf import settings
 
 from api.bounded import within_query_timeout
 from caching.activity import recently_active
+from caching.consistency import register_verifier
 from caching.engine import CachePolicy, Computed, get_or_compute, peek_with
 from caching.warming import register_warmer
 
-from .batch import BatchResult, SectionResult, compute_sections, serve_batch
+from .batch import (
+    BatchBody,
+    BatchResult,
+    SectionResult,
+    batch_view,
+    compute_sections,
+    recompute_batch,
+    serve_batch,
+)
 from .sections import Section, SectionContext, SectionPayload, SectionRegistry
 
 SUBJECT_OPTION = "subject_id"
@@ -185,6 +194,17 @@ class Bootstrap:
             fresh=fresh,
             consistent=True,
             layout="inline",
+            verify=(self.policy.namespace, {"subject_id": subject_id}),
+        )
+
+    def recompute(self, args: dict[str, Any]) -> BatchBody:
+        """A tracked bootstrap, straight from the database (the consistency monitor's)."""
+        return recompute_batch(
+            self.registry,
+            list(self.registry),
+            self.context(args["subject_id"]),
+            consistent=True,
+            layout="inline",
         )
 
     def section(self, subject_id: int, section_id: str) -> SectionResult:
@@ -224,3 +244,7 @@ class Bootstrap:
     def register_warmer(self) -> None:
         """Register ``warm_recent`` as the ``{kind}s:recent-bootstraps`` warmer."""
         register_warmer(f"{self.kind}s:recent-bootstraps", (), self.warm_recent)
+
+    def register_verifier(self) -> None:
+        """Let the consistency monitor recompute this kind's cached bootstraps."""
+        register_verifier(self.policy.namespace, self.recompute, batch_view)

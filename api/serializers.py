@@ -51,7 +51,13 @@ def validated_query(
     serializer for each request cost more than answering from the cache.
     Invalid ones are not remembered (the 400 is raised each time).
     """
-    query_string = request.META.get("QUERY_STRING", "")
+    return validated_query_string(serializer_class, request.META.get("QUERY_STRING", ""), **context)
+
+
+def validated_query_string(
+    serializer_class: type[serializers.Serializer], query_string: str, **context: Any
+) -> dict:
+    """``validated_query`` for a query string kept from an earlier request."""
     return _validated_query(serializer_class, query_string, tuple(sorted(context.items())))
 
 

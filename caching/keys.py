@@ -11,6 +11,8 @@ STATS_KEY = "cache:stats"  # hash: "namespace|layer|outcome" -> count, all proce
 WARM_RUNS_KEY = "warm:runs"  # hash: task name -> runs
 REWARM_TAGS_KEY = "rewarm:tags"  # set: tags invalidated since the pending re-warm was scheduled
 REWARM_SCHEDULED_KEY = "rewarm:scheduled"  # flag: a re-warm is scheduled and has not started
+CONSISTENCY_SAMPLES_KEY = "consistency:samples"  # sorted set: tracked entries, by store time
+CONSISTENCY_KEY = "consistency:stats"  # hash: "namespace|sampled" / "namespace|inconsistent"
 EDGE_STATUS_KEY = "edge:status"  # hash: last_ok / last_failed / last_abandoned / last_error
 
 

@@ -1,8 +1,9 @@
-"""The beat schedule for cache warming, kept in the database (django-celery-beat).
+"""The beat schedules of the cache, kept in the database (django-celery-beat).
 
-Ops can edit or disable it in the admin; ``ensure_warming_schedule`` runs after
-every ``migrate`` and brings the interval in line with ``CACHE_WARMING_INTERVAL``
-and ``ENABLE_CACHE_WARMING``.
+Warming and the consistency monitor. Ops can edit or disable them in the
+admin; ``ensure_warming_schedule`` runs after every ``migrate`` and brings them
+in line with ``CACHE_WARMING_INTERVAL`` / ``ENABLE_CACHE_WARMING`` and
+``CACHE_VERIFY_INTERVAL`` / ``ENABLE_CONSISTENCY_MONITOR``.
 """
 
 from __future__ import annotations
@@ -10,22 +11,29 @@ from __future__ import annotations
 from django.conf import settings
 
 WARMING_TASK_NAME = "cache-warming"
+CONSISTENCY_TASK_NAME = "cache-consistency"
 
 
-def ensure_warming_schedule(**kwargs) -> None:
-    """Create or update the periodic warming task (a ``post_migrate`` receiver)."""
+def _every(name: str, task: str, seconds: int, enabled: bool) -> None:
     from django_celery_beat.models import IntervalSchedule, PeriodicTask
 
-    seconds = max(int(settings.CACHE_WARMING_INTERVAL / 1000), 1)
     interval, _ = IntervalSchedule.objects.get_or_create(
         every=seconds, period=IntervalSchedule.SECONDS
     )
     PeriodicTask.objects.update_or_create(
-        name=WARMING_TASK_NAME,
-        defaults={
-            "task": "caching.warm_all",
-            "interval": interval,
-            "enabled": settings.ENABLE_CACHE_WARMING,
-            "expire_seconds": seconds,
-        },
+        name=name,
+        defaults={"task": task, "interval": interval, "enabled": enabled,
+                  "expire_seconds": seconds},
+    )  # fmt: skip
+
+
+def ensure_warming_schedule(**kwargs) -> None:
+    """Create or update the periodic warming and consistency tasks (a ``post_migrate`` receiver)."""
+    warming = max(int(settings.CACHE_WARMING_INTERVAL / 1000), 1)
+    _every(WARMING_TASK_NAME, "caching.warm_all", warming, settings.ENABLE_CACHE_WARMING)
+    _every(
+        CONSISTENCY_TASK_NAME,
+        "caching.verify_consistency",
+        max(settings.CACHE_VERIFY_INTERVAL, 1),
+        settings.ENABLE_CONSISTENCY_MONITOR,
     )

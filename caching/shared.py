@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import builtins
 import logging
+import random
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -271,6 +272,19 @@ class SharedCache:
             pipe.execute()
 
         self.call(operation)
+
+    def zsample(self, key: str, count: int) -> list[str]:
+        """Up to ``count`` distinct members of a sorted set, chosen at random."""
+
+        def operation() -> list[str]:
+            redis = self._redis()
+            if redis is None:
+                members = list(dict(self.cache.get(key, {})))
+                return random.sample(members, min(count, len(members)))
+            members = redis.zrandmember(self.cache.make_key(key), count) or []
+            return [m.decode() if isinstance(m, bytes) else m for m in members]
+
+        return self.call(operation)
 
     def ztop(self, key: str, limit: int) -> list[str]:
         """The ``limit`` highest-scored members, highest first."""

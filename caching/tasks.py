@@ -14,7 +14,7 @@ from celery import shared_task
 from celery.signals import worker_ready
 from django.conf import settings
 
-from . import edge
+from . import consistency, edge
 from .keys import WARM_RUNS_KEY
 from .shared import SharedCacheUnavailable, shared_cache
 from .warming import run_warmer, take_pending_tags, warmers, warmers_for
@@ -107,3 +107,12 @@ def enqueue_edge_purge(url: str, tags: list[str], since: float) -> None:
         edge.record("abandoned", f"{url}: no Celery worker to retry the purge")
         return
     edge_purge.apply_async(args=[url, tags, since], countdown=1, retry=False)
+
+
+@shared_task(name="caching.verify_consistency")
+def verify_consistency() -> dict[str, dict[str, int]]:
+    """One pass of the consistency monitor (Celery beat runs it)."""
+    if not settings.ENABLE_CONSISTENCY_MONITOR:
+        return {}
+    report = consistency.verify(settings.CACHE_VERIFY_SAMPLE)
+    return {"sampled": report.sampled, "inconsistent": report.inconsistent}

@@ -17,7 +17,7 @@ from django.template.response import TemplateResponse
 from django.urls import reverse
 from django.views.decorators.http import require_http_methods
 
-from . import edge
+from . import consistency, edge
 from .inspection import known_tags, namespace_stats, tag_generations, warm_times
 from .tags import bump
 
@@ -58,6 +58,10 @@ def cache_dashboard(request: HttpRequest) -> HttpResponse:
         },
         "looked_up": looked_up,
         "edge": _edge_for_display(),
+        "consistency": [
+            {**row, "namespace": namespace}
+            for namespace, row in sorted(consistency.totals().items())
+        ],
         "panels": [(template, context()) for template, context in _panels],
     }
     return TemplateResponse(request, "admin/cache_dashboard.html", context)

@@ -8,7 +8,8 @@ class HomepageConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        from . import signals, warmers
+        from . import signals, verifiers, warmers
 
         signals.connect()
         warmers.register()
+        verifiers.register()

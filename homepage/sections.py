@@ -18,7 +18,7 @@ from aggregation.sections import Section, SectionContext, SectionPayload, Sectio
 
 from . import selectors
 from .items import Row, event_item, offer_item, product_item, store_item
-from .keys import homepage_section_cache_key
+from .keys import homepage_cache_key, homepage_policy, homepage_section_cache_key, homepage_variant
 from .models import sale_running
 from .selectors import Page
 from .serializers import (
@@ -204,3 +204,21 @@ all_valid_offers = Section(
     item_fields=_fields(OfferItemSerializer),
     tags=("offers", "stores"),
 )
+
+
+def batch_args(params: dict, user_id: int | None) -> dict[str, Any]:
+    """What ``serve_batch`` (and ``cached_batch``) need for validated homepage parameters."""
+    variant = homepage_variant(
+        limit=params["limit"], sections=params.get("sections"), location=params.get("location")
+    )
+    return {
+        "sections": homepage_sections.resolve(params.get("sections")),
+        "context": SectionContext(
+            now=datetime.now(UTC),
+            limit=params["limit"],
+            user_id=user_id,
+            options={"location": params.get("location")},
+        ),
+        "cache_key": homepage_cache_key(user_id, variant),
+        "policy": homepage_policy(),
+    }

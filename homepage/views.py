@@ -29,8 +29,8 @@ from api.deprecation import LegacyEndpoint
 from api.ratelimits import RateLimit, over_budget
 from api.serializers import error_responses, validated_query
 
-from .keys import homepage_cache_key, homepage_policy, homepage_variant, section_policy
-from .sections import all_valid_offers, homepage_analytics, homepage_sections
+from .keys import section_policy
+from .sections import all_valid_offers, batch_args, homepage_analytics, homepage_sections
 from .serializers import (
     EventSectionSerializer,
     HomepageQuerySerializer,
@@ -43,6 +43,7 @@ from .serializers import (
     StoreSectionSerializer,
     legacy_response_serializer,
 )
+from .verifiers import HOMEPAGE_VERIFIER, verify_args
 
 ERRORS = error_responses(
     {
@@ -60,24 +61,6 @@ ERRORS = error_responses(
 
 def _params(serializer_class: type[serializers.Serializer], request: HttpRequest) -> dict:
     return validated_query(serializer_class, request, registry=homepage_sections)
-
-
-def _batch_request(params: dict, user_id: int | None) -> dict[str, Any]:
-    """What ``serve_batch`` (and ``cached_batch``) need for these parameters."""
-    variant = homepage_variant(
-        limit=params["limit"], sections=params.get("sections"), location=params.get("location")
-    )
-    return {
-        "sections": homepage_sections.resolve(params.get("sections")),
-        "context": SectionContext(
-            now=datetime.now(UTC),
-            limit=params["limit"],
-            user_id=user_id,
-            options={"location": params.get("location")},
-        ),
-        "cache_key": homepage_cache_key(user_id, variant),
-        "policy": homepage_policy(),
-    }
 
 
 def _respond(request: HttpRequest, params: dict, result: BatchResult) -> HttpResponse:
@@ -117,7 +100,7 @@ class HomepageView(APIView):
             except exceptions.ValidationError:
                 params = None
             if params is not None and not params["fresh"] and params.get("userId") is None:
-                cached = cached_batch(**_batch_request(params, None))
+                cached = cached_batch(**batch_args(params, None))
                 if cached is not None:
                     return _respond(request, params, cached)
         return super().dispatch(request, *args, **kwargs)
@@ -136,10 +119,11 @@ class HomepageView(APIView):
         user_id = personalised_user_id(request.user, params.get("userId"))
         result = serve_batch(
             registry=homepage_sections,
-            **_batch_request(params, user_id),
+            **batch_args(params, user_id),
             section_policy=section_policy(),
             fresh=params["fresh"],
             extras=homepage_analytics,
+            verify=(HOMEPAGE_VERIFIER, verify_args(request.META.get("QUERY_STRING", ""), user_id)),
         )
         return _respond(request, params, result)
 

@@ -14,6 +14,7 @@ from caching.warming import register_warmer
 
 from .keys import DEFAULT_LIMIT, homepage_cache_key, homepage_policy, section_policy
 from .sections import homepage_analytics, homepage_sections
+from .verifiers import HOMEPAGE_VERIFIER, verify_args
 
 
 def _context() -> SectionContext:
@@ -31,6 +32,7 @@ def warm_anonymous_homepage() -> None:
         section_policy=section_policy(),
         refresh=True,
         extras=homepage_analytics,
+        verify=(HOMEPAGE_VERIFIER, verify_args("", None)),
     )
 
 

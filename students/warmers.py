@@ -6,5 +6,6 @@ from .sections import student_bootstrap
 
 
 def register() -> None:
-    """Register the student bootstrap warmer (from ``StudentsConfig.ready``)."""
+    """Register the student bootstrap warmer and verifier (from ``StudentsConfig.ready``)."""
     student_bootstrap.register_warmer()
+    student_bootstrap.register_verifier()

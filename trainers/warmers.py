@@ -6,5 +6,6 @@ from .sections import trainer_bootstrap
 
 
 def register() -> None:
-    """Register the trainer bootstrap warmer (from ``TrainersConfig.ready``)."""
+    """Register the trainer bootstrap warmer and verifier (from ``TrainersConfig.ready``)."""
     trainer_bootstrap.register_warmer()
+    trainer_bootstrap.register_verifier()

@@ -162,6 +162,11 @@ AGGREGATION_MAX_WORKERS = env.int("AGGREGATION_MAX_WORKERS", default=16)
 SECTIONS_IN_PARALLEL = env.bool("SECTIONS_IN_PARALLEL", default=False)
 ENABLE_BATCH_ENDPOINT = env.bool("ENABLE_BATCH_ENDPOINT", default=True)
 ENABLE_CACHE_WARMING = env.bool("ENABLE_CACHE_WARMING", default=True)
+# The consistency monitor: every CACHE_VERIFY_INTERVAL seconds, Celery beat
+# compares up to CACHE_VERIFY_SAMPLE cached entries with the database.
+ENABLE_CONSISTENCY_MONITOR = env.bool("ENABLE_CONSISTENCY_MONITOR", default=True)
+CACHE_VERIFY_INTERVAL = env.int("CACHE_VERIFY_INTERVAL", default=300)  # seconds
+CACHE_VERIFY_SAMPLE = env.int("CACHE_VERIFY_SAMPLE", default=50)  # entries per run
 ENABLE_STALE_WHILE_REVALIDATE = env.bool("ENABLE_STALE_WHILE_REVALIDATE", default=True)
 # Legacy individual endpoints: a date marks them deprecated (Deprecation, Sunset
 # and Link headers; deprecated in the schema); Sunset defaults to 90 days later.

@@ -155,6 +155,7 @@ def test_alert_rules_are_valid_and_name_real_metrics(client):
     assert {r["alert"] for r in rules} == {
         "AggregationSlowResponses", "AggregationErrorRate", "AggregationCacheHitRateLow",
         "AggregationPartialFailures", "AggregationEdgePurgesAbandoned",
+        "AggregationCacheInconsistent",
     }  # fmt: skip
     ProductFactory()
     client.get("/api/v1/homepage")

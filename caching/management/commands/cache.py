@@ -1,12 +1,14 @@
-"""``manage.py cache stats | invalidate TAG... | warm [NAME...]``."""
+"""``manage.py cache stats | invalidate TAG... | warm [NAME...] | verify [--sample N]``."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
 
+from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from tabulate import tabulate
 
+from caching import consistency
 from caching.inspection import known_tags, namespace_stats, tag_generations, warm_times
 from caching.metrics import flush_stats
 from caching.tags import bump
@@ -25,6 +27,10 @@ class Command(BaseCommand):
         warm = sub.add_parser("warm", help="Run warmers now (all when none named).")
         warm.add_argument("names", nargs="*")
         warm.add_argument("--async", dest="use_celery", action="store_true", help="Queue them.")
+        verify = sub.add_parser(
+            "verify", help="Compare sampled cached entries with the database; exit 1 on a mismatch."
+        )
+        verify.add_argument("--sample", type=int, default=None, help="Entries to compare.")
 
     def handle(self, *args, action: str, **options) -> None:
         getattr(self, f"_{action}")(**options)
@@ -85,3 +91,14 @@ class Command(BaseCommand):
                 run_warmer(name)
                 self.stdout.write(f"Warmed {name}")
         flush_stats(force=True)
+
+    def _verify(self, sample: int | None, **options) -> None:
+        report = consistency.verify(sample or settings.CACHE_VERIFY_SAMPLE)
+        rows = [
+            [namespace, n, report.inconsistent.get(namespace, 0)]
+            for namespace, n in sorted(report.sampled.items())
+        ]
+        self.stdout.write(tabulate(rows, headers=["namespace", "sampled", "inconsistent"]))
+        self.stdout.write(f"skipped (changed since stored, expired or gone): {report.skipped}")
+        if report.any_inconsistent:
+            raise CommandError("Cached entries differ from the database (see above).", returncode=1)
