@@ -8,6 +8,9 @@ class AggregationConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        from . import metrics
+        from caching.tags import before_invalidation
+
+        from . import metrics, replicas
 
         metrics.register_collectors()
+        before_invalidation(replicas.record_write_position)

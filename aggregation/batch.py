@@ -20,6 +20,7 @@ from typing import Any
 
 import orjson
 from django.conf import settings
+from django.db import DEFAULT_DB_ALIAS, InterfaceError, OperationalError
 
 from api.errors import ErrorCode, error_item
 from api.formats import iso
@@ -34,6 +35,7 @@ from caching.engine import (
     store_many,
 )
 
+from . import replicas
 from .encoding import deflate_segment, gzip_stitched
 from .runner import SectionOutcome, run_sections_here_or_in_pool
 from .sections import Section, SectionContext, SectionPayload, SectionRegistry
@@ -161,13 +163,35 @@ def compute_sections(
             results = {s.id: cached[keys[s.id]] for s in sections if keys[s.id] in cached}
     to_run = [s for s in sections if s.id not in results]
     snapshot: Snapshot | None = None
-    if not to_run:
-        outcomes: list[SectionOutcome] = []
-    elif consistent:
-        with shared_snapshot(export=settings.SECTIONS_IN_PARALLEL) as snapshot:
-            outcomes = run_sections_here_or_in_pool(to_run, context, snapshot_id=snapshot.id)
-    else:
-        outcomes = run_sections_here_or_in_pool(to_run, context)
+    # A replica that has replayed every write these sections' tags saw (their
+    # generations are already read), when sections run on this thread.
+    using = (
+        DEFAULT_DB_ALIAS
+        if not to_run or settings.SECTIONS_IN_PARALLEL
+        else replicas.choose(t for s in to_run for t in section_tags(s, context))
+    )
+    replicas.section_reads.labels(using).inc(len(to_run))
+    outcomes: list[SectionOutcome] = []
+    try:
+        outcomes, snapshot = _run_sections(to_run, context, consistent=consistent, using=using)
+        replica_failed = using != DEFAULT_DB_ALIAS and any(
+            o.error_code == ErrorCode.DB_CONNECTION_ERROR for o in outcomes
+        )
+    except (OperationalError, InterfaceError):
+        if using == DEFAULT_DB_ALIAS:
+            raise
+        replica_failed = True  # the replica went away around the snapshot
+    if replica_failed:
+        # The replica went away mid-read: set it aside, and read the primary.
+        replicas.set_aside(using, "failed while reading sections")
+        return compute_sections(
+            registry,
+            sections,
+            context,
+            section_policy=section_policy,
+            reuse_sections=reuse_sections,
+            consistent=consistent,
+        )
     stamp = iso(context.now)
     to_store = []
     for outcome in outcomes:
@@ -180,6 +204,24 @@ def compute_sections(
     if section_policy is not None:
         store_many(to_store, policy=section_policy)
     return {s.id: results[s.id] for s in sections}, snapshot
+
+
+def _run_sections(
+    to_run: list[Section], context: SectionContext, *, consistent: bool, using: str
+) -> tuple[list[SectionOutcome], Snapshot | None]:
+    if not to_run:
+        return [], None
+    if consistent:
+        with (
+            replicas.reading(using),
+            shared_snapshot(export=settings.SECTIONS_IN_PARALLEL, using=using) as snapshot,
+        ):
+            outcomes = run_sections_here_or_in_pool(
+                to_run, context, snapshot_id=snapshot.id, using=using
+            )
+        return outcomes, snapshot
+    with replicas.reading(using):
+        return run_sections_here_or_in_pool(to_run, context, using=using), None
 
 
 def assemble(

@@ -21,9 +21,11 @@ import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass
+from typing import Any
 
 from django.conf import settings
 from django.db import (
+    DEFAULT_DB_ALIAS,
     DatabaseError,
     InterfaceError,
     OperationalError,
@@ -78,35 +80,36 @@ def get_executor() -> ThreadPoolExecutor:
     return _executor
 
 
-def _limit_query_time(deadline: float, *, local: bool = False) -> None:
+def _limit_query_time(deadline: float, *, local: bool = False, conn: Any = None) -> None:
     """Make the database itself give up on this thread's queries at ``deadline``.
 
     ``local``: for the current transaction only (inside a snapshot transaction).
+    ``conn``: the connection (this thread's default one when None).
     """
+    conn = conn or db_connection
     remaining_ms = int((deadline - time.monotonic()) * 1000)
     if remaining_ms <= 0:
         raise SectionTimeout
-    db_connection.ensure_connection()
-    if db_connection.vendor == "postgresql":
-        with db_connection.cursor() as cursor:
+    conn.ensure_connection()
+    if conn.vendor == "postgresql":
+        with conn.cursor() as cursor:
             cursor.execute(
                 "SELECT set_config('statement_timeout', %s, %s)", [str(remaining_ms), local]
             )
-    elif db_connection.vendor == "sqlite":
-        db_connection.connection.set_progress_handler(
-            lambda: int(time.monotonic() > deadline), 10_000
-        )
+    elif conn.vendor == "sqlite":
+        conn.connection.set_progress_handler(lambda: int(time.monotonic() > deadline), 10_000)
 
 
-def _clear_query_limit() -> None:
+def _clear_query_limit(conn: Any = None) -> None:
     """Undo ``_limit_query_time``: pooled connections go on to serve other code."""
-    if db_connection.connection is None:
+    conn = conn or db_connection
+    if conn.connection is None:
         return
-    if db_connection.vendor == "sqlite":
-        db_connection.connection.set_progress_handler(None, 0)
-    elif db_connection.vendor == "postgresql" and not db_connection.in_atomic_block:
+    if conn.vendor == "sqlite":
+        conn.connection.set_progress_handler(None, 0)
+    elif conn.vendor == "postgresql" and not conn.in_atomic_block:
         try:
-            with db_connection.cursor() as cursor:
+            with conn.cursor() as cursor:
                 cursor.execute("RESET statement_timeout")
         except DatabaseError:
             pass  # a broken connection is discarded by close_old_connections()
@@ -269,7 +272,11 @@ def run_sections(
 
 
 def run_sections_inline(
-    sections: list[Section], context: SectionContext, *, query_timeout_ms: int | None = None
+    sections: list[Section],
+    context: SectionContext,
+    *,
+    query_timeout_ms: int | None = None,
+    using: str = DEFAULT_DB_ALIAS,
 ) -> list[SectionOutcome]:
     """Run ``sections`` one after another on the calling thread's connection.
 
@@ -283,10 +290,11 @@ def run_sections_inline(
     query_timeout_ms = query_timeout_ms or settings.QUERY_TIMEOUT
     start = time.monotonic()
     budget_end = start + settings.REQUEST_TIMEOUT / 1000
-    in_transaction = db_connection.in_atomic_block
+    conn = connections[using]
+    in_transaction = conn.in_atomic_block
     submitted = []
     try:
-        _limit_query_time(start + query_timeout_ms / 1000, local=in_transaction)
+        _limit_query_time(start + query_timeout_ms / 1000, local=in_transaction, conn=conn)
         for section in sections:
             deadline = min(
                 time.monotonic() + (section.timeout_ms or query_timeout_ms) / 1000, budget_end
@@ -297,7 +305,7 @@ def run_sections_inline(
                 if section_start >= budget_end:
                     raise SectionTimeout
                 if in_transaction:
-                    with transaction.atomic():
+                    with transaction.atomic(using=using):
                         payload = section.fetch(context)
                 else:
                     payload = section.fetch(context)
@@ -314,7 +322,7 @@ def run_sections_inline(
             submitted.append((section, failed, start))
     finally:
         if not in_transaction:
-            _clear_query_limit()
+            _clear_query_limit(conn)
     for section in sections[len(submitted) :]:
         timed_out: Future = Future()
         timed_out.set_exception(SectionTimeout())
@@ -323,12 +331,19 @@ def run_sections_inline(
 
 
 def run_sections_here_or_in_pool(
-    sections: list[Section], context: SectionContext, *, snapshot_id: str | None = None
+    sections: list[Section],
+    context: SectionContext,
+    *,
+    snapshot_id: str | None = None,
+    using: str = DEFAULT_DB_ALIAS,
 ) -> list[SectionOutcome]:
-    """Sections in the pool (``SECTIONS_IN_PARALLEL``, or a snapshot to import), else inline."""
+    """Sections in the pool (``SECTIONS_IN_PARALLEL``, or a snapshot to import), else inline.
+
+    ``using``: the database of inline sections (a replica); the pool reads the primary.
+    """
     if snapshot_id is not None or (settings.SECTIONS_IN_PARALLEL and len(sections) > 1):
         return run_sections(sections, context, snapshot_id=snapshot_id)
-    return run_sections_inline(sections, context)
+    return run_sections_inline(sections, context, using=using)
 
 
 def _collect(submitted: list[tuple[Section, Future, float]], start: float) -> list[SectionOutcome]:

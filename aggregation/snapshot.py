@@ -19,7 +19,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
-from django.db import connection, transaction
+from django.db import DEFAULT_DB_ALIAS, connection, connections, transaction
 
 
 @dataclass(frozen=True)
@@ -57,24 +57,25 @@ def import_snapshot(snapshot_id: str) -> None:
 
 
 @contextmanager
-def shared_snapshot(*, export: bool = True) -> Iterator[Snapshot]:
-    """Hold one snapshot open for the duration of the block.
+def shared_snapshot(*, export: bool = True, using: str = DEFAULT_DB_ALIAS) -> Iterator[Snapshot]:
+    """Hold one snapshot open on the database ``using`` for the duration of the block.
 
     ``export=False`` (sections run on this thread): one read-only REPEATABLE
     READ transaction is the snapshot, with nothing to export.
     """
-    if connection.vendor != "postgresql" or connection.in_atomic_block:
-        with transaction.atomic():
+    conn = connections[using]
+    if conn.vendor != "postgresql" or conn.in_atomic_block:
+        with transaction.atomic(using=using):
             yield Snapshot("single-transaction")
         return
     if not export:
-        with transaction.atomic():
-            with connection.cursor() as cursor:
+        with transaction.atomic(using=using):
+            with conn.cursor() as cursor:
                 _begin_repeatable_read(cursor)
             yield Snapshot("single-transaction")
         return
-    with transaction.atomic():
-        with connection.cursor() as cursor:
+    with transaction.atomic(using=using):
+        with conn.cursor() as cursor:
             _begin_repeatable_read(cursor)
             cursor.execute("SELECT pg_export_snapshot()")
             snapshot_id = cursor.fetchone()[0]

@@ -273,6 +273,33 @@ class SharedCache:
 
         self.call(operation)
 
+    def zadd_max(self, key: str, scores: dict[str, float]) -> None:
+        """Raise members' scores to ``scores`` (``ZADD GT``: never lowered, atomically)."""
+
+        def operation() -> None:
+            redis = self._redis()
+            if redis is None:
+                current = dict(self.cache.get(key, {}))
+                for member, score in scores.items():
+                    current[member] = max(current.get(member, score), score)
+                self.cache.set(key, current, None)
+                return
+            redis.zadd(self.cache.make_key(key), scores, gt=True)
+
+        self.call(operation)
+
+    def zscores(self, key: str, members: list[str]) -> list[float | None]:
+        """The scores of ``members`` (None for absent ones), in one round trip."""
+
+        def operation() -> list[float | None]:
+            redis = self._redis()
+            if redis is None:
+                current = dict(self.cache.get(key, {}))
+                return [current.get(m) for m in members]
+            return list(redis.zmscore(self.cache.make_key(key), members)) if members else []
+
+        return self.call(operation)
+
     def zsample(self, key: str, count: int) -> list[str]:
         """Up to ``count`` distinct members of a sorted set, chosen at random."""
 

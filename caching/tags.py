@@ -36,6 +36,7 @@ Generations = dict[str, int]
 _local_lock = threading.Lock()
 _local_bumps: dict[str, int] = {}  # tag -> bumps made here while Redis was away
 _listeners: list = []
+_before_hooks: list = []
 
 
 def _seed() -> int:
@@ -73,6 +74,7 @@ def bump(tags: Iterable[str]) -> None:
     tags = sorted(set(tags))
     if not tags:
         return
+    _before(tags)
     for tag in tags:
         metrics.invalidations_total.labels(tag.split(":")[0]).inc()
         try:
@@ -120,10 +122,29 @@ def on_invalidation(listener) -> None:
     _listeners.append(listener)
 
 
+def before_invalidation(hook) -> None:
+    """Call ``hook(tags)`` before every bump and replay, before any reader can see it.
+
+    (Read replicas record the write's position in the WAL here: a reader that
+    sees the new generation must also see where the write is.)
+    """
+    _before_hooks.append(hook)
+
+
+def _before(tags: list[str]) -> None:
+    for hook in _before_hooks:
+        try:
+            hook(tags)
+        except Exception:
+            logger.exception("Invalidation hook failed for %s", tags)
+
+
 def replay_local_bumps() -> None:
     """Write bumps made during an outage to Redis (runs when Redis is back)."""
     with _local_lock:
         pending = dict(_local_bumps)
+    if pending:
+        _before(sorted(pending))
     for tag, count in pending.items():
         for _ in range(count):
             shared_cache.incr(tag_key(tag), _seed())

@@ -12,6 +12,7 @@ import datetime
 import ipaddress
 import json
 
+from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.http import JsonResponse
 from health_check.base import HealthCheck
@@ -19,6 +20,7 @@ from health_check.checks import Cache, Database
 from health_check.exceptions import ServiceUnavailable
 from health_check.views import HealthCheckView
 
+from aggregation import replicas
 from api.errors import ErrorCode, error_envelope, error_item
 from api.ratelimits import client_ip
 from caching import edge
@@ -61,19 +63,31 @@ class ReadinessView(HealthCheckView):
     checks = (Database, Cache, CeleryBroker)
 
     async def get(self, request, *args, **kwargs):
+        self.reported = await sync_to_async(_reported)()  # database and Redis calls: not async
         response = await super().get(request, *args, **kwargs)
         if response.status_code == 500:
             response.status_code = 503
         return response
 
     def render_to_response_json(self, status):
-        """The checks, plus the edge's purge state when there is an edge."""
+        """The checks, plus the edge's purge state and each replica's lag when there are any."""
         response = super().render_to_response_json(status)
-        report = edge_report()
-        if report is not None:
-            body = json.loads(response.content)
-            response = JsonResponse({**body, "edge": report}, status=status)
+        if self.reported:
+            body = {**json.loads(response.content), **self.reported}
+            response = JsonResponse(body, status=status)
         return response
+
+
+def _reported() -> dict[str, object]:
+    """What readiness reports without failing on it: the edge's purges, the replicas' lag."""
+    extra: dict[str, object] = {}
+    report = edge_report()
+    if report is not None:
+        extra["edge"] = report
+    lags = replicas.status()
+    if lags:
+        extra["replicas"] = lags  # a replica away only sends reads to the primary
+    return extra
 
 
 def liveness(request) -> JsonResponse:

@@ -186,3 +186,75 @@ class FreezableProxy:
         self._closed = True
         self.thaw()
         self._listener.close()
+
+
+class StreamingPair:
+    """A private PostgreSQL primary and its streaming replica (``pg_basebackup -R``).
+
+    Debian's binaries, run as the ``postgres`` user (initdb refuses root), in a
+    temporary directory, on free ports; removed by ``close``.
+    """
+
+    def __init__(self, database: str = "pair") -> None:
+        versions = sorted(Path("/usr/lib/postgresql").iterdir(), key=lambda p: int(p.name))
+        self.bin = versions[-1] / "bin"
+        self.dir = Path(tempfile.mkdtemp(prefix="pgpair-"))
+        shutil.chown(self.dir, "postgres", "postgres")
+        self.database = database
+        self.ports = {"primary": free_port(), "replica": free_port()}
+
+    def _as_postgres(self, *command: str) -> None:
+        subprocess.run(["runuser", "-u", "postgres", "--", *command], check=True,
+                       capture_output=True, cwd=self.dir)  # fmt: skip
+
+    def url(self, which: str) -> str:
+        return f"postgres://postgres@127.0.0.1:{self.ports[which]}/{self.database}"
+
+    def _settings(self, which: str) -> str:
+        return (
+            f"listen_addresses = '127.0.0.1'\nport = {self.ports[which]}\n"
+            f"unix_socket_directories = '{self.dir}'\nfsync = off\nfull_page_writes = off\n"
+        )
+
+    def _ctl(self, which: str, action: str, *extra: str) -> None:
+        self._as_postgres(str(self.bin / "pg_ctl"), "-D", str(self.dir / which), "-l",
+                          str(self.dir / f"{which}.log"), "-w", action, *extra)  # fmt: skip
+
+    def start_primary(self) -> None:
+        primary = self.dir / "primary"
+        self._as_postgres(str(self.bin / "initdb"), "-D", str(primary), "-U", "postgres",
+                          "--auth=trust", "-E", "UTF8")  # fmt: skip
+        with open(primary / "postgresql.conf", "a") as conf:
+            conf.write(self._settings("primary"))
+        with open(primary / "pg_hba.conf", "a") as hba:
+            hba.write("host replication all 127.0.0.1/32 trust\n")
+        self._ctl("primary", "start")
+        self._as_postgres(str(self.bin / "createdb"), "-h", "127.0.0.1", "-p",
+                          str(self.ports["primary"]), "-U", "postgres", self.database)  # fmt: skip
+
+    def start_replica(self) -> None:
+        """A base backup of the primary as a standby (first call), then start it."""
+        replica = self.dir / "replica"
+        if not replica.exists():
+            self._as_postgres(str(self.bin / "pg_basebackup"), "-h", "127.0.0.1", "-p",
+                              str(self.ports["primary"]), "-U", "postgres", "-D", str(replica),
+                              "-R", "-X", "stream")  # fmt: skip
+            with open(replica / "postgresql.conf", "a") as conf:
+                conf.write(self._settings("replica"))
+        self._ctl("replica", "start")
+
+    def stop_replica(self) -> None:
+        self._ctl("replica", "stop", "-m", "immediate")
+
+    def sql(self, which: str, statement: str) -> list[tuple]:
+        import psycopg
+
+        with psycopg.connect(self.url(which), autocommit=True) as conn:
+            return conn.execute(statement).fetchall()
+
+    def close(self) -> None:
+        for which in ("replica", "primary"):
+            if (self.dir / which / "postmaster.pid").exists():
+                with contextlib.suppress(subprocess.CalledProcessError):
+                    self._ctl(which, "stop", "-m", "immediate")
+        shutil.rmtree(self.dir, ignore_errors=True)

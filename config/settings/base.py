@@ -91,6 +91,7 @@ TEMPLATES = [
 # DB_POOL_SIZE bounds the psycopg connection pool per process (PostgreSQL only).
 DB_POOL_SIZE = env.int("DB_POOL_SIZE", default=50)
 DATABASES = {"default": env.db("DATABASE_URL", default=f"sqlite:///{BASE_DIR / 'db.sqlite3'}")}
+DATABASE_REPLICA_URLS = env.list("DATABASE_REPLICA_URLS", default=[])  # PostgreSQL only
 if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
     DATABASES["default"]["CONN_MAX_AGE"] = 0  # the pool keeps connections instead
     DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
@@ -112,6 +113,18 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
         DATABASES["default"]["OPTIONS"].update(
             server_side_binding=True, prepare_threshold=DB_PREPARE_THRESHOLD
         )
+    # Read replicas (PostgreSQL streaming replication) for the sections' reads:
+    # same options as the primary; never migrated, never a test database.
+    for _number, _url in enumerate(DATABASE_REPLICA_URLS):
+        DATABASES[f"replica{_number}"] = {
+            **env.db_url_config(_url),
+            "CONN_MAX_AGE": 0,
+            "CONN_HEALTH_CHECKS": True,
+            "OPTIONS": {**DATABASES["default"]["OPTIONS"]},
+            "TEST": {"MIRROR": "default"},
+        }
+    if len(DATABASES) > 1:
+        DATABASE_ROUTERS = ["aggregation.replicas.ReplicaRouter"]
 elif DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # Section threads read while a writer may be active: WAL and a busy timeout.
     DATABASES["default"].setdefault("OPTIONS", {}).update(
@@ -160,6 +173,10 @@ AGGREGATION_MAX_WORKERS = env.int("AGGREGATION_MAX_WORKERS", default=16)
 # Sections in the thread pool (true) or one after another on the request thread
 # (false). Measured on two cores: see README "Performance" for the choice.
 SECTIONS_IN_PARALLEL = env.bool("SECTIONS_IN_PARALLEL", default=False)
+# A replica more than REPLICA_MAX_LAG seconds behind, or failing, is left alone
+# for REPLICA_RETRY_AFTER seconds (its reads go to the primary).
+REPLICA_MAX_LAG = env.float("REPLICA_MAX_LAG", default=5.0)
+REPLICA_RETRY_AFTER = env.float("REPLICA_RETRY_AFTER", default=5.0)
 ENABLE_BATCH_ENDPOINT = env.bool("ENABLE_BATCH_ENDPOINT", default=True)
 ENABLE_CACHE_WARMING = env.bool("ENABLE_CACHE_WARMING", default=True)
 # The consistency monitor: every CACHE_VERIFY_INTERVAL seconds, Celery beat
