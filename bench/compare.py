@@ -167,6 +167,11 @@ def print_comparison(comparison: dict) -> None:
         f"\nwarm homepage / (ceiling + one Redis round trip): p50 {floor['p50']}x,"
         f" req/s at 32 {floor['rps']}x\n"
     )
+    if "replica_vs_primary_rps" in comparison:
+        print(
+            "cold trainer bootstrap at 8 connections, with a replica / primary only:"
+            f" {comparison['replica_vs_primary_rps']}x req/s\n"
+        )
     if "purge_latency" in comparison:
         latency = comparison["purge_latency"]
         print(

@@ -32,6 +32,7 @@ from tqdm import tqdm
 
 from bench import edge
 from bench.compare import chart, compare, print_comparison
+from bench.replicas import replica_rows, replicas_possible
 
 ROOT = Path(__file__).resolve().parent.parent
 PYTHON = str(ROOT / ".venv" / "bin" / "python")
@@ -344,6 +345,13 @@ def main() -> int:
         finally:
             if edge_server is not None:
                 edge_server.close()
+        if replicas_possible():
+            replica = replica_rows(args.seconds, args.redis_url)
+            comparison["rows"] |= replica
+            primary, with_replica = replica.values()
+            comparison["replica_vs_primary_rps"] = round(with_replica["rps"] / primary["rps"], 3)
+        else:
+            print("no replica rows: they need root (to run initdb as postgres) and PostgreSQL")
         rows = [
             # Seed 004's "current state": six calls per page load, one after another.
             _run("legacy: 6 calls / page", port, max(n // 6, 20), 32, _legacy_page_load, rate / 6),
