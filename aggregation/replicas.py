@@ -14,7 +14,8 @@ write it must show:
 - before sections are recomputed (their generations already read), the
   positions of their tags are read, and a replica is used only if it has
   replayed past the largest (``pg_last_wal_replay_lsn()``); otherwise, or when
-  Redis cannot say, the primary;
+  Redis cannot say, the primary. Positions lost with Redis are covered by a
+  floor recreated at the primary's current position;
 - a replica that fails, or lags more than ``REPLICA_MAX_LAG`` seconds, is left
   alone for ``REPLICA_RETRY_AFTER`` seconds. Readiness and the
   ``aggregation_replica_lag_seconds`` gauge show each one.
@@ -52,6 +53,7 @@ _reading: ContextVar[str | None] = ContextVar("replica_reading", default=None)
 _down_until: dict[str, float] = {}
 _lock = threading.Lock()
 
+FLOOR = "*"  # no tag is named "*"
 _POSITION = "SELECT pg_current_wal_lsn() - '0/0'::pg_lsn"
 _REPLAY = (
     "SELECT pg_last_wal_replay_lsn() - '0/0'::pg_lsn, "
@@ -102,20 +104,32 @@ def record_write_position(tags: list[str]) -> None:
     """Remember where the primary's WAL is for ``tags`` (a before-invalidation hook)."""
     if not replica_aliases():
         return
+    shared_cache.zadd_max(TAG_LSN_KEY, dict.fromkeys(tags, _primary_position()))
+
+
+def _primary_position() -> float:
     with connections[DEFAULT_DB_ALIAS].cursor() as cursor:
         cursor.execute(_POSITION)
-        position = float(cursor.fetchone()[0])
-    shared_cache.zadd_max(TAG_LSN_KEY, dict.fromkeys(tags, position))
+        return float(cursor.fetchone()[0])
 
 
 def _required_position(tags: Iterable[str]) -> float | None:
-    """The WAL position a reader of ``tags`` must see; None when it cannot be known."""
+    """The WAL position a reader of ``tags`` must see; None when it cannot be known.
+
+    A tag never written has no position; but positions lost with Redis (a
+    restart, a flush) must not read as "never written". So the set also holds
+    a floor, created at the primary's current position whenever it is missing:
+    after a loss every reader needs a replica that has replayed up to then.
+    """
     tags = sorted(set(tags))
     try:
-        scores = shared_cache.zscores(TAG_LSN_KEY, tags)
-    except SharedCacheUnavailable:
+        floor, *scores = shared_cache.zscores(TAG_LSN_KEY, [FLOOR, *tags])
+        if floor is None:
+            floor = _primary_position()
+            shared_cache.zadd_max(TAG_LSN_KEY, {FLOOR: floor})
+    except (SharedCacheUnavailable, DatabaseError):
         return None
-    return max((s for s in scores if s is not None), default=0.0)
+    return max((s for s in scores if s is not None), default=floor)
 
 
 def _replay(alias: str) -> tuple[float, float]:

@@ -133,6 +133,8 @@ def _check(sample: dict[str, Any], report: Report) -> None:
 def verify(limit: int) -> Report:
     """Compare up to ``limit`` tracked entries, chosen at random, with the database."""
     report = Report()
+    if limit <= 0:  # (a negative count would make Redis sample with repeats)
+        return report
     try:
         members = shared_cache.zsample(CONSISTENCY_SAMPLES_KEY, limit)
     except SharedCacheUnavailable:

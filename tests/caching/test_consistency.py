@@ -81,3 +81,12 @@ def test_the_command_reports_per_namespace_and_fails_on_a_mismatch(api_client, s
     page = client.get(reverse("cache-dashboard")).content.decode()
     table = page.split('id="consistency"')[1]
     assert "homepage</td><td>2</td><td><strong>1</strong>" in table
+
+
+def test_a_sample_size_below_one_compares_nothing_and_the_command_refuses_it(api_client):
+    ProductFactory(featured=True)
+    api_client.get(HOME)
+    assert consistency.verify(limit=0).sampled == {}
+    assert consistency.verify(limit=-3).sampled == {}  # never Redis's sampling with repeats
+    with pytest.raises(CommandError, match="at least 1"):
+        call_command("cache", "verify", "--sample", "0", stdout=StringIO())

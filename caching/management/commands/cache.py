@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 from datetime import UTC, datetime
 
 from django.conf import settings
@@ -14,6 +15,13 @@ from caching.metrics import flush_stats
 from caching.tags import bump
 from caching.tasks import warm_one
 from caching.warming import run_warmer, warmers
+
+
+def _positive(value: str) -> int:
+    number = int(value)
+    if number < 1:
+        raise argparse.ArgumentTypeError("must be at least 1")
+    return number
 
 
 class Command(BaseCommand):
@@ -30,7 +38,9 @@ class Command(BaseCommand):
         verify = sub.add_parser(
             "verify", help="Compare sampled cached entries with the database; exit 1 on a mismatch."
         )
-        verify.add_argument("--sample", type=int, default=None, help="Entries to compare.")
+        verify.add_argument(
+            "--sample", type=_positive, default=None, help="Entries to compare (at least 1)."
+        )
 
     def handle(self, *args, action: str, **options) -> None:
         getattr(self, f"_{action}")(**options)
