@@ -27,8 +27,13 @@ def _every(name: str, task: str, seconds: int, enabled: bool) -> None:
     )  # fmt: skip
 
 
-def ensure_warming_schedule(**kwargs) -> None:
+def ensure_warming_schedule(using: str = "default", **kwargs) -> None:
     """Create or update the periodic warming and consistency tasks (a ``post_migrate`` receiver)."""
+    from django.db import router
+    from django_celery_beat.models import PeriodicTask
+
+    if not router.allow_migrate_model(using, PeriodicTask):
+        return  # another database was migrated (the storefront's): the beat tables are not there
     warming = max(int(settings.CACHE_WARMING_INTERVAL / 1000), 1)
     _every(WARMING_TASK_NAME, "caching.warm_all", warming, settings.ENABLE_CACHE_WARMING)
     _every(

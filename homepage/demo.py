@@ -12,8 +12,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
+from typing import Any
 
-from django.db import connection, models, transaction
+from django.db import connections, models, router, transaction
 from tqdm import tqdm
 
 from caching.tags import invalidate_on_commit
@@ -58,8 +59,12 @@ def clear_storefront() -> None:
     ``QuerySet.delete()`` would load every row to send its delete signal: at a
     million products that is minutes and gigabytes for one invalidation.
     """
-    with connection.cursor() as cursor:
-        for model in (Offer, Product, Event, Store, CategoryAffinity):
+    for model in (Offer, Product, Event, Store, CategoryAffinity):
+        conn: Any = connections[router.db_for_write(model)]
+        if conn.vendor == "mongodb":
+            conn.get_collection(model._meta.db_table).delete_many({})
+            continue
+        with conn.cursor() as cursor:
             cursor.execute(f'DELETE FROM "{model._meta.db_table}"')  # noqa: S608  (model tables)
     invalidate_on_commit([model.cache_tag for model in (Offer, Product, Event, Store)])
 
@@ -229,11 +234,16 @@ class StorefrontSeeder:
 
     def _affinities(self, shoppers: list) -> None:
         rng = self.rng
+        # Shoppers seeded before keep theirs (no ignore_conflicts: MongoDB has none).
+        known = set(
+            CategoryAffinity.objects.filter(user_id__in=[u.pk for u in shoppers]).values_list(
+                "user_id", "category"
+            )
+        )
         affinities = [
             CategoryAffinity(user=u, category=c, score=round(rng.uniform(0.1, 1.0), 3))
             for u in shoppers
             for c in rng.sample(CATEGORIES, 3)
+            if (u.pk, c) not in known
         ]
-        CategoryAffinity.objects.bulk_create(
-            affinities, ignore_conflicts=True, batch_size=BATCH_SIZE
-        )
+        CategoryAffinity.objects.bulk_create(affinities, batch_size=BATCH_SIZE)

@@ -13,6 +13,8 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
+from django.db.models import F
+
 from api.formats import iso, iso_or_none
 
 from .models import sale_running
@@ -33,9 +35,13 @@ EVENT_COLUMNS = (
 )  # fmt: skip
 OFFER_COLUMNS = (
     "id", "title", "subtitle", "image", "discounted_price", "original_price",
-    "cashback_percentage", "valid_until", "category", "store_id", "store__name", "store__logo",
+    "cashback_percentage", "valid_until", "category", "store_id",
     "flash_sale_active", "flash_sale_price", "flash_sale_ends_at", "flash_sale_stock", "views",
 )  # fmt: skip
+# The offer's store, read in the same query (a join; a $lookup on MongoDB). As
+# expressions rather than "store__name": MongoDB-compatible servers differ on
+# the nested projection the latter becomes.
+OFFER_STORE_COLUMNS = {"store_name": F("store__name"), "store_logo": F("store__logo")}
 
 
 def _float(value: Decimal | float | None) -> float | None:
@@ -129,8 +135,8 @@ def offer_item(row: Row, now: datetime) -> Row:
         "category": row["category"],
         "store": {
             "id": str(row["store_id"]),
-            "name": row["store__name"],
-            "logo": row["store__logo"],
+            "name": row["store_name"],
+            "logo": row["store_logo"],
         },
         "metadata": {"flashSale": flash_sale},
     }

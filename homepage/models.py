@@ -1,7 +1,10 @@
 """Storefront models. Filtered and sorted fields are real, indexed columns.
 
 Indexes follow seed 004 appendix B; where a filter is constant (``is_active``,
-``featured``) the index is partial on it, so it stays small and exact.
+``featured``) the index is partial on it, so it stays small and exact (on
+MongoDB: a ``partialFilterExpression``). Tables and collections are named as
+the seed's collections. On MongoDB (``STOREFRONT_DATABASE_URL``) the primary
+keys are ObjectIds; the API shows every id as a string either way.
 """
 
 from __future__ import annotations
@@ -48,6 +51,7 @@ class Store(models.Model):
     cache_total_fields = frozenset({"featured", "is_active", "latitude", "longitude"})
 
     class Meta:
+        db_table = "stores"
         ordering = ["-rating", "-views"]
         indexes = [
             # { featured: 1, isActive: 1, rating: -1 }
@@ -97,6 +101,7 @@ class Product(models.Model):
     cache_total_fields = frozenset({"featured", "is_active", "stock"})
 
     class Meta:
+        db_table = "products"
         ordering = ["-created_at"]
         indexes = [
             # { featured: 1, isActive: 1, views: -1 }
@@ -157,6 +162,7 @@ class Event(models.Model):
     cache_total_fields = frozenset({"featured", "is_active", "starts_at", "latitude", "longitude"})
 
     class Meta:
+        db_table = "events"
         ordering = ["starts_at"]
         indexes = [
             # { featured: 1, isActive: 1, date: 1 }
@@ -206,6 +212,7 @@ class Offer(models.Model):
     )
 
     class Meta:
+        db_table = "offers"
         ordering = ["-created_at"]
         indexes = [
             # { featured: 1, isActive: 1, validity: 1 }
@@ -256,13 +263,19 @@ def flash_sale_running(offer: Offer, now: datetime) -> bool:
 class CategoryAffinity(models.Model):
     """How much a user likes a category; "just for you" ranks by it."""
 
+    # On MongoDB the user is on the other database: its id only, no constraint,
+    # nothing to cascade from there (signals.py deletes a deleted user's affinities).
     user = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="category_affinities"
+        settings.AUTH_USER_MODEL,
+        on_delete=models.DO_NOTHING if settings.STOREFRONT_ON_MONGODB else models.CASCADE,
+        db_constraint=not settings.STOREFRONT_ON_MONGODB,
+        related_name="category_affinities",
     )
     category = models.CharField(max_length=100)
     score = models.FloatField(default=0)
 
     class Meta:
+        db_table = "category_affinities"
         constraints = [
             models.UniqueConstraint(fields=["user", "category"], name="affinity_user_category_uniq")
         ]

@@ -24,7 +24,14 @@ from django.db.models.functions import Least
 from caching.counts import cached_total
 from caching.querysets import totals_tag
 
-from .items import EVENT_COLUMNS, OFFER_COLUMNS, PRODUCT_COLUMNS, STORE_COLUMNS, Row
+from .items import (
+    EVENT_COLUMNS,
+    OFFER_COLUMNS,
+    OFFER_STORE_COLUMNS,
+    PRODUCT_COLUMNS,
+    STORE_COLUMNS,
+    Row,
+)
 from .keys import COUNT_NAMESPACE, Location, count_cache_key, location_part
 from .models import CategoryAffinity, Event, Offer, Product, Store
 
@@ -66,9 +73,15 @@ def _count(queryset: QuerySet, total: Total) -> tuple[int, float | None]:
     )
 
 
-def _page(queryset: QuerySet, columns: tuple[str, ...], limit: int, total: Total) -> Page:
+def _page(
+    queryset: QuerySet,
+    columns: tuple[str, ...],
+    limit: int,
+    total: Total,
+    expressions: dict[str, Any] | None = None,
+) -> Page:
     """``limit`` rows (reading one more for ``has_more``) and the set's shared total."""
-    rows = list(queryset.values(*columns)[: limit + 1])
+    rows = list(queryset.values(*columns, **(expressions or {}))[: limit + 1])
     if len(rows) <= limit:
         return Page(rows, len(rows), False)
     count, until = _count(queryset, total)
@@ -205,19 +218,19 @@ def offers_featured(*, now: datetime, limit: int) -> Page:
     """Featured offers still valid, newest first (an offer leaves when its validity ends)."""
     queryset = Offer.objects.featured_valid(now).order_by("-created_at", "-pk")
     total = Total("featuredOffers", totals_tag(Offer), "valid_until")
-    return _page(queryset, OFFER_COLUMNS, limit, total)
+    return _page(queryset, OFFER_COLUMNS, limit, total, OFFER_STORE_COLUMNS)
 
 
 def offers_valid(*, now: datetime, limit: int) -> Page:
     """Every offer still valid, newest first (``/offers`` without ``featured``)."""
     queryset = Offer.objects.valid(now).order_by("-created_at", "-pk")
-    return _page(
-        queryset, OFFER_COLUMNS, limit, Total("validOffers", totals_tag(Offer), "valid_until")
-    )
+    total = Total("validOffers", totals_tag(Offer), "valid_until")
+    return _page(queryset, OFFER_COLUMNS, limit, total, OFFER_STORE_COLUMNS)
 
 
 def offers_flash_sales(*, now: datetime, limit: int) -> Page:
     """Running flash sales, cheapest sale price first (one leaves when the sale or offer ends)."""
     queryset = Offer.objects.flash_sales(now).order_by("flash_sale_price", "valid_until", "pk")
     ends = Least("valid_until", "flash_sale_ends_at")
-    return _page(queryset, OFFER_COLUMNS, limit, Total("flashSales", totals_tag(Offer), ends))
+    total = Total("flashSales", totals_tag(Offer), ends)
+    return _page(queryset, OFFER_COLUMNS, limit, total, OFFER_STORE_COLUMNS)

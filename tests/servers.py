@@ -66,6 +66,56 @@ class RedisServer:
         return self.client().keys("*")
 
 
+class MongoServer:
+    """A throwaway secantusdb (a MongoDB-compatible server) in a temporary directory."""
+
+    def __init__(self) -> None:
+        self.port = free_port()
+        self.workdir = tempfile.mkdtemp(prefix="storefront-mongodb-")
+        self.process: subprocess.Popen | None = None
+
+    @property
+    def url(self) -> str:
+        return f"mongodb://127.0.0.1:{self.port}/storefront"
+
+    def start(self) -> None:
+        self.process = subprocess.Popen(
+            [str(ROOT / ".venv" / "bin" / "secantusd-py"), "--host", "127.0.0.1",
+             "--port", str(self.port), "--storage-path", str(Path(self.workdir) / "data"),
+             "--log-level", "WARNING", "--cache-size", "256M"],
+            cwd=self.workdir, stdout=subprocess.DEVNULL, start_new_session=True,
+        )  # fmt: skip
+        deadline = time.monotonic() + 60
+        while True:
+            with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", self.port)):
+                return
+            assert self.process.poll() is None, "secantusdb exited"
+            assert time.monotonic() < deadline, "secantusdb did not start"
+            time.sleep(0.1)
+
+    def stop(self) -> None:
+        if self.process:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.process.pid, signal.SIGTERM)
+            try:
+                self.process.wait(15)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.process.pid, signal.SIGKILL)
+                self.process.wait(10)
+            self.process = None
+        shutil.rmtree(self.workdir, ignore_errors=True)
+
+
+def storefront_url() -> dict[str, str]:
+    """The environment that points a subprocess at the tests' storefront database, if separate."""
+    from django.conf import settings
+
+    if not settings.STOREFRONT_ON_MONGODB:
+        return {}
+    base = settings.STOREFRONT_DATABASE_URL.rsplit("/", 1)[0]
+    return {"STOREFRONT_DATABASE_URL": f"{base}/{settings.DATABASES['storefront']['NAME']}"}
+
+
 @contextlib.contextmanager
 def gunicorn(
     database: str, workers: int = 2, request_line_limit: int = 8190, **env: str
@@ -78,7 +128,8 @@ def gunicorn(
          "--limit-request-line", str(request_line_limit)],
         cwd=ROOT,
         env={**os.environ, "DJANGO_SETTINGS_MODULE": "config.settings.test", "LOG_LEVEL": "WARNING", "WEB_ACCESS_LOG": "",
-             "DATABASE_URL": f"postgres://postgres@127.0.0.1:5432/{database}?application_name=test-gunicorn", **env},
+             "DATABASE_URL": f"postgres://postgres@127.0.0.1:5432/{database}?application_name=test-gunicorn",
+             **storefront_url(), **env},
         start_new_session=True,
     )  # fmt: skip
     base = f"http://127.0.0.1:{port}"

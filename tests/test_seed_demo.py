@@ -13,7 +13,7 @@ from homepage.models import CategoryAffinity, Event, Offer, Product, Store
 from students.models import Student
 from trainers.models import Session, Trainer
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.storefront]
 
 
 def _seed(**options) -> str:

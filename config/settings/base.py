@@ -91,6 +91,7 @@ TEMPLATES = [
 # DB_POOL_SIZE bounds the psycopg connection pool per process (PostgreSQL only).
 DB_POOL_SIZE = env.int("DB_POOL_SIZE", default=50)
 DATABASES = {"default": env.db("DATABASE_URL", default=f"sqlite:///{BASE_DIR / 'db.sqlite3'}")}
+DATABASE_ROUTERS: list[str] = []
 DATABASE_REPLICA_URLS = env.list("DATABASE_REPLICA_URLS", default=[])  # PostgreSQL only
 if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
     DATABASES["default"]["CONN_MAX_AGE"] = 0  # the pool keeps connections instead
@@ -124,13 +125,38 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
             "TEST": {"MIRROR": "default"},
         }
     if len(DATABASES) > 1:
-        DATABASE_ROUTERS = ["aggregation.replicas.ReplicaRouter"]
+        DATABASE_ROUTERS.append("aggregation.replicas.ReplicaRouter")
 elif DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # Section threads read while a writer may be active: WAL and a busy timeout.
     DATABASES["default"].setdefault("OPTIONS", {}).update(
         {"timeout": 20, "init_command": "PRAGMA journal_mode=WAL;"}
     )
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+# The storefront (products, stores, events, offers, category affinities) in
+# MongoDB, through django-mongodb-backend; everything else stays on DATABASE_URL.
+# Unset: the storefront lives on DATABASE_URL too.
+STOREFRONT_DATABASE_URL = env.str("STOREFRONT_DATABASE_URL", default="")
+STOREFRONT_ON_MONGODB = bool(STOREFRONT_DATABASE_URL)
+if STOREFRONT_ON_MONGODB:
+    from pymongo.uri_parser import parse_uri as _parse_mongodb_uri
+
+    DATABASES["storefront"] = {
+        "ENGINE": "django_mongodb_backend",
+        "HOST": STOREFRONT_DATABASE_URL,
+        "NAME": _parse_mongodb_uri(STOREFRONT_DATABASE_URL)["database"] or "storefront",
+        # Unreachable is reported fast (below QUERY_TIMEOUT), as with PostgreSQL's pool.
+        "OPTIONS": {
+            "serverSelectionTimeoutMS": env.int("STOREFRONT_SELECTION_TIMEOUT", default=2_000),
+            "connectTimeoutMS": 2_000,
+            "maxPoolSize": DB_POOL_SIZE,
+            "appname": "aggregation-api",
+        },
+    }
+    # The storefront's migrations for MongoDB (ObjectId keys, partial indexes as
+    # partialFilterExpression); homepage/migrations stays the relational schema.
+    MIGRATION_MODULES = {"homepage": "homepage.mongodb_migrations"}
+    DATABASE_ROUTERS.insert(0, "homepage.routers.StorefrontRouter")
 
 # --- Cache ---------------------------------------------------------------------
 REDIS_URL = env("REDIS_URL", default="")

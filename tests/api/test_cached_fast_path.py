@@ -15,7 +15,7 @@ from caching import metrics
 from tests.homepage.factories import ProductFactory
 from tests.trainers.factories import TrainerFactory, UserFactory
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.storefront]
 HOME = "/api/v1/homepage"
 
 

@@ -13,7 +13,7 @@ from rest_framework.test import APIClient
 from tests.homepage.factories import ProductFactory
 from tests.trainers.factories import TrainerFactory
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.storefront]
 LEGACY = "/api/v1/products/featured"
 
 

@@ -6,17 +6,17 @@ from io import StringIO
 
 import pytest
 from django.core.management import CommandError, call_command
-from django.db import connection
 from django.urls import reverse
 from prometheus_client import REGISTRY
 
 from caching import consistency
 from homepage.models import Product
 from tests.homepage.factories import EventFactory, ProductFactory
+from tests.storefront import write_behind_the_orm
 from tests.trainers.factories import TrainerFactory
 from trainers import services
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.storefront]
 HOME = "/api/v1/homepage"
 
 
@@ -39,8 +39,7 @@ def test_a_write_the_cache_never_heard_of_is_found(api_client, client_for):
     assert clean.sampled == {"homepage": 2, "trainer:bootstrap": 1}
     assert not clean.any_inconsistent
 
-    with connection.cursor() as cursor:  # raw SQL: no signal, no invalidation
-        cursor.execute("UPDATE homepage_product SET name = 'After' WHERE id = %s", [product.pk])
+    write_behind_the_orm(product, set={"name": "After"})  # no signal, no invalidation
     found = consistency.verify(limit=10)
     assert found.inconsistent == {"homepage": 2, "trainer:bootstrap": 0}
     assert _inconsistent("homepage") == before + 2
@@ -71,8 +70,7 @@ def test_the_command_reports_per_namespace_and_fails_on_a_mismatch(api_client, s
     call_command("cache", "verify", stdout=out)
     assert "homepage" in out.getvalue()
 
-    with connection.cursor() as cursor:
-        cursor.execute("UPDATE homepage_product SET price = price + 1 WHERE id = %s", [product.pk])
+    write_behind_the_orm(product, inc={"price": 1})
     with pytest.raises(CommandError) as failed:
         call_command("cache", "verify", stdout=StringIO())
     assert failed.value.returncode == 1

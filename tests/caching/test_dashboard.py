@@ -9,7 +9,7 @@ from prometheus_client import REGISTRY
 from caching.tags import read_generations
 from tests.homepage.factories import ProductFactory
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.storefront]
 
 
 @pytest.fixture

@@ -30,7 +30,7 @@ from tests.servers import FreezableProxy, Varnish, free_port, gunicorn
 from tests.trainers.factories import TrainerFactory
 from tests.waiting import wait_until
 
-pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow, pytest.mark.storefront]
 SECRET = "edge-test-secret"
 HOME = "/api/v1/homepage"
 

@@ -10,7 +10,7 @@ from homepage.models import Product
 from tests.homepage.factories import ProductFactory
 from tests.waiting import wait_until
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.storefront]
 URL = "/api/v1/homepage"
 
 

@@ -18,7 +18,7 @@ from homepage.models import Product
 from tests.homepage.factories import ProductFactory
 from tests.waiting import wait_until
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.storefront]
 
 
 def test_beat_schedule_follows_the_settings(settings):

@@ -9,7 +9,7 @@ from homepage.models import Offer, Product
 
 from .factories import OfferFactory, ProductFactory
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.storefront]
 
 
 @pytest.fixture

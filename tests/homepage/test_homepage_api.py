@@ -14,6 +14,7 @@ from django.utils import timezone
 
 from aggregation.sections import SectionPayload
 from homepage.sections import homepage_sections
+from tests.storefront import pk_order, write_behind_the_orm
 
 from .factories import (
     CategoryAffinityFactory,
@@ -23,7 +24,7 @@ from .factories import (
     StoreFactory,
 )
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.storefront]
 
 URL = "/api/v1/homepage"
 ALL_SECTIONS = ["justForYou", "newArrivals", "trendingStores", "events", "offers", "flashSales"]
@@ -266,8 +267,7 @@ def test_fresh_bypasses_the_cache_read(api_client, catalogue):
     api_client.get(URL)
     product = ProductFactory(name="brand new", views=1)
     api_client.get(URL)
-    with connection.cursor() as cursor:  # behind the cache's back: no invalidation
-        cursor.execute("UPDATE homepage_product SET views = 10000 WHERE id = %s", [product.pk])
+    write_behind_the_orm(product, set={"views": 10000})  # behind the cache's back
     cached = api_client.get(URL).json()
     fresh = api_client.get(URL, {"fresh": "true"}).json()
     assert cached["data"]["sections"]["justForYou"]["items"][0]["name"] != "brand new"
@@ -512,7 +512,7 @@ def test_personal_ranking_matches_a_full_sort(user_client, user):
         Product.objects.featured_in_stock(),
         key=lambda p: (
             -affinities.get(p.category, 0), -p.recommendation_score, -p.views,
-            -p.created_at.timestamp(), -p.pk,
+            -p.created_at.timestamp(), -pk_order(p.pk),
         ),
     )  # fmt: skip
     body = user_client.get(URL, {"sections": "justForYou", "limit": 20}).json()

@@ -21,7 +21,7 @@ from homepage.serializers import (
 
 from .factories import EventFactory, OfferFactory, ProductFactory, StoreFactory
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.storefront]
 
 
 @pytest.mark.parametrize(
@@ -44,7 +44,9 @@ def test_offer_builder_matches_the_serializer_during_and_after_a_sale():
     OfferFactory(flash=True)
     OfferFactory(flash=True, flash_sale_ends_at=now - timedelta(minutes=1))
     OfferFactory()
-    rows = list(Offer.objects.order_by("pk").values(*items.OFFER_COLUMNS))
+    rows = list(
+        Offer.objects.order_by("pk").values(*items.OFFER_COLUMNS, **items.OFFER_STORE_COLUMNS)
+    )
     expected = OfferItemSerializer(
         Offer.objects.order_by("pk").select_related("store"), many=True, context={"now": now}
     ).data

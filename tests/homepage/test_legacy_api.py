@@ -9,7 +9,7 @@ from django.utils import timezone
 
 from .factories import EventFactory, OfferFactory, ProductFactory, StoreFactory
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.storefront]
 
 
 @pytest.fixture

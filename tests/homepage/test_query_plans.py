@@ -14,39 +14,39 @@ from homepage.sections import all_valid_offers, homepage_sections
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
 PRODUCTS, STORES, EVENTS, OFFERS = 300_000, 20_000, 20_000, 60_000
-BIG_TABLES = {"homepage_product", "homepage_store", "homepage_event", "homepage_offer"}
+BIG_TABLES = {"products", "stores", "events", "offers"}
 
 
 def _generate() -> None:
     """A catalogue shaped like the demo's (5 % of products featured, 20-30 % of the rest)."""
     with connection.cursor() as cursor:
         cursor.execute(f"""
-            INSERT INTO homepage_store (name, logo, image, rating, cashback, category, address,
+            INSERT INTO stores (name, logo, image, rating, cashback, category, address,
                 city, latitude, longitude, tags, featured, is_active, views, created_at, updated_at)
             SELECT 'store ' || i, '', '', (i % 50) / 10.0, 5, 'c' || (i % 12), '', 'x',
                 12.9 + (i % 1000) / 5000.0, 77.5 + (i % 997) / 5000.0, '[]', i % 5 = 0, true,
                 i % 10000, now(), now()
             FROM generate_series(1, {STORES}) AS i;
-            INSERT INTO homepage_product (name, brand, image, price, original_price, currency,
+            INSERT INTO products (name, brand, image, price, original_price, currency,
                 category, rating, cashback, stock, store_id, featured, is_active, views,
                 recommendation_score, created_at, updated_at)
             SELECT 'p ' || i, 'b', '', 10, 12, 'USD', 'c' || (i % 12), 4, 1, i % 10, NULL,
                 i % 20 = 0, i % 33 <> 0, i % 100000, (i % 997) / 997.0,
                 now() - (i || ' minutes')::interval, now()
             FROM generate_series(1, {PRODUCTS}) AS i;
-            INSERT INTO homepage_event (title, subtitle, image, price, venue, city, latitude,
+            INSERT INTO events (title, subtitle, image, price, venue, city, latitude,
                 longitude, starts_at, category, organizer, featured, is_active, views,
                 created_at, updated_at)
             SELECT 'e ' || i, '', '', 0, '', 'x', 12.9 + (i % 1000) / 5000.0,
                 77.5 + (i % 997) / 5000.0, now() + ((i % 4000 - 200) || ' hours')::interval,
                 'c', '', i % 3 = 0, true, i, now(), now()
             FROM generate_series(1, {EVENTS}) AS i;
-            INSERT INTO homepage_offer (title, subtitle, image, original_price, discounted_price,
+            INSERT INTO offers (title, subtitle, image, original_price, discounted_price,
                 cashback_percentage, valid_until, category, store_id, featured, is_active,
                 flash_sale_active, flash_sale_price, flash_sale_ends_at, flash_sale_stock, views,
                 created_at, updated_at)
             SELECT 'o ' || i, '', '', 100, 80, 5, now() + ((i % 2000 - 72) || ' hours')::interval,
-                'c', (SELECT min(id) FROM homepage_store), i % 3 = 0, true, i % 7 = 0,
+                'c', (SELECT min(id) FROM stores), i % 3 = 0, true, i % 7 = 0,
                 60 + i % 40, now() + ((i % 48) || ' hours')::interval, 10, i,
                 now() - (i || ' minutes')::interval, now()
             FROM generate_series(1, {OFFERS}) AS i;
