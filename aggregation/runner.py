@@ -36,7 +36,7 @@ from django.db import connection as db_connection
 
 from api.errors import ErrorCode
 
-from . import metrics
+from . import metrics, mongodb
 from .sections import Section, SectionContext, SectionPayload
 from .snapshot import import_snapshot
 
@@ -205,11 +205,16 @@ def _fetch_on_worker_connection(
         db_connection.connection.set_progress_handler(
             lambda: int(time.monotonic() > deadline), 10_000
         )
-    if snapshot_id is None:
-        return section.fetch(context)
-    with transaction.atomic():
-        import_snapshot(snapshot_id)
-        return section.fetch(context)
+    try:
+        with mongodb.deadline(deadline):
+            if snapshot_id is None:
+                return section.fetch(context)
+            with transaction.atomic():
+                import_snapshot(snapshot_id)
+                return section.fetch(context)
+    except Exception as exc:
+        mongodb.observe(exc)
+        raise
 
 
 def _is_query_timeout(exc: BaseException) -> bool:
@@ -221,6 +226,9 @@ def _is_query_timeout(exc: BaseException) -> bool:
 
 def classify_error(exc: BaseException) -> ErrorCode:
     """Map an exception raised by a section to a stable error code."""
+    on_mongodb = mongodb.classify(exc)
+    if on_mongodb is not None:
+        return on_mongodb
     if isinstance(exc, SectionTimeout | FutureTimeout):
         return ErrorCode.TIMEOUT_ERROR
     if isinstance(exc, OperationalError) and _is_query_timeout(exc):
@@ -304,13 +312,15 @@ def run_sections_inline(
             try:
                 if section_start >= budget_end:
                     raise SectionTimeout
-                if in_transaction:
-                    with transaction.atomic(using=using):
+                with mongodb.deadline(deadline):
+                    if in_transaction:
+                        with transaction.atomic(using=using):
+                            payload = section.fetch(context)
+                    else:
                         payload = section.fetch(context)
-                else:
-                    payload = section.fetch(context)
                 future.set_result((payload, (time.monotonic() - section_start) * 1000))
             except Exception as exc:  # becomes the section's error outcome
+                mongodb.observe(exc)
                 future.set_exception(exc)
             submitted.append((section, future, deadline))
     except SectionTimeout:

@@ -49,19 +49,19 @@ class InvalidatingQuerySet(models.QuerySet):
         """Update rows, then invalidate the model's tag on commit."""
         count = super().update(**kwargs)
         if count:
-            invalidate_on_commit(tags_for_write(self.model, kwargs))
+            invalidate_on_commit(tags_for_write(self.model, kwargs), using=self.db)
         return count
 
     def bulk_create(self, objs, *args, **kwargs):
         """Create rows, then invalidate the model's tag on commit."""
         created = super().bulk_create(objs, *args, **kwargs)
         if created:
-            invalidate_on_commit(tags_for_write(self.model, None))
+            invalidate_on_commit(tags_for_write(self.model, None), using=self.db)
         return created
 
     def bulk_update(self, objs, fields, *args, **kwargs) -> int:
         """Update rows, then invalidate the model's tag on commit."""
         count = super().bulk_update(objs, fields, *args, **kwargs)
         if count:
-            invalidate_on_commit(tags_for_write(self.model, fields))
+            invalidate_on_commit(tags_for_write(self.model, fields), using=self.db)
         return count

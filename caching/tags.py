@@ -100,8 +100,11 @@ def _flush_pending() -> None:
         bump(tags)
 
 
-def invalidate_on_commit(tags: Iterable[str]) -> None:
+def invalidate_on_commit(tags: Iterable[str], using: str | None = None) -> None:
     """Bump ``tags`` once the current transaction commits (at once outside one).
+
+    ``using``: the database written (the storefront's may be another one than
+    the default: a bump waits for that database's transaction, not another's).
 
     Synchronous and independent of Celery: the bump has happened by the time
     the request that made the write returns its response. Tags named many
@@ -114,7 +117,7 @@ def invalidate_on_commit(tags: Iterable[str]) -> None:
     if not hasattr(_pending, "tags"):
         _pending.tags = set()
     _pending.tags |= tags
-    transaction.on_commit(_flush_pending, robust=True)
+    transaction.on_commit(_flush_pending, using=using, robust=True)
 
 
 def on_invalidation(listener) -> None:

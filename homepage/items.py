@@ -13,8 +13,6 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
-from django.db.models import F
-
 from api.formats import iso, iso_or_none
 
 from .models import sale_running
@@ -38,10 +36,9 @@ OFFER_COLUMNS = (
     "cashback_percentage", "valid_until", "category", "store_id",
     "flash_sale_active", "flash_sale_price", "flash_sale_ends_at", "flash_sale_stock", "views",
 )  # fmt: skip
-# The offer's store, read in the same query (a join; a $lookup on MongoDB). As
-# expressions rather than "store__name": MongoDB-compatible servers differ on
-# the nested projection the latter becomes.
-OFFER_STORE_COLUMNS = {"store_name": F("store__name"), "store_logo": F("store__logo")}
+# The offers' stores are read by a second query on their primary keys, not a
+# join: on MongoDB a join is a $lookup that runs before the filter, on every offer.
+OFFER_STORE_COLUMNS = ("id", "name", "logo")
 
 
 def _float(value: Decimal | float | None) -> float | None:
@@ -133,10 +130,6 @@ def offer_item(row: Row, now: datetime) -> Row:
         "cashbackPercentage": float(row["cashback_percentage"]),
         "validity": iso(row["valid_until"]),
         "category": row["category"],
-        "store": {
-            "id": str(row["store_id"]),
-            "name": row["store_name"],
-            "logo": row["store_logo"],
-        },
+        "store": {"id": str(row["store_id"]), "name": row["store_name"], "logo": row["store_logo"]},
         "metadata": {"flashSale": flash_sale},
     }

@@ -73,15 +73,9 @@ def _count(queryset: QuerySet, total: Total) -> tuple[int, float | None]:
     )
 
 
-def _page(
-    queryset: QuerySet,
-    columns: tuple[str, ...],
-    limit: int,
-    total: Total,
-    expressions: dict[str, Any] | None = None,
-) -> Page:
+def _page(queryset: QuerySet, columns: tuple[str, ...], limit: int, total: Total) -> Page:
     """``limit`` rows (reading one more for ``has_more``) and the set's shared total."""
-    rows = list(queryset.values(*columns, **(expressions or {}))[: limit + 1])
+    rows = list(queryset.values(*columns)[: limit + 1])
     if len(rows) <= limit:
         return Page(rows, len(rows), False)
     count, until = _count(queryset, total)
@@ -218,14 +212,14 @@ def offers_featured(*, now: datetime, limit: int) -> Page:
     """Featured offers still valid, newest first (an offer leaves when its validity ends)."""
     queryset = Offer.objects.featured_valid(now).order_by("-created_at", "-pk")
     total = Total("featuredOffers", totals_tag(Offer), "valid_until")
-    return _page(queryset, OFFER_COLUMNS, limit, total, OFFER_STORE_COLUMNS)
+    return _with_stores(_page(queryset, OFFER_COLUMNS, limit, total))
 
 
 def offers_valid(*, now: datetime, limit: int) -> Page:
     """Every offer still valid, newest first (``/offers`` without ``featured``)."""
     queryset = Offer.objects.valid(now).order_by("-created_at", "-pk")
     total = Total("validOffers", totals_tag(Offer), "valid_until")
-    return _page(queryset, OFFER_COLUMNS, limit, total, OFFER_STORE_COLUMNS)
+    return _with_stores(_page(queryset, OFFER_COLUMNS, limit, total))
 
 
 def offers_flash_sales(*, now: datetime, limit: int) -> Page:
@@ -233,4 +227,22 @@ def offers_flash_sales(*, now: datetime, limit: int) -> Page:
     queryset = Offer.objects.flash_sales(now).order_by("flash_sale_price", "valid_until", "pk")
     ends = Least("valid_until", "flash_sale_ends_at")
     total = Total("flashSales", totals_tag(Offer), ends)
-    return _page(queryset, OFFER_COLUMNS, limit, total, OFFER_STORE_COLUMNS)
+    return _with_stores(_page(queryset, OFFER_COLUMNS, limit, total))
+
+
+def _with_stores(page: Page) -> Page:
+    with_stores(page.rows)
+    return page
+
+
+def with_stores(rows: list[Row]) -> list[Row]:
+    """Each offer row with its store's name and logo (one query on the stores' keys)."""
+    ids = {row["store_id"] for row in rows}
+    stores = {
+        store["id"]: store
+        for store in Store.objects.filter(pk__in=ids).values(*OFFER_STORE_COLUMNS)
+    } if ids else {}  # fmt: skip
+    for row in rows:
+        store = stores.get(row["store_id"], {})
+        row["store_name"], row["store_logo"] = store.get("name", ""), store.get("logo", "")
+    return rows

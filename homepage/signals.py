@@ -6,6 +6,7 @@ writes are covered by the models' ``InvalidatingQuerySet``.
 
 from __future__ import annotations
 
+from django.conf import settings
 from django.db.models.signals import post_delete, post_save
 
 from caching.querysets import tags_for_write
@@ -16,21 +17,28 @@ from .models import CategoryAffinity, Event, Offer, Product, Store
 CATALOGUE = (Product, Store, Event, Offer)
 
 
-def catalogue_saved(sender, instance, created=False, update_fields=None, **kwargs) -> None:
+def catalogue_saved(
+    sender, instance, created=False, update_fields=None, using=None, **kwargs
+) -> None:
     """A product, store, event or offer was saved (totals too when it may join or leave a set)."""
     tags = tags_for_write(sender, None if created else update_fields)
     if tags:
-        invalidate_on_commit(tags)
+        invalidate_on_commit(tags, using=using)
 
 
-def catalogue_deleted(sender, instance, **kwargs) -> None:
+def catalogue_deleted(sender, instance, using=None, **kwargs) -> None:
     """A product, store, event or offer was deleted: its content and totals."""
-    invalidate_on_commit(tags_for_write(sender, None))
+    invalidate_on_commit(tags_for_write(sender, None), using=using)
 
 
-def affinity_changed(sender, instance, **kwargs) -> None:
+def affinity_changed(sender, instance, using=None, **kwargs) -> None:
     """A user's category affinities changed: their personalised sections are stale."""
-    invalidate_on_commit([f"user:{instance.user_id}"])
+    invalidate_on_commit([f"user:{instance.user_id}"], using=using)
+
+
+def user_deleted(sender, instance, **kwargs) -> None:
+    """With the storefront in another database, nothing cascades to a user's affinities."""
+    CategoryAffinity.objects.filter(user_id=instance.pk).delete()
 
 
 def connect() -> None:
@@ -47,3 +55,7 @@ def connect() -> None:
     post_delete.connect(
         affinity_changed, sender=CategoryAffinity, dispatch_uid="homepage.affinity.deleted"
     )
+    if settings.STOREFRONT_ON_MONGODB:
+        post_delete.connect(
+            user_deleted, sender=settings.AUTH_USER_MODEL, dispatch_uid="homepage.user.deleted"
+        )

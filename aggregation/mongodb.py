@@ -1,0 +1,96 @@
+"""Section time limits and failures on MongoDB (a database on django-mongodb-backend).
+
+PostgreSQL stops a section's query with ``statement_timeout``; MongoDB with
+``maxTimeMS``, which pymongo's client-side operation timeout sets on every
+operation from the time left (``pymongo.timeout``): a section's queries get
+what remains of its deadline, and a server that stops answering is given up
+on at the deadline too.
+
+An unreachable server costs a server selection timeout
+(``STOREFRONT_SELECTION_TIMEOUT``). So that one request with six sections does
+not wait six of them, a process that saw one gives the next sections only
+``UNREACHABLE_PROBE`` seconds to find the server, for ``REPLICA_RETRY_AFTER``
+seconds (the same back-off as a failing replica).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import Iterator
+from functools import cache
+
+from django.conf import settings
+
+from api.errors import ErrorCode
+
+ENGINE = "django_mongodb_backend"
+UNREACHABLE_PROBE = 0.05  # seconds a section waits for a server known to be away
+_unreachable_until = 0.0
+
+
+@cache
+def in_use() -> bool:
+    """True when any configured database is MongoDB."""
+    return any(database["ENGINE"] == ENGINE for database in settings.DATABASES.values())
+
+
+@contextlib.contextmanager
+def deadline(at: float) -> Iterator[None]:
+    """MongoDB operations in this block end by ``at`` (a ``time.monotonic()`` moment)."""
+    if not in_use():
+        yield
+        return
+    import pymongo
+
+    remaining = at - time.monotonic()
+    if time.monotonic() < _unreachable_until:
+        remaining = min(remaining, UNREACHABLE_PROBE)
+    with pymongo.timeout(max(remaining, 0.001)):
+        yield
+
+
+def _pymongo_error(exc: BaseException) -> BaseException | None:
+    """The pymongo error behind ``exc`` (django-mongodb-backend wraps them), if any."""
+    if not in_use():
+        return None
+    from pymongo.errors import PyMongoError
+
+    for candidate in (exc, exc.__cause__):
+        if isinstance(candidate, PyMongoError):
+            return candidate
+    return None
+
+
+def classify(exc: BaseException) -> ErrorCode | None:
+    """A MongoDB failure's error code (None: not a MongoDB failure).
+
+    Unreachable (no server found in time, a refused or reset connection) is a
+    connection error; a query that ran out of time (``maxTimeMS`` on the
+    server, or the deadline while waiting for a reply) a timeout.
+    """
+    error = _pymongo_error(exc)
+    if error is None:
+        return None
+    from pymongo.errors import ConnectionFailure, ServerSelectionTimeoutError
+
+    if isinstance(error, ServerSelectionTimeoutError) or (
+        isinstance(error, ConnectionFailure) and not getattr(error, "timeout", False)
+    ):
+        return ErrorCode.DB_CONNECTION_ERROR
+    if getattr(error, "timeout", False):
+        return ErrorCode.TIMEOUT_ERROR
+    return ErrorCode.SECTION_FETCH_ERROR
+
+
+def observe(exc: BaseException) -> None:
+    """A section failed with ``exc``: if the server is unreachable, probe it briefly for a while."""
+    global _unreachable_until
+    if classify(exc) == ErrorCode.DB_CONNECTION_ERROR:
+        _unreachable_until = time.monotonic() + settings.REPLICA_RETRY_AFTER
+
+
+def reachable_again() -> None:
+    """Forget an unreachable server (tests; a process that knows it is back)."""
+    global _unreachable_until
+    _unreachable_until = 0.0
