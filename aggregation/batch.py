@@ -164,21 +164,25 @@ def compute_sections(
     to_run = [s for s in sections if s.id not in results]
     snapshot: Snapshot | None = None
     # A replica that has replayed every write these sections' tags saw (their
-    # generations are already read), when sections run on this thread.
-    using = (
-        DEFAULT_DB_ALIAS
-        if not to_run or settings.SECTIONS_IN_PARALLEL
-        else replicas.choose(t for s in to_run for t in section_tags(s, context))
-    )
+    # generations are already read), when sections run on this thread; or the
+    # registry's own database (the storefront's MongoDB), which has none.
+    own = registry.database() if registry.database else None
+    if own and own != DEFAULT_DB_ALIAS:
+        using = own
+    elif not to_run or settings.SECTIONS_IN_PARALLEL:
+        using = DEFAULT_DB_ALIAS
+    else:
+        using = replicas.choose(t for s in to_run for t in section_tags(s, context))
+    on_replica = using not in (DEFAULT_DB_ALIAS, own)
     replicas.section_reads.labels(using).inc(len(to_run))
     outcomes: list[SectionOutcome] = []
     try:
         outcomes, snapshot = _run_sections(to_run, context, consistent=consistent, using=using)
-        replica_failed = using != DEFAULT_DB_ALIAS and any(
+        replica_failed = on_replica and any(
             o.error_code == ErrorCode.DB_CONNECTION_ERROR for o in outcomes
         )
     except (OperationalError, InterfaceError):
-        if using == DEFAULT_DB_ALIAS:
+        if not on_replica:
             raise
         replica_failed = True  # the replica went away around the snapshot
     if replica_failed:

@@ -164,6 +164,7 @@ def _run_in_worker(
     deadline: float,
     snapshot_id: str | None,
     timeout_ms: int,
+    using: str = DEFAULT_DB_ALIAS,
 ) -> tuple[SectionPayload, float]:
     """Runs in a pool thread: fetch one section on this thread's own connection.
 
@@ -177,7 +178,9 @@ def _run_in_worker(
     started = time.monotonic()
     kept = db_connection.connection is not None
     try:
-        payload = _fetch_on_worker_connection(section, context, deadline, snapshot_id, timeout_ms)
+        payload = _fetch_on_worker_connection(
+            section, context, deadline, snapshot_id, timeout_ms, using
+        )
     except (OperationalError, InterfaceError) as exc:
         # A connection kept from an earlier section can have died since (the
         # database restarted, an operator ended it): that is no reason to fail
@@ -189,7 +192,9 @@ def _run_in_worker(
         if time.monotonic() >= deadline:
             raise
         db_connection.close()
-        payload = _fetch_on_worker_connection(section, context, deadline, snapshot_id, timeout_ms)
+        payload = _fetch_on_worker_connection(
+            section, context, deadline, snapshot_id, timeout_ms, using
+        )
     return payload, (time.monotonic() - started) * 1000
 
 
@@ -199,12 +204,14 @@ def _fetch_on_worker_connection(
     deadline: float,
     snapshot_id: str | None,
     timeout_ms: int,
+    using: str = DEFAULT_DB_ALIAS,
 ) -> SectionPayload:
-    _worker_connection(timeout_ms)
-    if db_connection.vendor == "sqlite":
-        db_connection.connection.set_progress_handler(
-            lambda: int(time.monotonic() > deadline), 10_000
-        )
+    if connections[using].vendor != "mongodb":  # (MongoDB's limit is mongodb.deadline)
+        _worker_connection(timeout_ms)
+        if db_connection.vendor == "sqlite":
+            db_connection.connection.set_progress_handler(
+                lambda: int(time.monotonic() > deadline), 10_000
+            )
     try:
         with mongodb.deadline(deadline):
             if snapshot_id is None:
@@ -254,12 +261,15 @@ def run_sections(
     query_timeout_ms: int | None = None,
     request_timeout_ms: int | None = None,
     snapshot_id: str | None = None,
+    using: str = DEFAULT_DB_ALIAS,
 ) -> list[SectionOutcome]:
     """Run ``sections`` concurrently and return one outcome each, in order.
 
     Never raises for a section's failure: a failed or timed-out section becomes
     an outcome with an error code. Returns by the request budget at the latest.
     ``snapshot_id``: a PostgreSQL snapshot every worker imports (see snapshot.py).
+    ``using``: a MongoDB alias when the sections read one (the workers then
+    need no relational connection); otherwise they read the primary.
     """
     query_timeout_ms = query_timeout_ms or settings.QUERY_TIMEOUT
     request_timeout_ms = request_timeout_ms or settings.REQUEST_TIMEOUT
@@ -272,7 +282,7 @@ def run_sections(
         timeout_ms = section.timeout_ms or query_timeout_ms
         deadline = min(start + timeout_ms / 1000, budget_end)
         future = executor.submit(
-            _run_in_worker, section, context, deadline, snapshot_id, timeout_ms
+            _run_in_worker, section, context, deadline, snapshot_id, timeout_ms, using
         )
         submitted.append((section, future, deadline))
 
@@ -349,10 +359,12 @@ def run_sections_here_or_in_pool(
 ) -> list[SectionOutcome]:
     """Sections in the pool (``SECTIONS_IN_PARALLEL``, or a snapshot to import), else inline.
 
-    ``using``: the database of inline sections (a replica); the pool reads the primary.
+    ``using``: the database of inline sections (a replica, or MongoDB); the pool
+    reads the primary, or MongoDB.
     """
     if snapshot_id is not None or (settings.SECTIONS_IN_PARALLEL and len(sections) > 1):
-        return run_sections(sections, context, snapshot_id=snapshot_id)
+        pool_using = using if connections[using].vendor == "mongodb" else DEFAULT_DB_ALIAS
+        return run_sections(sections, context, snapshot_id=snapshot_id, using=pool_using)
     return run_sections_inline(sections, context, using=using)
 
 

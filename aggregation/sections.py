@@ -119,7 +119,9 @@ class SectionRegistry:
     """An ordered set of sections, found by id or alias (``trending_stores``).
 
     ``cache_key`` names each section's own cache entry for a context; a
-    registry without one never caches sections on their own.
+    registry without one never caches sections on their own. ``database``
+    names the database alias its sections read when it is not the default
+    one (called each time: routers decide it from settings).
     """
 
     def __init__(
@@ -127,8 +129,10 @@ class SectionRegistry:
         sections: Iterable[Section],
         *,
         cache_key: Callable[[Section, SectionContext], str] | None = None,
+        database: Callable[[], str | None] | None = None,
     ) -> None:
         self.cache_key = cache_key
+        self.database = database
         self._sections: dict[str, Section] = {}
         self._names: dict[str, str] = {}
         for section in sections:

@@ -1,8 +1,9 @@
 """Ops endpoints: liveness, readiness (its dependencies answer) and Prometheus metrics.
 
-Readiness checks the database, the cache (Redis when configured) and the Celery
-broker, with django-health-check, and answers 503 when any of them fails, so a
-load balancer stops sending traffic to an instance that cannot serve it.
+Readiness checks the database (and the storefront's MongoDB when configured),
+the cache (Redis when configured) and the Celery broker, with
+django-health-check, and answers 503 when any of them fails, so a load
+balancer stops sending traffic to an instance that cannot serve it.
 """
 
 from __future__ import annotations
@@ -43,6 +44,26 @@ class CeleryBroker(HealthCheck):
             raise ServiceUnavailable("Broker unreachable") from exc
 
 
+@dataclasses.dataclass
+class MongoDatabase(HealthCheck):
+    """The storefront's MongoDB answers a ``ping`` (``STOREFRONT_DATABASE_URL``)."""
+
+    alias: str = "storefront"
+    timeout = datetime.timedelta(seconds=2)
+
+    def run(self) -> None:
+        """One ``ping``, bounded by the timeout."""
+        import pymongo
+        from django.db import connections
+        from pymongo.errors import PyMongoError
+
+        try:
+            with pymongo.timeout(self.timeout.total_seconds()):
+                connections[self.alias].database.command("ping")  # type: ignore[attr-defined]
+        except PyMongoError as exc:
+            raise ServiceUnavailable("Storefront database unreachable") from exc
+
+
 def edge_report() -> str | None:
     """How purging the edge goes, for readiness: None when no edge is configured.
 
@@ -60,7 +81,12 @@ def edge_report() -> str | None:
 class ReadinessView(HealthCheckView):
     """``/health/ready``: 200 when every dependency answers, 503 otherwise."""
 
-    checks = (Database, Cache, CeleryBroker)
+    checks = (
+        Database,
+        Cache,
+        CeleryBroker,
+        *((MongoDatabase,) if settings.STOREFRONT_ON_MONGODB else ()),
+    )
 
     async def get(self, request, *args, **kwargs):
         self.reported = await sync_to_async(_reported)()  # database and Redis calls: not async

@@ -11,6 +11,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from django.conf import settings
+from django.db import router
 from rest_framework import serializers
 
 from aggregation.batch import SectionResult
@@ -19,7 +20,7 @@ from aggregation.sections import Section, SectionContext, SectionPayload, Sectio
 from . import selectors
 from .items import Row, event_item, offer_item, product_item, store_item
 from .keys import homepage_cache_key, homepage_policy, homepage_section_cache_key, homepage_variant
-from .models import sale_running
+from .models import Product, sale_running
 from .selectors import Page
 from .serializers import (
     EventItemSerializer,
@@ -130,6 +131,11 @@ def fetch_all_offers(ctx: SectionContext) -> SectionPayload:
     return _payload(page, lambda row: offer_item(row, ctx.now), _offer_leaves(ctx.now))
 
 
+def storefront_database() -> str:
+    """Where the storefront is read: its own MongoDB, or the default database."""
+    return router.db_for_read(Product)
+
+
 def _fields(serializer: type[serializers.Serializer]) -> tuple[str, ...]:
     return tuple(serializer.Meta.fields)  # type: ignore[attr-defined]
 
@@ -193,6 +199,7 @@ homepage_sections = SectionRegistry(
         ),
     ],
     cache_key=homepage_section_cache_key,
+    database=storefront_database,
 )
 
 # Not a homepage section: the legacy ``/offers`` list when ``featured`` is not asked for.

@@ -1,0 +1,258 @@
+"""The storefront in MongoDB: collections, indexes, time limits and failures (--storefront=mongodb)."""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import Iterator
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from django.contrib.auth import get_user_model
+from django.utils import timezone
+from pymongo.collection import Collection
+
+from aggregation import mongodb
+from api.errors import ErrorCode
+from homepage.models import CategoryAffinity
+from tests.servers import FreezableProxy, free_port
+from tests.storefront import storefront_connection
+
+from .factories import (
+    CategoryAffinityFactory,
+    EventFactory,
+    OfferFactory,
+    ProductFactory,
+    StoreFactory,
+)
+
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.storefront]
+URL = "/api/v1/homepage"
+SECTIONS = {"justForYou", "newArrivals", "trendingStores", "events", "offers", "flashSales"}
+
+
+@pytest.fixture(autouse=True)
+def _on_mongodb():
+    if storefront_connection().vendor != "mongodb":
+        pytest.skip("the storefront is not in MongoDB here (run with --storefront=mongodb)")
+    mongodb.reachable_again()
+    yield
+    mongodb.reachable_again()
+
+
+@pytest.fixture
+def catalogue() -> None:
+    now = timezone.now()
+    stores = StoreFactory.create_batch(3)
+    ProductFactory.create_batch(4, category="books")
+    ProductFactory(stock=0)
+    EventFactory.create_batch(2)
+    EventFactory(starts_at=now - timedelta(hours=1))
+    OfferFactory.create_batch(2, store=stores[0])
+    OfferFactory(flash=True, store=stores[1])
+
+
+# --- Collections and indexes --------------------------------------------------------
+
+# Seed 004 appendix B, as our fields name them: (keys, partialFilterExpression).
+APPENDIX_B = {
+    "products": [
+        ({"views": -1, "created_at": -1}, {"featured": True, "is_active": True}),
+        ({"created_at": -1}, {"is_active": True}),
+    ],
+    "stores": [({"rating": -1, "views": -1}, {"featured": True, "is_active": True})],
+    "events": [({"starts_at": 1, "views": -1}, {"featured": True, "is_active": True})],
+    "offers": [
+        ({"valid_until": 1, "created_at": -1}, {"featured": True, "is_active": True}),
+        ({"valid_until": 1, "flash_sale_price": 1}, {"flash_sale_active": True, "is_active": True}),
+    ],
+}
+
+
+def _conditions(match: dict) -> dict[str, Any]:
+    """A ``$match`` (or partial filter) as field -> condition, ``$and`` flattened."""
+    found: dict[str, Any] = {}
+    for key, value in match.items():
+        if key == "$and":
+            for part in value:
+                found.update(_conditions(part))
+        else:
+            found[key] = value["$eq"] if isinstance(value, dict) and "$eq" in value else value
+    return found
+
+
+def _indexes(collection: str) -> list[tuple[dict, dict]]:
+    database = storefront_connection().database
+    return [
+        (dict(index["key"]), _conditions(index.get("partialFilterExpression", {})))
+        for index in database[collection].list_indexes()
+    ]
+
+
+def test_the_storefront_is_in_the_seed_collections_with_the_appendix_b_indexes():
+    names = set(storefront_connection().database.list_collection_names())
+    assert {"products", "stores", "events", "offers", "category_affinities"} <= names
+    for collection, wanted in APPENDIX_B.items():
+        for keys, partial in wanted:
+            assert (keys, partial) in _indexes(collection), (collection, keys)
+
+
+def _serves(index: tuple[dict, dict], match: dict[str, Any], sort: list[str]) -> bool:
+    """MongoDB's rule for a partial index: the query implies its filter; then its keys,
+    past those the query pins by equality, continue with the sort or a filtered field."""
+    keys, partial = index
+    if any(match.get(field) != condition for field, condition in partial.items()):
+        return False
+    rest = [key for key in keys if not (key in match and not isinstance(match[key], dict))]
+    return bool(rest) and (rest[0] in match or (bool(sort) and rest[0] == sort[0]))
+
+
+@contextlib.contextmanager
+def _pipelines() -> Iterator[list[tuple[str, list]]]:
+    """Every aggregation the block sends, as (collection, pipeline)."""
+    sent: list[tuple[str, list]] = []
+    original = Collection.aggregate
+
+    def recording(self, pipeline, *args, **kwargs):
+        sent.append((self.name, pipeline))
+        return original(self, pipeline, *args, **kwargs)
+
+    Collection.aggregate = recording  # type: ignore[method-assign]
+    try:
+        yield sent
+    finally:
+        Collection.aggregate = original  # type: ignore[method-assign]
+
+
+def test_each_section_query_filters_first_on_an_index_that_serves_it(
+    api_client, user_client, user, catalogue
+):
+    """Each section's query starts with its ``$match`` and an index serves it.
+
+    secantusdb's planner reports COLLSCAN for any ``$and`` filter, which is how
+    django-mongodb-backend writes every multi-field filter, so its ``explain``
+    cannot show what MongoDB would choose; the plan is checked here against the
+    indexes by MongoDB's rule for partial indexes instead (README, "Running on
+    MongoDB"), and the server's own explain must at least run.
+    """
+    CategoryAffinityFactory(user=user, category="books")
+    with _pipelines() as sent:
+        assert api_client.get(URL, {"fresh": "true"}).status_code == 200
+        assert api_client.get(URL, {"fresh": "true", "location": "77.59,12.97"}).status_code == 200
+        assert user_client.get(URL, {"fresh": "true"}).status_code == 200
+        assert api_client.get("/api/v1/offers", {"featured": "false"}).status_code == 200
+    database = storefront_connection().database
+    checked = set()
+    for collection, pipeline in sent:
+        if collection not in APPENDIX_B:
+            continue
+        first = pipeline[0]
+        assert "$match" in first, (collection, pipeline)  # filtered before anything else
+        match = _conditions(first["$match"])
+        if set(match) == {"_id"}:
+            continue  # the offers' stores, by primary key
+        sort = next((list(stage["$sort"]) for stage in pipeline if "$sort" in stage), [])
+        assert any(_serves(index, match, sort) for index in _indexes(collection)), (
+            collection,
+            match,
+            sort,
+        )
+        explained = database.command(
+            "explain", {"aggregate": collection, "pipeline": pipeline, "cursor": {}}
+        )
+        assert explained["ok"] == 1
+        checked.add(collection)
+    assert checked == set(APPENDIX_B)
+
+
+def test_a_users_affinities_go_with_the_user(user):
+    CategoryAffinityFactory(user=user, category="books")
+    other = get_user_model().objects.create_user("other")
+    CategoryAffinityFactory(user=other, category="books")
+    user.delete()
+    assert list(CategoryAffinity.objects.values_list("user_id", flat=True)) == [other.pk]
+
+
+# --- Time limits and failures -------------------------------------------------------
+
+
+@contextlib.contextmanager
+def _storefront_at(host: str) -> Iterator[None]:
+    """Point this process's storefront connection at ``host`` (a proxy, a dead port)."""
+    conn = storefront_connection()
+    original = conn.settings_dict["HOST"]
+
+    def reconnect(to: str) -> None:
+        if conn.connection is None:  # another thread's wrapper opened the shared client
+            client = type(conn)._connection_pools.pop(conn.alias, None)
+            if client is not None:
+                client.close()
+        else:
+            conn.close_pool()  # MongoClient is the pool; close() keeps it
+        conn.settings_dict["HOST"] = to
+
+    reconnect(host)
+    try:
+        yield
+    finally:
+        reconnect(original)
+
+
+def _server_address() -> tuple[str, int]:
+    host, port = storefront_connection().connection.address
+    return host, port
+
+
+def _errors(body: dict) -> dict[str, str]:
+    return {error["section"]: error["code"] for error in body.get("errors", [])}
+
+
+def test_a_frozen_storefront_times_sections_out_at_their_limit(api_client, catalogue, settings):
+    settings.QUERY_TIMEOUT = 300
+    settings.REQUEST_TIMEOUT = 20_000
+    proxy = FreezableProxy(_server_address())
+    try:
+        with _storefront_at(f"mongodb://127.0.0.1:{proxy.port}/?directConnection=true"):
+            assert api_client.get(URL, {"fresh": "true"}).status_code == 200  # through the proxy
+            proxy.freeze()
+            started = time.monotonic()
+            response = api_client.get(URL, {"fresh": "true"})
+            elapsed = time.monotonic() - started
+            proxy.thaw()
+    finally:
+        proxy.close()
+    body = response.json()
+    assert response.status_code == 503  # every section timed out: the envelope, no data
+    assert _errors(body) == dict.fromkeys(SECTIONS, ErrorCode.TIMEOUT_ERROR.value)
+    assert elapsed < 20  # each stopped at its own limit, not the request's budget
+
+
+def test_an_unreachable_storefront_is_found_once_then_probed_briefly(
+    api_client, catalogue, settings
+):
+    """Six sections, one server selection timeout: the rest are connection errors at once."""
+    settings.REQUEST_TIMEOUT = 10_000
+    cached = api_client.get(URL)
+    assert cached.status_code == 200
+    with _storefront_at(f"mongodb://127.0.0.1:{free_port()}/?directConnection=true"):
+        fresh = api_client.get(URL, {"fresh": "true"})
+        served = api_client.get(URL)  # the cached page is still served
+        ready = api_client.get("/health/ready")
+    # Without the short probes, six selection timeouts (2 s each) outlast the
+    # 10 s budget and the last sections are timeouts instead.
+    assert _errors(fresh.json()) == dict.fromkeys(SECTIONS, ErrorCode.DB_CONNECTION_ERROR.value)
+    assert served.status_code == 200
+    assert served.json()["data"]["sections"] == cached.json()["data"]["sections"]
+    assert ready.status_code == 503
+    assert api_client.get("/health/ready").status_code == 200  # back
+
+
+def test_the_homepage_needs_only_mongodb(api_client, catalogue, database_outage):
+    """With PostgreSQL unreachable, anonymous homepages are computed from MongoDB alone."""
+    database_outage(False)
+    response = api_client.get(URL, {"fresh": "true"})
+    assert response.status_code == 200
+    body = response.json()
+    assert "errors" not in body
+    assert set(body["data"]["sections"]) == SECTIONS
