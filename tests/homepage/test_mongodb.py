@@ -99,8 +99,11 @@ def test_the_storefront_is_in_the_seed_collections_with_the_appendix_b_indexes()
 
 
 def _serves(index: tuple[dict, dict], match: dict[str, Any], sort: list[str]) -> bool:
-    """MongoDB's rule for a partial index: the query implies its filter; then its keys,
-    past those the query pins by equality, continue with the sort or a filtered field."""
+    """Whether ``index`` can serve a query, by MongoDB's rule for partial indexes.
+
+    The query implies the index's filter; then the index's keys, past those the
+    query pins by equality, continue with the sort or a filtered field.
+    """
     keys, partial = index
     if any(match.get(field) != condition for field, condition in partial.items()):
         return False
