@@ -22,7 +22,7 @@ from caching import metrics
 from caching.activity import forget_recorded
 from caching.local import clear_local
 from config.celery_app import app as celery_app
-from tests.servers import RedisServer
+from tests.servers import RedisServer, storefront_url
 from tests.waiting import wait_until
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -137,6 +137,7 @@ def start_worker(settings):
         "DATABASE_URL": f"postgres://postgres@127.0.0.1:5432/{connection.settings_dict['NAME']}"
         f"?application_name={WORKER_APPLICATION}",
         "CELERY_TASK_ALWAYS_EAGER": "false",
+        **storefront_url(),
     }
     settings.CELERY_TASK_ALWAYS_EAGER = False
     settings.CACHE_REWARM_DEBOUNCE = 0.5
