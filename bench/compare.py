@@ -172,6 +172,11 @@ def print_comparison(comparison: dict) -> None:
             "cold trainer bootstrap at 8 connections, with a replica / primary only:"
             f" {comparison['replica_vs_primary_rps']}x req/s\n"
         )
+    if "storefront_mongodb_vs_postgresql_cold_p50" in comparison:
+        print(
+            "cold homepage, same storefront in secantusdb / in PostgreSQL:"
+            f" p50 {comparison['storefront_mongodb_vs_postgresql_cold_p50']}x\n"
+        )
     if "purge_latency" in comparison:
         latency = comparison["purge_latency"]
         print(

@@ -33,6 +33,7 @@ from tqdm import tqdm
 from bench import edge
 from bench.compare import chart, compare, print_comparison
 from bench.replicas import replica_rows, replicas_possible
+from bench.storefronts import storefront_rows, storefronts_possible
 
 ROOT = Path(__file__).resolve().parent.parent
 PYTHON = str(ROOT / ".venv" / "bin" / "python")
@@ -282,6 +283,12 @@ def main() -> int:
     parser.add_argument("--out", default=str(ROOT / "bench" / "results" / "latest.json"))
     parser.add_argument("--seconds", type=int, default=5, help="Length of each wrk run.")
     parser.add_argument(
+        "--storefront-products",
+        type=int,
+        default=2_000,
+        help="Products of the PostgreSQL-beside-MongoDB rows (secantusdb: a Python server).",
+    )
+    parser.add_argument(
         "--parallel",
         action=argparse.BooleanOptionalAction,
         default=False,
@@ -352,6 +359,15 @@ def main() -> int:
             comparison["replica_vs_primary_rps"] = round(with_replica["rps"] / primary["rps"], 3)
         else:
             print("no replica rows: they need root (to run initdb as postgres) and PostgreSQL")
+        if storefronts_possible():
+            storefronts = storefront_rows(args.seconds, args.redis_url, args.storefront_products)
+            comparison["rows"] |= storefronts
+            cold = [row for name, row in storefronts.items() if name.startswith("homepage cold")]
+            comparison["storefront_mongodb_vs_postgresql_cold_p50"] = round(
+                cold[1]["p50_ms"] / cold[0]["p50_ms"], 2
+            )
+        else:
+            print("no storefront rows: secantusdb is not installed (requirements/local.txt)")
         rows = [
             # Seed 004's "current state": six calls per page load, one after another.
             _run("legacy: 6 calls / page", port, max(n // 6, 20), 32, _legacy_page_load, rate / 6),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
 from django.db import connections, router
 from django.db.models import Model
 
@@ -35,6 +36,11 @@ def write_behind_the_orm(
         )
 
 
+def relational_only(reason: str) -> pytest.MarkDecorator:
+    """Skip in the MongoDB run: the test is about the relational storefront (``reason``)."""
+    return pytest.mark.skipif(on_mongodb(), reason=f"relational storefront only: {reason}")
+
+
 def counting_queries(captured: list[dict]) -> list[str]:
     """The captured queries that count rows (a total)."""
     marker = "'$group'" if storefront_connection().vendor == "mongodb" else "COUNT(*)"
@@ -44,3 +50,10 @@ def counting_queries(captured: list[dict]) -> list[str]:
 def pk_order(pk: Any) -> int:
     """A key ordering primary keys as the database does (integers, or ObjectIds by their bytes)."""
     return pk if isinstance(pk, int) else int(str(pk), 16)
+
+
+def on_mongodb() -> bool:
+    """True in the ``--storefront=mongodb`` run."""
+    from django.conf import settings
+
+    return bool(settings.STOREFRONT_ON_MONGODB)

@@ -14,7 +14,7 @@ from django.utils import timezone
 
 from aggregation.sections import SectionPayload
 from homepage.sections import homepage_sections
-from tests.storefront import pk_order, write_behind_the_orm
+from tests.storefront import pk_order, relational_only, write_behind_the_orm
 
 from .factories import (
     CategoryAffinityFactory,
@@ -196,6 +196,7 @@ def test_in_the_pool_a_hanging_section_times_out_within_the_budget(
     assert body["data"]["sections"]["justForYou"]["total"] == 3
 
 
+@relational_only("PostgreSQL's statement_timeout (MongoDB's maxTimeMS: test_mongodb.py)")
 def test_a_slow_query_is_stopped_by_the_database(api_client, catalogue, monkeypatch, settings):
     settings.QUERY_TIMEOUT = 300
 

@@ -27,7 +27,7 @@ from caching.tags import bump, read_generations
 from homepage.models import Product
 from homepage.sections import homepage_sections
 from tests.servers import storefront_url
-from tests.storefront import counting_queries, storefront_connection
+from tests.storefront import counting_queries, relational_only, storefront_connection
 from tests.waiting import wait_until
 
 from .factories import CategoryAffinityFactory, EventFactory, OfferFactory, ProductFactory
@@ -239,6 +239,7 @@ def test_a_hit_runs_no_serializer(api_client, monkeypatch):
     assert api_client.get(URL).status_code == 200
 
 
+@relational_only("PostgreSQL away (MongoDB away: test_mongodb.py)")
 def test_stale_if_error_while_the_database_is_down(api_client, database_outage):
     ProductFactory(name="kept")
     assert api_client.get(URL).status_code == 200

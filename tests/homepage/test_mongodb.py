@@ -11,10 +11,12 @@ from typing import Any
 import pytest
 from django.contrib.auth import get_user_model
 from django.utils import timezone
+from pymongo import monitoring
 from pymongo.collection import Collection
 
 from aggregation import mongodb
 from api.errors import ErrorCode
+from caching.tags import bump
 from homepage.models import CategoryAffinity
 from tests.servers import FreezableProxy, free_port
 from tests.storefront import storefront_connection
@@ -180,26 +182,44 @@ def test_a_users_affinities_go_with_the_user(user):
 # --- Time limits and failures -------------------------------------------------------
 
 
+class _Commands(monitoring.CommandListener):
+    """The aggregate commands a client sends."""
+
+    def __init__(self) -> None:
+        self.aggregates: list[dict] = []
+
+    def started(self, event: monitoring.CommandStartedEvent) -> None:
+        if event.command_name == "aggregate":
+            self.aggregates.append(dict(event.command))
+
+    def succeeded(self, event: monitoring.CommandSucceededEvent) -> None:
+        pass
+
+    def failed(self, event: monitoring.CommandFailedEvent) -> None:
+        pass
+
+
 @contextlib.contextmanager
-def _storefront_at(host: str) -> Iterator[None]:
+def _storefront_at(host: str) -> Iterator[_Commands]:
     """Point this process's storefront connection at ``host`` (a proxy, a dead port)."""
     conn = storefront_connection()
-    original = conn.settings_dict["HOST"]
+    original, options = conn.settings_dict["HOST"], conn.settings_dict["OPTIONS"]
+    commands = _Commands()
 
-    def reconnect(to: str) -> None:
+    def reconnect(to: str, extra: dict) -> None:
         if conn.connection is None:  # another thread's wrapper opened the shared client
             client = type(conn)._connection_pools.pop(conn.alias, None)
             if client is not None:
                 client.close()
         else:
             conn.close_pool()  # MongoClient is the pool; close() keeps it
-        conn.settings_dict["HOST"] = to
+        conn.settings_dict["HOST"], conn.settings_dict["OPTIONS"] = to, {**options, **extra}
 
-    reconnect(host)
+    reconnect(host, {"event_listeners": [commands]})
     try:
-        yield
+        yield commands
     finally:
-        reconnect(original)
+        reconnect(original, {})
 
 
 def _server_address() -> tuple[str, int]:
@@ -216,8 +236,11 @@ def test_a_frozen_storefront_times_sections_out_at_their_limit(api_client, catal
     settings.REQUEST_TIMEOUT = 20_000
     proxy = FreezableProxy(_server_address())
     try:
-        with _storefront_at(f"mongodb://127.0.0.1:{proxy.port}/?directConnection=true"):
+        with _storefront_at(f"mongodb://127.0.0.1:{proxy.port}/?directConnection=true") as sent:
             assert api_client.get(URL, {"fresh": "true"}).status_code == 200  # through the proxy
+            # Every query carried the server-side limit, within the section's 300 ms.
+            assert sent.aggregates
+            assert all(0 < command["maxTimeMS"] <= 300 for command in sent.aggregates)
             proxy.freeze()
             started = time.monotonic()
             response = api_client.get(URL, {"fresh": "true"})
@@ -234,18 +257,24 @@ def test_a_frozen_storefront_times_sections_out_at_their_limit(api_client, catal
 def test_an_unreachable_storefront_is_found_once_then_probed_briefly(
     api_client, catalogue, settings
 ):
-    """Six sections, one server selection timeout: the rest are connection errors at once."""
+    """Six sections, one server selection timeout: the rest are connection errors at once.
+
+    And what was cached is still served, stale once its data moved on.
+    """
     settings.REQUEST_TIMEOUT = 10_000
     cached = api_client.get(URL)
     assert cached.status_code == 200
+    bump(["products", "stores", "events", "offers"])  # out of date; cannot be recomputed
     with _storefront_at(f"mongodb://127.0.0.1:{free_port()}/?directConnection=true"):
         fresh = api_client.get(URL, {"fresh": "true"})
-        served = api_client.get(URL)  # the cached page is still served
+        served = api_client.get(URL)
         ready = api_client.get("/health/ready")
     # Without the short probes, six selection timeouts (2 s each) outlast the
     # 10 s budget and the last sections are timeouts instead.
+    assert fresh.status_code == 503
     assert _errors(fresh.json()) == dict.fromkeys(SECTIONS, ErrorCode.DB_CONNECTION_ERROR.value)
     assert served.status_code == 200
+    assert served.json()["data"]["metadata"]["stale"] is True
     assert served.json()["data"]["sections"] == cached.json()["data"]["sections"]
     assert ready.status_code == 503
     assert api_client.get("/health/ready").status_code == 200  # back

@@ -1,0 +1,108 @@
+"""The storefront rows of the benchmark: the homepage on PostgreSQL beside MongoDB.
+
+The same demo storefront (``seed_demo``, same counts, same seed) is written to
+a PostgreSQL database, and to a MongoDB-compatible server (secantusdb, the one
+the tests use, on a free port in a temporary directory) with the rest on
+another PostgreSQL database. The same gunicorn serves each in turn; ``wrk``
+measures the homepage cold (``fresh=true``) and warm at one connection.
+
+secantusdb is a MongoDB server written in Python, not MongoDB: its rows show
+the service working on it and what each path costs there, not how fast MongoDB
+is. The warm path reads Redis only, whichever database holds the storefront.
+
+    .venv/bin/python -m bench.storefronts --products 2000
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import urllib.request
+from pathlib import Path
+
+from bench.compare import wrk
+from bench.replicas import _manage, _serve
+from tests.servers import ROOT, MongoServer, free_port
+
+DATABASES = {
+    "PostgreSQL": "postgres://postgres@127.0.0.1:5432/bench_storefront_pg",
+    "MongoDB (secantusdb)": "postgres://postgres@127.0.0.1:5432/bench_storefront_mongo",
+}
+
+
+def _recreate(url: str) -> None:
+    base, name = url.rsplit("/", 1)
+    statements = (f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)', f'CREATE DATABASE "{name}"')
+    for statement in statements:
+        subprocess.run(["psql", f"{base}/postgres", "-qc", statement], check=True,
+                       capture_output=True)  # fmt: skip
+
+
+def _seed(env: dict, products: int, mongodb: bool) -> None:
+    _manage(env, "migrate", "--noinput", "-v0")
+    if mongodb:
+        _manage(env, "migrate", "--database", "storefront", "--noinput", "-v0")
+    _manage(env, "seed_demo", "--seed", "7", "--products", str(products),
+            "--stores", str(max(products // 10, 10)), "--events", str(max(products // 10, 10)),
+            "--offers", str(max(products // 4, 20)), "--users", "20", "--trainers", "1",
+            "--students", "2", "--sessions-per-trainer", "10", "--no-progress")  # fmt: skip
+
+
+def storefronts_possible() -> bool:
+    """Whether the rows can run: secantusdb installed (requirements/local.txt), and psql."""
+    return (ROOT / ".venv" / "bin" / "secantusd-py").exists() and shutil.which("psql") is not None
+
+
+def storefront_rows(seconds: int, redis_url: str, products: int) -> dict[str, dict]:
+    """``homepage cold|warm, <backend> storefront, 1 conn`` rows, same data on each backend."""
+    from bench.run import bench_environment  # (bench.run imports this module)
+
+    server = MongoServer()
+    server.start()
+    rows: dict[str, dict] = {}
+    try:
+        for label, database_url in DATABASES.items():
+            _recreate(database_url)
+            env = {**os.environ, **bench_environment(database_url, redis_url, Path("/tmp"))}  # noqa: S108
+            env.pop("STOREFRONT_DATABASE_URL", None)
+            mongodb = label != "PostgreSQL"
+            if mongodb:
+                env["STOREFRONT_DATABASE_URL"] = server.url
+            _seed(env, products, mongodb)
+            subprocess.run(["redis-cli", "-u", redis_url, "flushdb"], check=True,
+                           capture_output=True)  # fmt: skip
+            port = free_port()
+            gunicorn = _serve({**env, "WEB_CONCURRENCY": "2", "WEB_THREADS": "4"}, port)
+            try:
+                base = f"http://127.0.0.1:{port}/api/v1/homepage"
+                urllib.request.urlopen(base, timeout=60).read()  # warm the cache
+                rows[f"homepage cold, {label} storefront, 1 conn"] = wrk(
+                    f"{base}?fresh=true", 1, seconds
+                )
+                rows[f"homepage warm, {label} storefront, 1 conn"] = wrk(base, 1, seconds)
+            finally:
+                os.killpg(gunicorn.pid, signal.SIGTERM)
+                gunicorn.wait(30)
+    finally:
+        server.stop()
+    return rows
+
+
+def main() -> int:
+    """The storefront rows alone."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--products", type=int, default=2_000)
+    parser.add_argument("--seconds", type=int, default=5)
+    parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/3")
+    args = parser.parse_args()
+    for name, row in storefront_rows(args.seconds, args.redis_url, args.products).items():
+        print(f"{name}: p50 {row['p50_ms']} ms, p99 {row['p99_ms']} ms, {row['rps']} req/s")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
