@@ -54,6 +54,16 @@ def _decimal(max_digits: int, **kwargs: Any) -> serializers.DecimalField:
     )
 
 
+def _optional_text(max_length: int) -> serializers.CharField:
+    return serializers.CharField(
+        max_length=max_length, required=False, allow_blank=True, default=""
+    )
+
+
+def _optional_url() -> serializers.URLField:
+    return serializers.URLField(max_length=500, required=False, allow_blank=True, default="")
+
+
 class _Location(serializers.Serializer):
     coordinates = serializers.ListField(
         child=serializers.FloatField(min_value=-180, max_value=180),
@@ -62,9 +72,9 @@ class _Location(serializers.Serializer):
         allow_null=True,
         required=False,
     )
-    address = serializers.CharField(max_length=300, required=False, allow_blank=True)
-    city = serializers.CharField(max_length=100, required=False, allow_blank=True)
-    venue = serializers.CharField(max_length=200, required=False, allow_blank=True)
+    address = _optional_text(300)
+    city = _optional_text(100)
+    venue = _optional_text(200)
 
     def validate_coordinates(self, value: list[float] | None) -> list[float] | None:
         if value is not None and not -90 <= value[1] <= 90:
@@ -122,8 +132,8 @@ def _point(location: dict | None) -> dict[str, float | None]:
 
 class StoreDocument(_Document):
     name = serializers.CharField(max_length=200)
-    logo = serializers.URLField(max_length=500, required=False, allow_blank=True, default="")
-    image = serializers.URLField(max_length=500, required=False, allow_blank=True, default="")
+    logo = _optional_url()
+    image = _optional_url()
     rating = _decimal(3, default=Decimal(0))
     cashback = _decimal(5, default=Decimal(0))
     location = _Location(required=False, allow_null=True)
@@ -149,8 +159,8 @@ class StoreDocument(_Document):
 
 class ProductDocument(_Document):
     name = serializers.CharField(max_length=200)
-    brand = serializers.CharField(max_length=100, required=False, allow_blank=True, default="")
-    image = serializers.URLField(max_length=500, required=False, allow_blank=True, default="")
+    brand = _optional_text(100)
+    image = _optional_url()
     price = _decimal(10)
     originalPrice = _decimal(10, required=False, allow_null=True)
     currency = serializers.CharField(max_length=3, default="USD")
@@ -179,15 +189,15 @@ class ProductDocument(_Document):
 
 class EventDocument(_Document):
     title = serializers.CharField(max_length=200)
-    subtitle = serializers.CharField(max_length=300, required=False, allow_blank=True, default="")
-    image = serializers.URLField(max_length=500, required=False, allow_blank=True, default="")
+    subtitle = _optional_text(300)
+    image = _optional_url()
     price = _decimal(10, default=Decimal(0))
     location = _Location(required=False, allow_null=True)
     date = serializers.DateTimeField(default_timezone=UTC)
     time = serializers.TimeField(
         required=False, allow_null=True, input_formats=["%H:%M", "%H:%M:%S"]
     )
-    organizer = serializers.CharField(max_length=200, required=False, allow_blank=True, default="")
+    organizer = _optional_text(200)
 
     def row(self, data: dict, refs: Refs) -> dict[str, Any]:
         location = data.get("location") or {}
@@ -210,8 +220,8 @@ class EventDocument(_Document):
 
 class OfferDocument(_Document):
     title = serializers.CharField(max_length=200)
-    subtitle = serializers.CharField(max_length=300, required=False, allow_blank=True, default="")
-    image = serializers.URLField(max_length=500, required=False, allow_blank=True, default="")
+    subtitle = _optional_text(300)
+    image = _optional_url()
     originalPrice = _decimal(10)
     discountedPrice = _decimal(10)
     cashbackPercentage = _decimal(5, default=Decimal(0))
