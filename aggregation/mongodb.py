@@ -8,9 +8,11 @@ on at the deadline too.
 
 An unreachable server costs a server selection timeout
 (``STOREFRONT_SELECTION_TIMEOUT``). So that one request with six sections does
-not wait six of them, a process that saw one gives the next sections only
-``UNREACHABLE_PROBE`` seconds to find the server, for ``REPLICA_RETRY_AFTER``
-seconds (the same back-off as a failing replica).
+not wait six of them, for ``REPLICA_RETRY_AFTER`` seconds after a process saw
+one (the same back-off as a failing replica) each section first pings the
+server with ``UNREACHABLE_PROBE`` seconds to answer: still away, the section
+fails at once; back, the window closes and the section runs with its whole
+deadline.
 """
 
 from __future__ import annotations
@@ -19,8 +21,10 @@ import contextlib
 import time
 from collections.abc import Iterator
 from functools import cache
+from typing import Any
 
 from django.conf import settings
+from django.db import DatabaseError, connections
 
 from api.errors import ErrorCode
 
@@ -35,19 +39,39 @@ def in_use() -> bool:
     return any(database["ENGINE"] == ENGINE for database in settings.DATABASES.values())
 
 
+class Unreachable(DatabaseError):
+    """The server did not answer the probe of a section run while it was known to be away."""
+
+
 @contextlib.contextmanager
-def deadline(at: float) -> Iterator[None]:
-    """MongoDB operations in this block end by ``at`` (a ``time.monotonic()`` moment)."""
-    if not in_use():
+def deadline(at: float, using: str) -> Iterator[None]:
+    """MongoDB operations on ``using`` in this block end by ``at`` (a monotonic moment).
+
+    Not MongoDB: nothing to do (PostgreSQL and SQLite have their own limits).
+    """
+    conn = connections[using]
+    if conn.vendor != "mongodb":
         yield
         return
     import pymongo
 
-    remaining = at - time.monotonic()
     if time.monotonic() < _unreachable_until:
-        remaining = min(remaining, UNREACHABLE_PROBE)
-    with pymongo.timeout(max(remaining, 0.001)):
+        _probe(conn)
+    with pymongo.timeout(max(at - time.monotonic(), 0.001)):
         yield
+
+
+def _probe(conn: Any) -> None:
+    """Raise ``Unreachable`` unless the server answers a ping in ``UNREACHABLE_PROBE`` s."""
+    import pymongo
+    from pymongo.errors import PyMongoError
+
+    try:
+        with pymongo.timeout(UNREACHABLE_PROBE):
+            conn.database.command("ping")
+    except PyMongoError as exc:
+        raise Unreachable("MongoDB is still unreachable") from exc
+    reachable_again()
 
 
 def _pymongo_error(exc: BaseException) -> BaseException | None:
@@ -69,6 +93,8 @@ def classify(exc: BaseException) -> ErrorCode | None:
     connection error; a query that ran out of time (``maxTimeMS`` on the
     server, or the deadline while waiting for a reply) a timeout.
     """
+    if isinstance(exc, Unreachable):
+        return ErrorCode.DB_CONNECTION_ERROR
     error = _pymongo_error(exc)
     if error is None:
         return None

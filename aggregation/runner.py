@@ -213,7 +213,7 @@ def _fetch_on_worker_connection(
                 lambda: int(time.monotonic() > deadline), 10_000
             )
     try:
-        with mongodb.deadline(deadline):
+        with mongodb.deadline(deadline, using):
             if snapshot_id is None:
                 return section.fetch(context)
             with transaction.atomic():
@@ -322,7 +322,7 @@ def run_sections_inline(
             try:
                 if section_start >= budget_end:
                     raise SectionTimeout
-                with mongodb.deadline(deadline):
+                with mongodb.deadline(deadline, using):
                     if in_transaction:
                         with transaction.atomic(using=using):
                             payload = section.fetch(context)

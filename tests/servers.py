@@ -192,13 +192,14 @@ class FreezableProxy:
     a network partition): no error, no reply, just silence.
     """
 
-    def __init__(self, upstream: tuple[str, int]) -> None:
+    def __init__(self, upstream: tuple[str, int], port: int | None = None) -> None:
         self.upstream = upstream
-        self.port = free_port()
+        self.port = port or free_port()
         self.flowing = threading.Event()
         self.flowing.set()
         self._listener = socket.create_server(("127.0.0.1", self.port))
         self._closed = False
+        self._connections: list[socket.socket] = []
         threading.Thread(target=self._accept, daemon=True).start()
 
     def _accept(self) -> None:
@@ -212,6 +213,7 @@ class FreezableProxy:
             except OSError:
                 client.close()
                 continue
+            self._connections += [client, server]
             for source, target in ((client, server), (server, client)):
                 threading.Thread(target=self._pump, args=(source, target), daemon=True).start()
 
@@ -234,9 +236,13 @@ class FreezableProxy:
         self.flowing.set()
 
     def close(self) -> None:
+        """Stop listening and cut every connection (as a server that went away)."""
         self._closed = True
         self.thaw()
         self._listener.close()
+        for end in self._connections:
+            with contextlib.suppress(OSError):
+                end.shutdown(socket.SHUT_RDWR)
 
 
 class StreamingPair:

@@ -30,7 +30,11 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 @pytest.hookimpl(wrapper=True)
 def pytest_load_initial_conftests(early_config, parser, args):
-    if parser.parse_known_args(args).storefront == "mongodb":
+    if parser.parse_known_args(args).storefront != "mongodb":
+        return (yield)
+    if os.environ.get("STOREFRONT_TEST_MONGODB_URL"):  # a MongoDB of your own instead
+        os.environ["STOREFRONT_DATABASE_URL"] = os.environ["STOREFRONT_TEST_MONGODB_URL"]
+    else:
         server = MongoServer()
         server.start()
         early_config.add_cleanup(server.stop)
