@@ -36,8 +36,7 @@ OFFER_COLUMNS = (
     "cashback_percentage", "valid_until", "category", "store_id",
     "flash_sale_active", "flash_sale_price", "flash_sale_ends_at", "flash_sale_stock", "views",
 )  # fmt: skip
-# The offers' stores are read by a second query on their primary keys, not a
-# join: on MongoDB a join is a $lookup that runs before the filter, on every offer.
+# An offer row also has ``store_name`` and ``store_logo`` (selectors._offers).
 OFFER_STORE_COLUMNS = ("id", "name", "logo")
 
 

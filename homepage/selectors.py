@@ -18,6 +18,7 @@ from datetime import datetime
 from itertools import groupby
 from typing import Any
 
+from django.db import connections
 from django.db.models import Count, F, Min, QuerySet, Value
 from django.db.models.functions import Least
 
@@ -73,9 +74,15 @@ def _count(queryset: QuerySet, total: Total) -> tuple[int, float | None]:
     )
 
 
-def _page(queryset: QuerySet, columns: tuple[str, ...], limit: int, total: Total) -> Page:
+def _page(
+    queryset: QuerySet,
+    columns: tuple[str, ...],
+    limit: int,
+    total: Total,
+    joined: dict[str, Any] | None = None,
+) -> Page:
     """``limit`` rows (reading one more for ``has_more``) and the set's shared total."""
-    rows = list(queryset.values(*columns)[: limit + 1])
+    rows = list(queryset.values(*columns, **(joined or {}))[: limit + 1])
     if len(rows) <= limit:
         return Page(rows, len(rows), False)
     count, until = _count(queryset, total)
@@ -212,14 +219,14 @@ def offers_featured(*, now: datetime, limit: int) -> Page:
     """Featured offers still valid, newest first (an offer leaves when its validity ends)."""
     queryset = Offer.objects.featured_valid(now).order_by("-created_at", "-pk")
     total = Total("featuredOffers", totals_tag(Offer), "valid_until")
-    return _with_stores(_page(queryset, OFFER_COLUMNS, limit, total))
+    return _offers(queryset, limit, total)
 
 
 def offers_valid(*, now: datetime, limit: int) -> Page:
     """Every offer still valid, newest first (``/offers`` without ``featured``)."""
     queryset = Offer.objects.valid(now).order_by("-created_at", "-pk")
     total = Total("validOffers", totals_tag(Offer), "valid_until")
-    return _with_stores(_page(queryset, OFFER_COLUMNS, limit, total))
+    return _offers(queryset, limit, total)
 
 
 def offers_flash_sales(*, now: datetime, limit: int) -> Page:
@@ -227,10 +234,22 @@ def offers_flash_sales(*, now: datetime, limit: int) -> Page:
     queryset = Offer.objects.flash_sales(now).order_by("flash_sale_price", "valid_until", "pk")
     ends = Least("valid_until", "flash_sale_ends_at")
     total = Total("flashSales", totals_tag(Offer), ends)
-    return _with_stores(_page(queryset, OFFER_COLUMNS, limit, total))
+    return _offers(queryset, limit, total)
 
 
-def _with_stores(page: Page) -> Page:
+# The offer's store in the same query, where a join is cheap (SQL).
+_STORE_JOIN = {"store_name": F("store__name"), "store_logo": F("store__logo")}
+
+
+def _offers(queryset: QuerySet, limit: int, total: Total) -> Page:
+    """Offer rows with their store's name and logo.
+
+    On MongoDB a join is a ``$lookup`` run on every offer before the filter,
+    so there the stores are read by a second query on their keys.
+    """
+    if connections[queryset.db].vendor != "mongodb":
+        return _page(queryset, OFFER_COLUMNS, limit, total, _STORE_JOIN)
+    page = _page(queryset, OFFER_COLUMNS, limit, total)
     with_stores(page.rows)
     return page
 

@@ -48,7 +48,12 @@ def test_offer_builder_matches_the_serializer_during_and_after_a_sale():
     expected = OfferItemSerializer(
         Offer.objects.order_by("pk").select_related("store"), many=True, context={"now": now}
     ).data
-    assert [items.offer_item(r, now) for r in rows] == expected
+    assert [items.offer_item(r, now) for r in rows] == expected  # stores read by key
+    # The section's own rows (a join on SQL, stores by key on MongoDB), in its order.
+    by_id = {item["id"]: item for item in expected}
+    section = [items.offer_item(r, now) for r in selectors.offers_valid(now=now, limit=10).rows]
+    assert len(section) == 3
+    assert section == [by_id[item["id"]] for item in section]
 
 
 def test_has_more_is_exact_and_the_total_is_counted_once():
