@@ -20,7 +20,6 @@ from __future__ import annotations
 import contextlib
 import time
 from collections.abc import Iterator
-from functools import cache
 from typing import Any
 
 from django.conf import settings
@@ -28,15 +27,8 @@ from django.db import DatabaseError, connections
 
 from api.errors import ErrorCode
 
-ENGINE = "django_mongodb_backend"
 UNREACHABLE_PROBE = 0.05  # seconds a section waits for a server known to be away
 _unreachable_until = 0.0
-
-
-@cache
-def in_use() -> bool:
-    """True when any configured database is MongoDB."""
-    return any(database["ENGINE"] == ENGINE for database in settings.DATABASES.values())
 
 
 class Unreachable(DatabaseError):
@@ -76,8 +68,6 @@ def _probe(conn: Any) -> None:
 
 def _pymongo_error(exc: BaseException) -> BaseException | None:
     """The pymongo error behind ``exc`` (django-mongodb-backend wraps them), if any."""
-    if not in_use():
-        return None
     from pymongo.errors import PyMongoError
 
     for candidate in (exc, exc.__cause__):

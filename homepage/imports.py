@@ -255,12 +255,12 @@ class Refs:
     stores: dict[str, Any] = field(default_factory=dict)
 
     def store(self, source_id: str) -> Any:
-        try:
-            return self.stores[source_id]
-        except KeyError:
-            if Store.objects.filter(pk=_key_or_none(source_id)).exists():
-                return _key_or_none(source_id)  # imported earlier, same key
-            raise DocumentError(f"store {source_id!r} is in no stores file") from None
+        if source_id not in self.stores:
+            key = _key_or_none(source_id)  # imported earlier: the same key
+            if key is None or not Store.objects.filter(pk=key).exists():
+                raise DocumentError(f"store {source_id!r} is in no stores file")
+            self.stores[source_id] = key  # looked up once, not once per document
+        return self.stores[source_id]
 
 
 # Import order: stores first, so products and offers can point at them.

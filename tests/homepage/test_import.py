@@ -10,7 +10,7 @@ from django.core.management import CommandError, call_command
 from django.utils import timezone
 
 from homepage.models import Event, Offer, Product, Store
-from tests.storefront import storefront_connection
+from tests.storefront import relational_only, storefront_connection
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.storefront]
 URL = "/api/v1/homepage"
@@ -110,6 +110,18 @@ def test_the_seed_shape_is_served_in_the_api_shape(api_client, export):
         assert sale["store"]["id"] == str(Store.objects.get(name="Corner Books").pk)
 
 
+def test_stores_of_an_earlier_import(export):
+    """On MongoDB the stores keep their ids, so a later file can point at them."""
+    _import({"stores": export["stores"]})
+    if storefront_connection().vendor == "mongodb":
+        _import({"products": export["products"], "offers": export["offers"]})
+        assert Product.objects.get(name="Atlas").store.name == "Corner Books"
+        assert Offer.objects.get().store_id == Store.objects.get(name="Corner Books").pk
+    else:  # new keys: the export's store ids mean nothing any more
+        with pytest.raises(CommandError, match="is in no stores file"):
+            _import({"products": export["products"]})
+
+
 def test_clear_replaces_the_storefront(export):
     _import(export)
     _import(export, "--clear")
@@ -143,6 +155,13 @@ def test_a_bad_document_is_refused_with_its_line(tmp_path, line, message):
     assert f"{path}:2" in str(error.value)
     assert message in str(error.value)
     assert not Product.objects.exists()  # the batch with the bad line never went in
+
+
+@relational_only("PostgreSQL away (MongoDB away: test_mongodb.py)")
+def test_an_unreachable_database_is_a_clear_error(export, database_outage):
+    database_outage(False)
+    with pytest.raises(CommandError, match="the storefront's database failed"):
+        _import(export)
 
 
 def test_the_command_refuses_missing_files_and_bad_options(tmp_path):

@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 from django.contrib.auth import get_user_model
+from django.core.management import CommandError, call_command
 from django.utils import timezone
 from pymongo import monitoring
 from pymongo.collection import Collection
@@ -338,6 +339,16 @@ def test_a_restarted_storefront_is_read_again_within_the_short_probes(
 def _answered(response: Any) -> Any:
     """The response if every section was read (none failed), else None."""
     return response if response.status_code == 200 and "errors" not in response.json() else None
+
+
+def test_an_import_into_an_unreachable_storefront_is_a_clear_error(tmp_path):
+    stores = tmp_path / "stores.json"
+    stores.write_text('{"_id": "s1", "name": "Shop", "category": "books"}\n')
+    with (
+        _storefront_at(f"mongodb://127.0.0.1:{free_port()}/?directConnection=true"),
+        pytest.raises(CommandError, match="the storefront's database failed"),
+    ):
+        call_command("import_storefront", f"--stores={stores}", "--no-progress")
 
 
 def test_the_homepage_needs_only_mongodb(api_client, catalogue, database_outage):

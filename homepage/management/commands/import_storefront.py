@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
-from django.db import IntegrityError
+from django.db import DatabaseError, IntegrityError
 from tqdm import tqdm
 
 from homepage.demo import clear_storefront
@@ -38,30 +38,41 @@ class Command(BaseCommand):
         for path in files.values():
             if not path.is_file():
                 raise CommandError(f"{path}: no such file")
-        if options["clear"]:
-            clear_storefront()
-        refs, counts = Refs(), {}
-        for collection, path in files.items():  # stores first: the others point at them
-            with (
-                path.open("rb") as lines,
-                tqdm(desc=collection, unit=" docs", disable=options["no_progress"]) as bar,
-            ):
-                try:
-                    counts[collection] = load(
-                        collection,
-                        lines,
-                        refs=refs,
-                        name=str(path),
-                        batch_size=options["batch_size"],
-                        progress=lambda done: bar.update(done - bar.n),
-                    )
-                except DocumentError as exc:
-                    raise CommandError(
-                        f"{exc} (the batches before it were imported; --clear starts again)"
-                    ) from exc
-                except IntegrityError as exc:
-                    raise CommandError(
-                        f"{path}: a document is already in the storefront ({exc}); "
-                        "import with --clear to replace everything"
-                    ) from exc
+        try:
+            if options["clear"]:
+                clear_storefront()
+            refs = Refs()
+            counts = {  # stores first: the others point at them
+                collection: self._load(collection, path, refs, options)
+                for collection, path in files.items()
+            }
+        except DatabaseError as exc:  # unreachable, or gone in the middle
+            raise CommandError(
+                f"the storefront's database failed ({exc.__cause__ or exc}); "
+                "the batches before it were imported"
+            ) from exc
         self.stdout.write(f"Imported {counts}.")
+
+    def _load(self, collection: str, path: Path, refs: Refs, options: dict) -> int:
+        with (
+            path.open("rb") as lines,
+            tqdm(desc=collection, unit=" docs", disable=options["no_progress"]) as bar,
+        ):
+            try:
+                return load(
+                    collection,
+                    lines,
+                    refs=refs,
+                    name=str(path),
+                    batch_size=options["batch_size"],
+                    progress=lambda done: bar.update(done - bar.n),
+                )
+            except DocumentError as exc:
+                raise CommandError(
+                    f"{exc} (the batches before it were imported; --clear starts again)"
+                ) from exc
+            except IntegrityError as exc:
+                raise CommandError(
+                    f"{path}: a document is already in the storefront ({exc}); "
+                    "import with --clear to replace everything"
+                ) from exc
