@@ -382,7 +382,7 @@ def serve_batch(
         return Computed(
             body,
             ok=not body.all_failed,
-            max_age=settings.CACHE_PARTIAL_TTL if body.partial_failure else None,
+            max_age=settings.CACHE_PARTIAL_TTL_S if body.partial_failure else None,
             expires_at=body.expires_at,
         )
 

@@ -7,8 +7,8 @@ what remains of its deadline, and a server that stops answering is given up
 on at the deadline too.
 
 An unreachable server costs a server selection timeout
-(``STOREFRONT_SELECTION_TIMEOUT``). So that one request with six sections does
-not wait six of them, for ``REPLICA_RETRY_AFTER`` seconds after a process saw
+(``STOREFRONT_SELECTION_TIMEOUT_MS``). So that one request with six sections does
+not wait six of them, for ``REPLICA_RETRY_AFTER_S`` seconds after a process saw
 one (the same back-off as a failing replica) each section first pings the
 server with ``UNREACHABLE_PROBE`` seconds to answer: still away, the section
 fails at once; back, the window closes and the section runs with its whole
@@ -103,7 +103,7 @@ def observe(exc: BaseException) -> None:
     """A section failed with ``exc``: if the server is unreachable, probe it briefly for a while."""
     global _unreachable_until
     if classify(exc) == ErrorCode.DB_CONNECTION_ERROR:
-        _unreachable_until = time.monotonic() + settings.REPLICA_RETRY_AFTER
+        _unreachable_until = time.monotonic() + settings.REPLICA_RETRY_AFTER_S
 
 
 def reachable_again() -> None:

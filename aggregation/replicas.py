@@ -16,8 +16,8 @@ write it must show:
   replayed past the largest (``pg_last_wal_replay_lsn()``); otherwise, or when
   Redis cannot say, the primary. Positions lost with Redis are covered by a
   floor recreated at the primary's current position;
-- a replica that fails, or lags more than ``REPLICA_MAX_LAG`` seconds, is left
-  alone for ``REPLICA_RETRY_AFTER`` seconds. Readiness and the
+- a replica that fails, or lags more than ``REPLICA_MAX_LAG_S`` seconds, is left
+  alone for ``REPLICA_RETRY_AFTER_S`` seconds. Readiness and the
   ``aggregation_replica_lag_seconds`` gauge show each one.
 """
 
@@ -145,12 +145,12 @@ def _available(alias: str) -> bool:
 
 
 def set_aside(alias: str, why: str) -> None:
-    """Read the primary instead of ``alias`` for ``REPLICA_RETRY_AFTER`` seconds."""
+    """Read the primary instead of ``alias`` for ``REPLICA_RETRY_AFTER_S`` seconds."""
     with contextlib.suppress(DatabaseError):
         connections[alias].close()  # a broken connection goes back to be discarded
     with _lock:
-        _down_until[alias] = time.monotonic() + settings.REPLICA_RETRY_AFTER
-    logger.warning("Replica %s set aside for %ss: %s", alias, settings.REPLICA_RETRY_AFTER, why)
+        _down_until[alias] = time.monotonic() + settings.REPLICA_RETRY_AFTER_S
+    logger.warning("Replica %s set aside for %ss: %s", alias, settings.REPLICA_RETRY_AFTER_S, why)
 
 
 def choose(tags: Iterable[str]) -> str:
@@ -168,7 +168,7 @@ def choose(tags: Iterable[str]) -> str:
             set_aside(alias, f"unreachable ({exc})")
             continue
         lag_seconds.labels(alias).set(lag)
-        if lag > settings.REPLICA_MAX_LAG:
+        if lag > settings.REPLICA_MAX_LAG_S:
             set_aside(alias, f"{lag:.1f} s behind")
             continue
         if replayed >= required:

@@ -1,6 +1,6 @@
 """Token authentication that does not ask the database on every request.
 
-The token -> user lookup is kept in Redis for ``TOKEN_CACHE_TTL`` seconds, as
+The token -> user lookup is kept in Redis for ``TOKEN_CACHE_TTL_S`` seconds, as
 the few fields requests use (id, username, active, staff, superuser), never
 the password hash. It is dropped when the token or its user changes (signals
 below), so a deleted token or a deactivated user stops working at once.
@@ -70,7 +70,7 @@ class CachedTokenAuthentication(TokenAuthentication):
             raise exceptions.AuthenticationFailed("User inactive or deleted.")
         with contextlib.suppress(SharedCacheUnavailable):
             fields = {name: getattr(user, name) for name in USER_FIELDS}
-            shared_cache.set(cache_key, fields, settings.TOKEN_CACHE_TTL)
+            shared_cache.set(cache_key, fields, settings.TOKEN_CACHE_TTL_S)
         return user, key
 
 

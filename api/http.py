@@ -23,9 +23,9 @@ def cache_control(*, public: bool, status: int = 200, expires_at: float | None =
     if not public:
         return "private, no-cache"
     fresh, revalidate, on_error = (
-        settings.CDN_MAX_AGE,
-        settings.CDN_STALE_WHILE_REVALIDATE,
-        settings.CDN_STALE_IF_ERROR,
+        settings.CDN_MAX_AGE_S,
+        settings.CDN_STALE_WHILE_REVALIDATE_S,
+        settings.CDN_STALE_IF_ERROR_S,
     )
     if expires_at is not None:
         left = max(int(expires_at - time.time()), 0)

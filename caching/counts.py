@@ -18,11 +18,11 @@ from .engine import CachePolicy, Computed, get_or_compute
 
 
 def count_policy(namespace: str) -> CachePolicy:
-    """Shared totals: kept ``CACHE_SECTION_TTL`` at most, counted under ``namespace``."""
+    """Shared totals: kept ``CACHE_SECTION_TTL_S`` at most, counted under ``namespace``."""
     return CachePolicy(
         namespace=namespace,
-        soft_ttl=settings.CACHE_SECTION_TTL,
-        hard_ttl=settings.CACHE_SECTION_TTL,
+        soft_ttl=settings.CACHE_SECTION_TTL_S,
+        hard_ttl=settings.CACHE_SECTION_TTL_S,
     )
 
 

@@ -7,9 +7,9 @@ bumped (in ``transaction.on_commit``), every edge in ``EDGE_PURGE_URLS`` gets
 one soft purge for the bumped tags: ``PURGE`` with ``xkey-softpurge: <tags>``
 and ``X-Purge-Secret``.
 
-The write that caused it waits for the purge at most ``EDGE_PURGE_TIMEOUT``
+The write that caused it waits for the purge at most ``EDGE_PURGE_TIMEOUT_MS``
 (all edges together); an edge that did not confirm is retried from Celery
-with backoff until ``EDGE_PURGE_RETRY_FOR`` seconds have passed since the
+with backoff until ``EDGE_PURGE_RETRY_FOR_S`` seconds have passed since the
 write. Outcomes are counted in Prometheus and kept in Redis for the admin's
 cache page and readiness.
 """
@@ -83,7 +83,7 @@ def purge_one(url: str, tags: list[str], timeout: float) -> bool:
 
 
 def purge(tags: Iterable[str]) -> None:
-    """Soft-purge ``tags`` at every configured edge, waiting at most ``EDGE_PURGE_TIMEOUT``.
+    """Soft-purge ``tags`` at every configured edge, waiting at most ``EDGE_PURGE_TIMEOUT_MS``.
 
     An edge that did not confirm in time is handed to the retry schedule
     (Celery). Never raises: a write must not fail because an edge did.
@@ -92,7 +92,7 @@ def purge(tags: Iterable[str]) -> None:
     if not tags or not enabled():
         return
     started = time.time()
-    deadline = time.monotonic() + settings.EDGE_PURGE_TIMEOUT / 1000
+    deadline = time.monotonic() + settings.EDGE_PURGE_TIMEOUT_MS / 1000
     for url in settings.EDGE_PURGE_URLS:
         if purge_one(url, tags, deadline - time.monotonic()):
             record("ok")

@@ -3,7 +3,7 @@
 Warming and the consistency monitor. Ops can edit or disable them in the
 admin; ``ensure_warming_schedule`` runs after every ``migrate`` and brings them
 in line with ``CACHE_WARMING_INTERVAL`` / ``ENABLE_CACHE_WARMING`` and
-``CACHE_VERIFY_INTERVAL`` / ``ENABLE_CONSISTENCY_MONITOR``.
+``CACHE_VERIFY_INTERVAL_S`` / ``ENABLE_CONSISTENCY_MONITOR``.
 """
 
 from __future__ import annotations
@@ -39,6 +39,6 @@ def ensure_warming_schedule(using: str = "default", **kwargs) -> None:
     _every(
         CONSISTENCY_TASK_NAME,
         "caching.verify_consistency",
-        max(settings.CACHE_VERIFY_INTERVAL, 1),
+        max(settings.CACHE_VERIFY_INTERVAL_S, 1),
         settings.ENABLE_CONSISTENCY_MONITOR,
     )

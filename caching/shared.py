@@ -2,7 +2,7 @@
 
 A Redis that is down must cost milliseconds, not a socket timeout per request:
 after a failure the breaker opens and every call fails fast with
-``SharedCacheUnavailable`` for ``CACHE_REDIS_RETRY_AFTER`` seconds; then one call
+``SharedCacheUnavailable`` for ``CACHE_REDIS_RETRY_AFTER_S`` seconds; then one call
 is let through, and on success the breaker closes and the recovery hooks run
 (replaying invalidations that could not be written while Redis was away).
 """
@@ -81,7 +81,7 @@ class SharedCache:
         with self._lock:
             first = not self._was_down
             self._was_down = True
-            self._down_until = time.monotonic() + settings.CACHE_REDIS_RETRY_AFTER
+            self._down_until = time.monotonic() + settings.CACHE_REDIS_RETRY_AFTER_S
         errors_total.inc()
         if first:
             logger.warning("Shared cache unavailable (%s); serving without it", exc)

@@ -88,13 +88,13 @@ EDGE_RETRY_TIMEOUT = 2.0  # seconds a retry may wait for the edge (off the reque
 
 @shared_task(name="caching.edge_purge", bind=True, max_retries=None, acks_late=True)
 def edge_purge(self, url: str, tags: list[str], since: float) -> bool:
-    """Purge ``tags`` at the edge ``url`` again, with backoff, until ``EDGE_PURGE_RETRY_FOR``."""
+    """Purge ``tags`` at the edge ``url`` again, with backoff, until ``EDGE_PURGE_RETRY_FOR_S``."""
     if url not in settings.EDGE_PURGE_URLS:
         return False  # no longer configured
     if edge.purge_one(url, tags, EDGE_RETRY_TIMEOUT):
         edge.record("ok")
         return True
-    if time.time() - since >= settings.EDGE_PURGE_RETRY_FOR:
+    if time.time() - since >= settings.EDGE_PURGE_RETRY_FOR_S:
         edge.record("abandoned", f"{url}: gave up purging {' '.join(tags)}")
         return False
     edge.record("failed", f"{url}: purge of {' '.join(tags)} not confirmed")

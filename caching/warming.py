@@ -4,7 +4,7 @@ Domain apps register warmers (the anonymous homepage, each section's defaults)
 with the tags they depend on. Celery beat runs all of them every
 ``CACHE_WARMING_INTERVAL``; an invalidation re-runs the ones whose tags it
 touched, debounced by construction: the first bump schedules one re-warm
-(``CACHE_REWARM_DEBOUNCE`` seconds later) and raises a flag; every bump while
+(``CACHE_REWARM_DEBOUNCE_S`` seconds later) and raises a flag; every bump while
 the flag is up only adds its tags to the pending set. The re-warm task lowers
 the flag as it starts and takes the set, so a bulk edit of a thousand rows
 causes one re-warm however long the bumps take, and a bump after the task
@@ -87,13 +87,13 @@ def _schedule(tags: list[str], enqueue: Callable[[float], None]) -> None:
         shared_cache.add_to_set(REWARM_TAGS_KEY, tags)
         # The flag outlives the debounce window: it stays up until the task starts
         # (bounded by the warming interval, in case the task is lost).
-        ttl = max(settings.CACHE_WARMING_INTERVAL / 1000, settings.CACHE_REWARM_DEBOUNCE * 2)
+        ttl = max(settings.CACHE_WARMING_INTERVAL / 1000, settings.CACHE_REWARM_DEBOUNCE_S * 2)
         first = shared_cache.add(REWARM_SCHEDULED_KEY, 1, ttl)
     except SharedCacheUnavailable:
         return
     if first:
         try:
-            enqueue(settings.CACHE_REWARM_DEBOUNCE)
+            enqueue(settings.CACHE_REWARM_DEBOUNCE_S)
         except Exception:  # a broker outage must not fail or slow a write
             with contextlib.suppress(SharedCacheUnavailable):
                 shared_cache.delete(REWARM_SCHEDULED_KEY)

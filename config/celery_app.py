@@ -7,7 +7,7 @@ from celery import Celery, bootsteps
 from celery.signals import after_task_publish, before_task_publish
 from django_structlog.celery.receivers import CeleryReceiver
 
-os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings.local")
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings.production")  # as wsgi.py
 
 app = Celery("aggregation_api")
 app.config_from_object("django.conf:settings", namespace="CELERY")

@@ -74,18 +74,18 @@ def count_cache_key(name: str) -> str:
 
 
 def homepage_policy() -> CachePolicy:
-    """Whole homepage responses: fresh ``CACHE_SOFT_TTL``, then stale-while-revalidate.
+    """Whole homepage responses: fresh ``CACHE_SOFT_TTL_S``, then stale-while-revalidate.
 
     Served stale only for age (between the soft and the hard TTL, while one
-    refresh runs) and on errors (``CACHE_STALE_IF_ERROR``); never after an
+    refresh runs) and on errors (``CACHE_STALE_IF_ERROR_S``); never after an
     invalidation: a committed write is seen by every request that starts after it.
     """
     return CachePolicy(
         namespace=HOMEPAGE_NAMESPACE,
-        soft_ttl=settings.CACHE_SOFT_TTL,
+        soft_ttl=settings.CACHE_SOFT_TTL_S,
         hard_ttl=settings.CACHE_TTL,
         stale_while_revalidate=settings.ENABLE_STALE_WHILE_REVALIDATE,
-        stale_if_error=settings.CACHE_STALE_IF_ERROR,
+        stale_if_error=settings.CACHE_STALE_IF_ERROR_S,
     )
 
 
@@ -93,6 +93,6 @@ def section_policy() -> CachePolicy:
     """Single sections (specification §4.2: ten minutes), shared by the legacy endpoints."""
     return CachePolicy(
         namespace=SECTION_NAMESPACE,
-        soft_ttl=settings.CACHE_SECTION_TTL,
-        hard_ttl=settings.CACHE_SECTION_TTL,
+        soft_ttl=settings.CACHE_SECTION_TTL_S,
+        hard_ttl=settings.CACHE_SECTION_TTL_S,
     )

@@ -140,7 +140,7 @@ def start_worker(settings):
         **storefront_url(),
     }
     settings.CELERY_TASK_ALWAYS_EAGER = False
-    settings.CACHE_REWARM_DEBOUNCE = 0.5
+    settings.CACHE_REWARM_DEBOUNCE_S = 0.5
     celery_app.conf.task_always_eager = False
     workers = []
 
@@ -202,7 +202,7 @@ def own_redis(settings):
     # Timeouts long enough that a busy machine does not look like an outage.
     options = {**default["OPTIONS"], "SOCKET_TIMEOUT": 2.0, "SOCKET_CONNECT_TIMEOUT": 2.0}
     settings.CACHES = {"default": {**default, "LOCATION": server.url, "OPTIONS": options}}
-    settings.CACHE_REDIS_RETRY_AFTER = 0.2
+    settings.CACHE_REDIS_RETRY_AFTER_S = 0.2
     try:
         yield server
     finally:

@@ -99,7 +99,7 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
         "min_size": env.int("DB_POOL_MIN_SIZE", default=2),
         "max_size": DB_POOL_SIZE,
         # Below QUERY_TIMEOUT: an unreachable database is reported as such, fast.
-        "timeout": env.float("DB_POOL_TIMEOUT", default=2.0),
+        "timeout": env.float("DB_POOL_TIMEOUT_S", default=2.0),
     }
     # With the pool, this checks a connection before lending it: after a
     # database restart the pool must not hand out dead connections.
@@ -147,7 +147,7 @@ if STOREFRONT_ON_MONGODB:
         "NAME": _parse_mongodb_uri(STOREFRONT_DATABASE_URL)["database"] or "storefront",
         # Unreachable is reported fast (below QUERY_TIMEOUT), as with PostgreSQL's pool.
         "OPTIONS": {
-            "serverSelectionTimeoutMS": env.int("STOREFRONT_SELECTION_TIMEOUT", default=2_000),
+            "serverSelectionTimeoutMS": env.int("STOREFRONT_SELECTION_TIMEOUT_MS", default=2_000),
             "connectTimeoutMS": 2_000,
             "maxPoolSize": DB_POOL_SIZE,
             "appname": "aggregation-api",
@@ -169,8 +169,8 @@ if REDIS_URL:
             "OPTIONS": {
                 "CLIENT_CLASS": "django_redis.client.DefaultClient",
                 # Short timeouts: a dead Redis must cost milliseconds, not seconds.
-                "SOCKET_CONNECT_TIMEOUT": env.float("REDIS_CONNECT_TIMEOUT", default=0.25),
-                "SOCKET_TIMEOUT": env.float("REDIS_SOCKET_TIMEOUT", default=0.25),
+                "SOCKET_CONNECT_TIMEOUT": env.float("REDIS_CONNECT_TIMEOUT_S", default=0.25),
+                "SOCKET_TIMEOUT": env.float("REDIS_SOCKET_TIMEOUT_S", default=0.25),
             },
         }
     }
@@ -183,15 +183,18 @@ else:
         }
     }
 
-# --- Aggregation engine (seed 004 appendix C; timeouts in milliseconds) --------
+# --- Aggregation engine (seed 004 appendix C) -----------------------------------
+# Units: the specification's four names keep its units (CACHE_TTL in seconds;
+# CACHE_WARMING_INTERVAL, QUERY_TIMEOUT, REQUEST_TIMEOUT in milliseconds); every
+# other duration names its unit in its name (_S seconds, _MS milliseconds).
 CACHE_TTL = env.int("CACHE_TTL", default=300)  # seconds: hard TTL of full responses
-CACHE_SOFT_TTL = env.int("CACHE_SOFT_TTL", default=180)  # seconds: served fresh until then
-CACHE_SECTION_TTL = env.int("CACHE_SECTION_TTL", default=600)  # seconds: section entries
-CACHE_PARTIAL_TTL = env.int("CACHE_PARTIAL_TTL", default=15)  # seconds: partial failures
-CACHE_STALE_IF_ERROR = env.int("CACHE_STALE_IF_ERROR", default=3600)  # seconds of grace
+CACHE_SOFT_TTL_S = env.int("CACHE_SOFT_TTL_S", default=180)  # seconds: served fresh until then
+CACHE_SECTION_TTL_S = env.int("CACHE_SECTION_TTL_S", default=600)  # seconds: section entries
+CACHE_PARTIAL_TTL_S = env.int("CACHE_PARTIAL_TTL_S", default=15)  # seconds: partial failures
+CACHE_STALE_IF_ERROR_S = env.int("CACHE_STALE_IF_ERROR_S", default=3600)  # seconds of grace
 CACHE_L1_MAX_ENTRIES = env.int("CACHE_L1_MAX_ENTRIES", default=1000)  # in-process entries
-CACHE_REDIS_RETRY_AFTER = env.float("CACHE_REDIS_RETRY_AFTER", default=5.0)  # breaker, s
-CACHE_REWARM_DEBOUNCE = env.float("CACHE_REWARM_DEBOUNCE", default=2.0)  # seconds
+CACHE_REDIS_RETRY_AFTER_S = env.float("CACHE_REDIS_RETRY_AFTER_S", default=5.0)  # breaker, s
+CACHE_REWARM_DEBOUNCE_S = env.float("CACHE_REWARM_DEBOUNCE_S", default=2.0)  # seconds
 CACHE_WARMING_INTERVAL = env.int("CACHE_WARMING_INTERVAL", default=240_000)  # ms
 QUERY_TIMEOUT = env.int("QUERY_TIMEOUT", default=5_000)  # ms, per section
 REQUEST_TIMEOUT = env.int("REQUEST_TIMEOUT", default=10_000)  # ms, whole request
@@ -199,40 +202,40 @@ AGGREGATION_MAX_WORKERS = env.int("AGGREGATION_MAX_WORKERS", default=16)
 # Sections in the thread pool (true) or one after another on the request thread
 # (false). Measured on two cores: see README "Performance" for the choice.
 SECTIONS_IN_PARALLEL = env.bool("SECTIONS_IN_PARALLEL", default=False)
-# A replica more than REPLICA_MAX_LAG seconds behind, or failing, is left alone
-# for REPLICA_RETRY_AFTER seconds (its reads go to the primary).
-REPLICA_MAX_LAG = env.float("REPLICA_MAX_LAG", default=5.0)
-REPLICA_RETRY_AFTER = env.float("REPLICA_RETRY_AFTER", default=5.0)
+# A replica more than REPLICA_MAX_LAG_S seconds behind, or failing, is left alone
+# for REPLICA_RETRY_AFTER_S seconds (its reads go to the primary).
+REPLICA_MAX_LAG_S = env.float("REPLICA_MAX_LAG_S", default=5.0)
+REPLICA_RETRY_AFTER_S = env.float("REPLICA_RETRY_AFTER_S", default=5.0)
 ENABLE_BATCH_ENDPOINT = env.bool("ENABLE_BATCH_ENDPOINT", default=True)
 ENABLE_CACHE_WARMING = env.bool("ENABLE_CACHE_WARMING", default=True)
-# The consistency monitor: every CACHE_VERIFY_INTERVAL seconds, Celery beat
+# The consistency monitor: every CACHE_VERIFY_INTERVAL_S seconds, Celery beat
 # compares up to CACHE_VERIFY_SAMPLE cached entries with the database.
 ENABLE_CONSISTENCY_MONITOR = env.bool("ENABLE_CONSISTENCY_MONITOR", default=True)
-CACHE_VERIFY_INTERVAL = env.int("CACHE_VERIFY_INTERVAL", default=300)  # seconds
+CACHE_VERIFY_INTERVAL_S = env.int("CACHE_VERIFY_INTERVAL_S", default=300)  # seconds
 CACHE_VERIFY_SAMPLE = env.int("CACHE_VERIFY_SAMPLE", default=50)  # entries per run
 ENABLE_STALE_WHILE_REVALIDATE = env.bool("ENABLE_STALE_WHILE_REVALIDATE", default=True)
 # Legacy individual endpoints: a date marks them deprecated (Deprecation, Sunset
 # and Link headers; deprecated in the schema); Sunset defaults to 90 days later.
 LEGACY_DEPRECATED_SINCE = _date_or_none(env.str("LEGACY_DEPRECATED_SINCE", default=""))
 LEGACY_SUNSET = _date_or_none(env.str("LEGACY_SUNSET", default=""))
-CDN_MAX_AGE = env.int("CDN_MAX_AGE", default=60)  # s-maxage of anonymous responses
-CDN_STALE_WHILE_REVALIDATE = env.int("CDN_STALE_WHILE_REVALIDATE", default=120)  # seconds
+CDN_MAX_AGE_S = env.int("CDN_MAX_AGE_S", default=60)  # s-maxage of anonymous responses
+CDN_STALE_WHILE_REVALIDATE_S = env.int("CDN_STALE_WHILE_REVALIDATE_S", default=120)  # seconds
 # Shared caches in front (Varnish, a CDN): they get each public response's tags
 # in EDGE_TAG_HEADER ("" = none) and a soft purge per commit that bumps a tag.
 EDGE_TAG_HEADER = env.str("EDGE_TAG_HEADER", default="xkey")
 EDGE_PURGE_URLS = env.list("EDGE_PURGE_URLS", default=[])  # empty: no purges
 EDGE_PURGE_SECRET = env.str("EDGE_PURGE_SECRET", default="")
-EDGE_PURGE_TIMEOUT = env.int("EDGE_PURGE_TIMEOUT", default=100)  # ms a write waits, all edges
-EDGE_PURGE_RETRY_FOR = env.int("EDGE_PURGE_RETRY_FOR", default=300)  # s of retries (Celery)
+EDGE_PURGE_TIMEOUT_MS = env.int("EDGE_PURGE_TIMEOUT_MS", default=100)  # ms a write waits, all edges
+EDGE_PURGE_RETRY_FOR_S = env.int("EDGE_PURGE_RETRY_FOR_S", default=300)  # s of retries (Celery)
 if EDGE_PURGE_URLS and not EDGE_PURGE_SECRET:
     raise ImproperlyConfigured("EDGE_PURGE_URLS needs EDGE_PURGE_SECRET (the edge checks it).")
 # How long an edge may serve a stale public response while the service is down.
-CDN_STALE_IF_ERROR = env.int("CDN_STALE_IF_ERROR", default=3600)  # seconds
+CDN_STALE_IF_ERROR_S = env.int("CDN_STALE_IF_ERROR_S", default=3600)  # seconds
 BOOTSTRAP_WARM_LIMIT = env.int("BOOTSTRAP_WARM_LIMIT", default=50)  # per kind, per warm run
 HOMEPAGE_LOCATION_RADIUS_KM = env.float("HOMEPAGE_LOCATION_RADIUS_KM", default=50.0)
 API_VERSION = "1.0.0"
 
-TOKEN_CACHE_TTL = env.int("TOKEN_CACHE_TTL", default=300)  # seconds a token lookup is kept
+TOKEN_CACHE_TTL_S = env.int("TOKEN_CACHE_TTL_S", default=300)  # seconds a token lookup is kept
 
 # --- Rate limits (django-ratelimit counters in the default cache) -------------
 RATELIMIT_ENABLE = env.bool("RATELIMIT_ENABLE", default=True)

@@ -1,9 +1,19 @@
-"""Production: secrets and hosts must come from the environment; DEBUG cannot be on."""
+"""Production: secrets, hosts and shared stores come from the environment; DEBUG cannot be on.
+
+A per-process stand-in (SQLite, the in-process cache, the in-memory broker)
+would break promises across processes (read-your-writes, invalidation, rate
+limits), so a missing store is a start-up error naming the variable to set.
+"""
 
 from django.core.exceptions import ImproperlyConfigured
 
 from .base import *  # noqa: F403
-from .base import BASE_DIR, env
+from .base import BASE_DIR, REDIS_URL, env
+
+if not env.str("DATABASE_URL", default=""):
+    raise ImproperlyConfigured("Set DATABASE_URL: production needs a shared PostgreSQL.")
+if not REDIS_URL:
+    raise ImproperlyConfigured("Set REDIS_URL: production needs a shared Redis for its cache.")
 
 SECRET_KEY = env("DJANGO_SECRET_KEY")  # no default: refuse to start without one
 ALLOWED_HOSTS = env.list("DJANGO_ALLOWED_HOSTS")

@@ -61,8 +61,8 @@ def served(pair):
         "unused",
         DATABASE_URL=pair.url("primary"),
         DATABASE_REPLICA_URLS=pair.url("replica"),
-        REPLICA_RETRY_AFTER="1",
-        REPLICA_MAX_LAG="3600",
+        REPLICA_RETRY_AFTER_S="1",
+        REPLICA_MAX_LAG_S="3600",
     ) as base:  # a lag limit never sets it aside here: only positions keep reads right
         yield base, {"Authorization": f"Token {token}"}, int(trainer)
 

@@ -100,7 +100,7 @@ def test_a_frozen_database_never_hangs_a_request():
             DATABASE_URL=f"postgres://postgres@127.0.0.1:{proxy.port}/{name}",
             QUERY_TIMEOUT="1000",
             REQUEST_TIMEOUT="2000",
-            DB_POOL_TIMEOUT="0.5",
+            DB_POOL_TIMEOUT_S="0.5",
         ) as base:
             url = f"{base}/api/v1/trainers/{trainer.pk}/bootstrap"
             for _ in range(4):  # both workers have seen the token (and cached the bootstrap)

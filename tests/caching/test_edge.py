@@ -193,7 +193,7 @@ def test_an_edge_that_is_down_or_frozen_never_holds_up_a_write(stack, settings, 
     assert edge.status()["last_ok"] > edge.status()["last_failed"]
 
     # A frozen edge (accepts, never answers) costs a write at most the purge timeout.
-    settings.EDGE_PURGE_TIMEOUT = 100
+    settings.EDGE_PURGE_TIMEOUT_MS = 100
     proxy = FreezableProxy(("127.0.0.1", stack.varnish.port))
     try:
         proxy.freeze()

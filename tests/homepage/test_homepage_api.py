@@ -236,7 +236,7 @@ def test_all_sections_failing_is_a_500_in_the_envelope(api_client, db, monkeypat
 def test_a_partial_response_is_cached_only_briefly(api_client, catalogue, monkeypatch, settings):
     monkeypatch.setattr(homepage_sections["offers"], "fetch", lambda ctx: 1 / 0)
     metadata = api_client.get(URL).json()["data"]["metadata"]
-    assert metadata["ttl"] == settings.CACHE_PARTIAL_TTL < settings.CACHE_TTL
+    assert metadata["ttl"] == settings.CACHE_PARTIAL_TTL_S < settings.CACHE_TTL
 
 
 # --- cache -------------------------------------------------------------------------

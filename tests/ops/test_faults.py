@@ -111,16 +111,42 @@ def test_production_settings_pass_the_deploy_checks():
 
 @pytest.mark.parametrize(
     "overrides",
-    [{"DJANGO_SECRET_KEY": ""}, {"DJANGO_ALLOWED_HOSTS": ""}, {"DJANGO_DEBUG": "true"}],
+    [
+        {"DJANGO_SECRET_KEY": ""},
+        {"DJANGO_ALLOWED_HOSTS": ""},
+        {"DJANGO_DEBUG": "true"},
+        # Per-process stand-ins would break promises across processes.
+        {"DATABASE_URL": ""},
+        {"REDIS_URL": ""},
+    ],
 )
 def test_production_refuses_to_start_misconfigured(overrides):
-    env = _env(**overrides)
+    stores = {
+        "DATABASE_URL": "postgres://postgres@127.0.0.1:5432/test",
+        "REDIS_URL": "redis://127.0.0.1:6379/15",
+    }
+    env = _env(**{**stores, **overrides})
     for name, value in overrides.items():
         if not value:
             env.pop(name)
     result = _manage(env, "check")
     assert result.returncode != 0
-    assert "ImproperlyConfigured" in result.stderr
+    last_line = result.stderr.strip().splitlines()[-1]
+    assert last_line.startswith("django.core.exceptions.ImproperlyConfigured")
+    assert next(iter(overrides)) in last_line  # names the variable to set
+
+
+def test_wsgi_defaults_to_production_settings():
+    env = {k: v for k, v in _env().items() if k != "DJANGO_SETTINGS_MODULE"}
+    env |= {
+        "DATABASE_URL": "postgres://postgres@127.0.0.1:5432/test",
+        "REDIS_URL": "redis://127.0.0.1:6379/15",
+    }
+    code = "import config.wsgi; from django.conf import settings; print(settings.SETTINGS_MODULE, settings.DEBUG)"
+    result = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60
+    )
+    assert result.stdout.split() == ["config.settings.production", "False"], result.stderr
 
 
 @pytest.mark.django_db
