@@ -22,8 +22,6 @@ import orjson
 from django.conf import settings
 from django.db import DEFAULT_DB_ALIAS, InterfaceError, OperationalError
 
-from api.errors import ErrorCode, error_item
-from api.formats import iso
 from caching.consistency import track
 from caching.engine import (
     CachePolicy,
@@ -37,6 +35,8 @@ from caching.engine import (
 
 from . import replicas
 from .encoding import deflate_segment, gzip_stitched
+from .errors import ErrorCode, error_item
+from .formats import iso
 from .runner import SectionOutcome, run_sections_here_or_in_pool
 from .sections import Section, SectionContext, SectionPayload, SectionRegistry
 from .snapshot import Snapshot, shared_snapshot

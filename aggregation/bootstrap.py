@@ -25,7 +25,6 @@ from typing import Any
 
 from django.conf import settings
 
-from api.bounded import within_query_timeout
 from caching.activity import recently_active
 from caching.consistency import register_verifier
 from caching.engine import CachePolicy, Computed, get_or_compute, peek_with
@@ -40,6 +39,7 @@ from .batch import (
     recompute_batch,
     serve_batch,
 )
+from .bounded import within_query_timeout
 from .sections import Section, SectionContext, SectionPayload, SectionRegistry
 
 SUBJECT_OPTION = "subject_id"

@@ -25,7 +25,7 @@ from typing import Any
 from django.conf import settings
 from django.db import DatabaseError, connections
 
-from api.errors import ErrorCode
+from .errors import ErrorCode
 
 UNREACHABLE_PROBE = 0.05  # seconds a section waits for a server known to be away
 _unreachable_until = 0.0

@@ -34,9 +34,8 @@ from django.db import (
 )
 from django.db import connection as db_connection
 
-from api.errors import ErrorCode
-
 from . import metrics, mongodb
+from .errors import ErrorCode
 from .sections import Section, SectionContext, SectionPayload
 from .snapshot import import_snapshot
 

@@ -15,7 +15,9 @@ from django.core.exceptions import ObjectDoesNotExist
 from django.db.models import Model
 from rest_framework import exceptions
 
-from .errors import APIError, ErrorCode
+from aggregation.errors import ErrorCode
+
+from .errors import APIError
 
 User = AbstractUser | AnonymousUser
 M = TypeVar("M", bound=Model)

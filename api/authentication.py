@@ -25,9 +25,8 @@ from rest_framework import exceptions
 from rest_framework.authentication import TokenAuthentication
 from rest_framework.authtoken.models import Token
 
+from aggregation.bounded import within_query_timeout
 from caching.shared import SharedCacheUnavailable, shared_cache
-
-from .bounded import within_query_timeout
 
 USER_FIELDS = ("id", "username", "is_active", "is_staff", "is_superuser")
 # A user change that touches none of these leaves cached tokens alone (last_login...).

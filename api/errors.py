@@ -1,4 +1,4 @@
-"""Error codes, typed API errors and the one JSON error envelope.
+"""Typed API errors and the one JSON error envelope (the codes are ``aggregation.errors``).
 
 Every error the API returns, including Django's own 404/500 pages and rate
 limiting, is rendered here as
@@ -9,7 +9,6 @@ Nothing in an envelope reveals a stack trace or SQL.
 from __future__ import annotations
 
 import logging
-from enum import StrEnum
 from typing import Any
 
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
@@ -21,28 +20,12 @@ from django.views.decorators.csrf import csrf_exempt
 from rest_framework import exceptions, status
 from rest_framework.response import Response
 
+from aggregation import errors as engine_errors
+from aggregation.errors import ErrorCode, error_item
+
 logger = logging.getLogger(__name__)
 
-
-class ErrorCode(StrEnum):
-    """Stable error codes (seed 004 §5.3 plus the HTTP-level ones)."""
-
-    SECTION_FETCH_ERROR = "SECTION_FETCH_ERROR"
-    CACHE_ERROR = "CACHE_ERROR"
-    TIMEOUT_ERROR = "TIMEOUT_ERROR"
-    VALIDATION_ERROR = "VALIDATION_ERROR"
-    DB_CONNECTION_ERROR = "DB_CONNECTION_ERROR"
-    RATE_LIMITED = "RATE_LIMITED"
-    NOT_AUTHENTICATED = "NOT_AUTHENTICATED"
-    PERMISSION_DENIED = "PERMISSION_DENIED"
-    NOT_FOUND = "NOT_FOUND"
-    METHOD_NOT_ALLOWED = "METHOD_NOT_ALLOWED"
-    NOT_ACCEPTABLE = "NOT_ACCEPTABLE"
-    UNSUPPORTED_MEDIA_TYPE = "UNSUPPORTED_MEDIA_TYPE"
-    PAYLOAD_TOO_LARGE = "PAYLOAD_TOO_LARGE"
-    CONFLICT = "CONFLICT"
-    SERVER_ERROR = "SERVER_ERROR"
-    SERVICE_UNAVAILABLE = "SERVICE_UNAVAILABLE"
+DATABASE_RETRY_AFTER_S = 5  # what a client is told to wait when the database is away
 
 
 class APIError(exceptions.APIException):
@@ -82,19 +65,7 @@ class DatabaseUnavailable(APIError):
     status_code = status.HTTP_503_SERVICE_UNAVAILABLE
     code = ErrorCode.DB_CONNECTION_ERROR
     default_detail = "The database is unavailable; try again shortly."
-    wait = 5  # seconds, sent as Retry-After
-
-
-def error_item(code: str, message: str, *, field: str | None = None, section: str | None = None):
-    """One entry of the envelope's ``errors`` list."""
-    item: dict[str, str] = {}
-    if field is not None:
-        item["field"] = field
-    if section is not None:
-        item["section"] = section
-    item["code"] = str(code)
-    item["message"] = message
-    return item
+    wait = DATABASE_RETRY_AFTER_S  # sent as Retry-After
 
 
 def error_envelope(message: str, errors: list[dict[str, str]]) -> dict[str, Any]:
@@ -138,7 +109,7 @@ def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response:
     """DRF exception handler: every error becomes the envelope, unknown ones a 500."""
     if isinstance(exc, RequestDataTooBig):
         exc = PayloadTooLarge()
-    elif isinstance(exc, OperationalError | InterfaceError):
+    elif isinstance(exc, OperationalError | InterfaceError | engine_errors.DatabaseUnavailable):
         logger.warning("Database unavailable: %s", exc.__class__.__name__)
         exc = DatabaseUnavailable()
     elif isinstance(exc, Http404):

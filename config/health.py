@@ -22,7 +22,8 @@ from health_check.exceptions import ServiceUnavailable
 from health_check.views import HealthCheckView
 
 from aggregation import replicas
-from api.errors import ErrorCode, error_envelope, error_item
+from aggregation.errors import ErrorCode, error_item
+from api.errors import error_envelope
 from api.ratelimits import client_ip
 from caching import edge
 

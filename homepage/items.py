@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
-from api.formats import iso, iso_or_none
+from aggregation.formats import iso, iso_or_none
 
 from .models import sale_running
 

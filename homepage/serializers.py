@@ -8,7 +8,7 @@ from django.utils import timezone
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from aggregation.serializers import (
+from api.batch_serializers import (
     BatchMetadataSerializer,
     FieldsetField,
     SectionListField,

@@ -22,11 +22,11 @@ from aggregation.batch import (
     section_tags,
     serve_batch,
 )
-from aggregation.responses import batch_response, section_response
 from aggregation.sections import Section, SectionContext
 from api.access import personalised_user_id
 from api.deprecation import LegacyEndpoint
 from api.ratelimits import RateLimit, over_budget
+from api.responses import batch_response, section_response
 from api.serializers import error_responses, validated_query
 
 from .keys import section_policy

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from drf_spectacular.utils import extend_schema
 
-from aggregation.viewsets import BootstrapViewSet, section_endpoint
 from api.access import User
+from api.viewsets import BootstrapViewSet, section_endpoint
 from trainers.serializers import AllocationSerializer, SessionSerializer
 
 from .access import student_for

@@ -6,7 +6,7 @@ from typing import Any
 
 from django.db.models import QuerySet
 
-from api.formats import iso_or_none
+from aggregation.formats import iso_or_none
 
 from .models import (
     Allocation,

@@ -19,7 +19,8 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 from rest_framework import status
 
-from api.errors import APIError, ErrorCode
+from aggregation.errors import ErrorCode
+from api.errors import APIError
 from caching.tags import invalidate_on_commit
 
 from .models import (

@@ -8,11 +8,11 @@ from rest_framework.decorators import action
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from aggregation.viewsets import ID_PATTERN, BootstrapViewSet, section_endpoint
 from api.access import User, require_staff
 from api.errors import APIError
 from api.ratelimits import RateLimit
 from api.serializers import envelope_serializer, error_responses, validated
+from api.viewsets import ID_PATTERN, BootstrapViewSet, section_endpoint
 
 from . import selectors, services
 from .access import (

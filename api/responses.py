@@ -12,15 +12,15 @@ from typing import Any
 from django.http import HttpRequest, HttpResponse, HttpResponseNotModified
 from rest_framework.response import Response
 
-from api.errors import APIError, ErrorCode
+from aggregation import metrics
+from aggregation.batch import BatchResult, SectionResult, render_batch, sparse_etag
+from aggregation.encoding import MIN_COMPRESS_LENGTH, accepts_gzip
+from aggregation.errors import ErrorCode
+from aggregation.sparse import SectionFields
+from api.errors import APIError
 from api.http import VARY, cache_control, not_modified
 from api.request_logs import note_aggregation
 from caching import edge
-
-from . import metrics
-from .batch import BatchResult, SectionResult, render_batch, sparse_etag
-from .encoding import MIN_COMPRESS_LENGTH, accepts_gzip
-from .sparse import SectionFields
 
 _FAILURE_STATUS = {ErrorCode.TIMEOUT_ERROR: 504, ErrorCode.DB_CONNECTION_ERROR: 503}
 

@@ -27,18 +27,18 @@ from rest_framework.decorators import action
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from aggregation.batch import BatchResult
+from aggregation.bootstrap import Bootstrap
+from aggregation.bounded import within_query_timeout
 from api.access import User
 from api.authentication import request_token, token_cache_key, user_from_cache
-from api.bounded import within_query_timeout
 from api.deprecation import LegacyEndpoint
 from api.ratelimits import RateLimit, over_budget
-from api.serializers import envelope_serializer, error_responses, validated_query
 from caching.activity import record_activity
 
-from .batch import BatchResult
-from .bootstrap import Bootstrap
+from .batch_serializers import BootstrapQuerySerializer, bootstrap_response_serializer
 from .responses import batch_response, section_response
-from .serializers import BootstrapQuerySerializer, bootstrap_response_serializer
+from .serializers import envelope_serializer, error_responses, validated_query
 
 ID_PATTERN = r"[0-9]{1,18}"
 READ_ERRORS = error_responses(

@@ -6,10 +6,10 @@ from typing import Any
 
 from rest_framework import serializers
 
-from api.serializers import ErrorItemSerializer
+from aggregation.sections import SectionRegistry, UnknownSection
+from aggregation.sparse import InvalidFieldset, parse_fieldset
 
-from .sections import SectionRegistry, UnknownSection
-from .sparse import InvalidFieldset, parse_fieldset
+from .serializers import ErrorItemSerializer
 
 MAX_LIST_PARAM_LENGTH = 2_000
 
