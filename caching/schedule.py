@@ -29,11 +29,14 @@ def _every(name: str, task: str, seconds: int, enabled: bool) -> None:
 
 def ensure_warming_schedule(using: str = "default", **kwargs) -> None:
     """Create or update the periodic warming and consistency tasks (a ``post_migrate`` receiver)."""
-    from django.db import router
-    from django_celery_beat.models import PeriodicTask
+    from django.db import connections, router
+    from django_celery_beat.models import IntervalSchedule, PeriodicTask
 
     if not router.allow_migrate_model(using, PeriodicTask):
         return  # another database was migrated (the storefront's): the beat tables are not there
+    tables = connections[using].introspection.table_names()
+    if not {PeriodicTask._meta.db_table, IntervalSchedule._meta.db_table} <= set(tables):
+        return  # a partial migrate (``migrate <app> <migration>``) before beat's own
     warming = max(int(settings.CACHE_WARMING_INTERVAL / 1000), 1)
     _every(WARMING_TASK_NAME, "caching.warm_all", warming, settings.ENABLE_CACHE_WARMING)
     _every(

@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 from api.access import User, owned_or_denied
-
-from .models import Student
+from trainers.models import Student
 
 
 def student_for(user: User, student_id: int) -> Student:

@@ -10,7 +10,9 @@ from django.contrib import admin
 from django.db import models
 from django.http import HttpRequest
 
-from .models import Achievement, CourseProgress, Student, StudentProgress
+from trainers.models import Student
+
+from .models import Achievement, CourseProgress, StudentProgress
 
 
 class ReadOnlyInline(admin.TabularInline):

@@ -11,9 +11,9 @@ import random
 from datetime import datetime
 
 from trainers.demo import seed_enrolments
-from trainers.models import Trainer
+from trainers.models import Student, Trainer
 
-from .models import Achievement, CourseProgress, Student, StudentProgress
+from .models import Achievement, CourseProgress, StudentProgress
 
 BATCH_SIZE = 5_000
 LEVELS = ("beginner", "beginner", "intermediate", "advanced")

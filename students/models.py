@@ -1,27 +1,16 @@
-"""Students, their progress summary, achievements and per-course progress."""
+"""A student's side of the training domain: progress summary, achievements, course progress.
+
+The student (``trainers.models.Student``) is one of the training domain's
+people and lives there, beside the trainer, so that sessions and allocations
+never point up into this app.
+"""
 
 from __future__ import annotations
 
-from django.conf import settings
 from django.db import models
 from django.utils import timezone
 
-
-class Student(models.Model):
-    user = models.OneToOneField(
-        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="student"
-    )
-    name = models.CharField(max_length=200)
-    email = models.EmailField(blank=True)
-    phone = models.CharField(max_length=40, blank=True)
-    avatar = models.URLField(max_length=500, blank=True)
-    level = models.CharField(max_length=30, default="beginner")
-    goals = models.TextField(blank=True)
-    joined_at = models.DateTimeField(default=timezone.now)
-    updated_at = models.DateTimeField(auto_now=True)
-
-    def __str__(self) -> str:
-        return self.name
+from trainers.models import Student
 
 
 class StudentProgress(models.Model):

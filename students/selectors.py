@@ -5,10 +5,10 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from trainers.models import Session
+from trainers.models import Session, Student
 from trainers.selectors import approved_allocations, session_rows
 
-from .models import CourseProgress, Student, StudentProgress
+from .models import CourseProgress, StudentProgress
 from .serializers import CourseProgressSerializer, StudentOverviewSerializer
 
 UPCOMING_SESSIONS_LIMIT = 100

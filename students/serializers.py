@@ -5,9 +5,10 @@ from __future__ import annotations
 from rest_framework import serializers
 
 from api.serializers import StrIdMixin
+from trainers.models import Student
 from trainers.serializers import CourseSummarySerializer
 
-from .models import Achievement, CourseProgress, Student, StudentProgress
+from .models import Achievement, CourseProgress, StudentProgress
 
 
 class StudentProfileSerializer(StrIdMixin, serializers.ModelSerializer):

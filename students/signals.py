@@ -16,12 +16,12 @@ from django.db.models.signals import post_delete, post_save
 
 from caching.querysets import changes_content
 from caching.tags import invalidate_on_commit
-from trainers.models import Allocation, Session
+from trainers.models import Allocation, Session, Student
 from trainers.signals import allocation_approved, session_completed
 from trainers.tags import people_tags, student_tag
 
 from . import services
-from .models import Achievement, CourseProgress, Student, StudentProgress
+from .models import Achievement, CourseProgress, StudentProgress
 
 
 def on_session_completed(

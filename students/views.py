@@ -6,10 +6,10 @@ from drf_spectacular.utils import extend_schema
 
 from api.access import User
 from api.viewsets import BootstrapViewSet, section_endpoint
+from trainers.models import Student
 from trainers.serializers import AllocationSerializer, SessionSerializer
 
 from .access import student_for
-from .models import Student
 from .sections import student_bootstrap
 from .serializers import CourseProgressSerializer, StudentOverviewSerializer
 

@@ -10,8 +10,7 @@ from django.db.models import Count
 from django.utils import timezone
 
 from homepage.models import CategoryAffinity, Event, Offer, Product, Store
-from students.models import Student
-from trainers.models import Session, Trainer
+from trainers.models import Session, Student, Trainer
 
 pytestmark = [pytest.mark.django_db, pytest.mark.storefront]
 

@@ -7,13 +7,10 @@ a 404 is only ever shown to staff, so ids cannot be probed.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import cast
-
-from django.db.models import Model
 
 from api.access import User, owned_or_denied
 
-from .models import Allocation, PayoutClaim, Session, Trainer
+from .models import Allocation, PayoutClaim, Session, Student, Trainer
 
 
 def trainer_for(user: User, trainer_id: int) -> Trainer:
@@ -38,11 +35,6 @@ def payout_claim_for(user: User, claim_id: int) -> PayoutClaim:
     return owned_or_denied(PayoutClaim, claim_id, user, owners=[])
 
 
-def student_for_allocation(user: User, student_id: int) -> Model:
-    """The student an allocation is requested for: only that student, or staff.
-
-    The student model is reached through ``Allocation.student`` (the training
-    domain's only link to it), so this app never imports the students app.
-    """
-    student_model = cast(type[Model], Allocation._meta.get_field("student").related_model)
-    return owned_or_denied(student_model, student_id, user, owners=["user"])
+def student_for_allocation(user: User, student_id: int) -> Student:
+    """The student an allocation is requested for: only that student, or staff."""
+    return owned_or_denied(Student, student_id, user, owners=["user"])

@@ -1,4 +1,7 @@
-"""Trainers, their documents and performance; courses, allocations, sessions, payouts.
+"""The training domain's people (trainers, students) and what joins them.
+
+Trainers, their documents and performance; students; courses, allocations,
+sessions, payouts.
 
 A session, its allocation and the trainer's performance change together in one
 transaction (see ``services.py``); the bootstrap reads them from one snapshot.
@@ -34,6 +37,26 @@ class Trainer(models.Model):
     is_active = models.BooleanField(default=True)
     created_at = models.DateTimeField(default=timezone.now)
     updated_at = models.DateTimeField(auto_now=True)
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Student(models.Model):
+    user = models.OneToOneField(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="student"
+    )
+    name = models.CharField(max_length=200)
+    email = models.EmailField(blank=True)
+    phone = models.CharField(max_length=40, blank=True)
+    avatar = models.URLField(max_length=500, blank=True)
+    level = models.CharField(max_length=30, default="beginner")
+    goals = models.TextField(blank=True)
+    joined_at = models.DateTimeField(default=timezone.now)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        db_table = "students_student"  # kept from when it lived in the students app
 
     def __str__(self) -> str:
         return self.name
@@ -109,9 +132,7 @@ class Allocation(models.Model):
         CANCELLED = "cancelled"
 
     trainer = models.ForeignKey(Trainer, on_delete=models.PROTECT, related_name="allocations")
-    student = models.ForeignKey(
-        "students.Student", on_delete=models.PROTECT, related_name="allocations"
-    )
+    student = models.ForeignKey(Student, on_delete=models.PROTECT, related_name="allocations")
     course = models.ForeignKey(Course, on_delete=models.PROTECT, related_name="allocations")
     status = models.CharField(max_length=20, choices=Status.choices, default=Status.PENDING)
     schedule = models.JSONField(default=dict, blank=True, help_text="e.g. {'days': ['mon']}")
@@ -159,9 +180,7 @@ class Session(models.Model):
     allocation = models.ForeignKey(Allocation, on_delete=models.PROTECT, related_name="sessions")
     # Denormalised from the allocation: the bootstraps list sessions per person.
     trainer = models.ForeignKey(Trainer, on_delete=models.PROTECT, related_name="sessions")
-    student = models.ForeignKey(
-        "students.Student", on_delete=models.PROTECT, related_name="sessions"
-    )
+    student = models.ForeignKey(Student, on_delete=models.PROTECT, related_name="sessions")
     scheduled_at = models.DateTimeField()
     duration_minutes = models.PositiveIntegerField(default=60)
     status = models.CharField(max_length=20, choices=Status.choices, default=Status.SCHEDULED)

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import factory
 
-from students.models import Student, StudentProgress
+from students.models import StudentProgress
 from tests.trainers.factories import UserFactory
+from trainers.models import Student
 
 
 class StudentFactory(factory.django.DjangoModelFactory):

@@ -104,7 +104,7 @@ def test_every_changelist_and_form_renders_with_readable_names(staff):
                       ("session", session.pk), ("payoutclaim", claim.pk), ("course", allocation.course_id)]:  # fmt: skip
         assert staff.get(reverse(f"admin:trainers_{model}_changelist")).status_code == 200
         assert staff.get(reverse(f"admin:trainers_{model}_change", args=[pk])).status_code == 200
-    student_page = staff.get(reverse("admin:students_student_change", args=[allocation.student_id]))
+    student_page = staff.get(reverse("admin:trainers_student_change", args=[allocation.student_id]))
     assert student_page.status_code == 200
     html = student_page.content.decode()
     assert "Course progresss" not in html and "Course progress" in html
