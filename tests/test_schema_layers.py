@@ -26,4 +26,3 @@ def test_no_relation_points_to_a_higher_or_sibling_domain():
                     f"{model._meta.label}.{field.name} -> {field.related_model._meta.label}"
                 )
     assert upward == []
-
