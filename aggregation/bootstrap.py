@@ -17,7 +17,6 @@ each section alone from its own entry, for the individual endpoints.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -27,19 +26,13 @@ from django.conf import settings
 
 from caching.activity import recently_active
 from caching.consistency import register_verifier
-from caching.engine import CachePolicy, Computed, get_or_compute, peek_with
+from caching.engine import CachePolicy, Computed, get_or_compute
 from caching.warming import register_warmer
 
-from .batch import (
-    BatchBody,
-    BatchResult,
-    SectionResult,
-    batch_view,
-    compute_sections,
-    recompute_batch,
-    serve_batch,
-)
+from .assembly import BatchBody, batch_view
+from .batch import BatchRequest, BatchResult, ReadMode, cached_batch, recompute_batch, serve_batch
 from .bounded import within_query_timeout
+from .compute import SectionResult, compute_sections
 from .sections import Section, SectionContext, SectionPayload, SectionRegistry
 
 SUBJECT_OPTION = "subject_id"
@@ -157,6 +150,27 @@ class Bootstrap:
         """Each section's own entry (read-your-writes, counted apart)."""
         return read_your_writes_policy(f"{self.kind}:section")
 
+    def request(self, subject_id: int, *, owner: int | None = None) -> BatchRequest:
+        """The whole bootstrap of one subject: every section on one snapshot.
+
+        Sections are written to their own cache entries too (the individual
+        endpoints read them) but never read from them here: a bootstrap is one
+        point in time. ``owner`` (the subject's user) is kept with the entry,
+        so a later read can check access without the database (``peek``).
+        """
+        return BatchRequest(
+            registry=self.registry,
+            sections=list(self.registry),
+            context=self.context(subject_id),
+            cache_key=self.cache_key(subject_id),
+            policy=self.policy,
+            section_policy=self.section_policy,
+            consistent=True,
+            layout="inline",
+            extras=lambda _: {"owner": owner},
+            verify=(self.policy.namespace, {"subject_id": subject_id}),
+        )
+
     def peek(
         self, subject_id: int, *, extra_keys: tuple[str, ...] = ()
     ) -> tuple[BatchResult | None, dict[str, Any]]:
@@ -164,48 +178,18 @@ class Bootstrap:
 
         ``extra_keys`` are read from the shared cache in the same round trip.
         """
-        started = time.perf_counter()
-        key = self.cache_key(subject_id)
-        cached, extra = peek_with(
-            key, tags=[self.tag(subject_id)], policy=self.policy, extra_keys=extra_keys
-        )
-        if cached is None:
-            return None, extra
-        return BatchResult(cached.value, cached, key, None, started), extra
+        return cached_batch(self.request(subject_id), extra_keys=extra_keys)
 
     def serve(
         self, subject_id: int, *, fresh: bool = False, owner: int | None = None
     ) -> BatchResult:
-        """Every section on one snapshot, through the cache.
-
-        Sections are written to their own cache entries too (the individual
-        endpoints read them) but never read from them here: a bootstrap is one
-        point in time. ``owner`` (the subject's user) is kept with the entry,
-        so a later read can check access without the database (``peek``).
-        """
-        return serve_batch(
-            extras=lambda _: {"owner": owner},
-            registry=self.registry,
-            sections=list(self.registry),
-            context=self.context(subject_id),
-            cache_key=self.cache_key(subject_id),
-            policy=self.policy,
-            section_policy=self.section_policy,
-            fresh=fresh,
-            consistent=True,
-            layout="inline",
-            verify=(self.policy.namespace, {"subject_id": subject_id}),
-        )
+        """The bootstrap through the cache (``fresh``: computed now, from the database)."""
+        mode = ReadMode.FRESH if fresh else ReadMode.CACHED
+        return serve_batch(self.request(subject_id, owner=owner), mode)
 
     def recompute(self, args: dict[str, Any]) -> BatchBody:
         """A tracked bootstrap, straight from the database (the consistency monitor's)."""
-        return recompute_batch(
-            self.registry,
-            list(self.registry),
-            self.context(args["subject_id"]),
-            consistent=True,
-            layout="inline",
-        )
+        return recompute_batch(self.request(args["subject_id"]))
 
     def section(self, subject_id: int, section_id: str) -> SectionResult:
         """One section alone, from its own cache entry (an individual endpoint)."""

@@ -27,18 +27,20 @@ import contextlib
 import logging
 import threading
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextvars import ContextVar
-from typing import Any
+from typing import Any, TypeVar
 
 from django.conf import settings
-from django.db import DEFAULT_DB_ALIAS, DatabaseError, connections
+from django.db import DEFAULT_DB_ALIAS, DatabaseError, InterfaceError, OperationalError, connections
 from prometheus_client import Counter, Gauge
 
 from caching.keys import TAG_LSN_KEY
 from caching.shared import SharedCacheUnavailable, shared_cache
 
 logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 lag_seconds = Gauge(
     "aggregation_replica_lag_seconds", "Replay lag of each read replica (seconds).", ["replica"]
@@ -174,6 +176,31 @@ def choose(tags: Iterable[str]) -> str:
         if replayed >= required:
             return alias
     return DEFAULT_DB_ALIAS
+
+
+def read_with_failover(
+    tags: Iterable[str], read: Callable[[str], T], *, failed: Callable[[T], bool]
+) -> T:
+    """``read(alias)`` on a replica that has replayed every write ``tags`` saw, else the primary.
+
+    A replica that goes away mid-read (``read`` raises a connection error, or
+    ``failed(result)`` says its result is one) is set aside and the read is
+    repeated on the next choice; each replica is tried at most once, so it
+    ends on the primary at the latest, whose errors are ``read``'s own.
+    """
+    tags = list(tags)
+    while True:
+        alias = choose(tags)
+        if alias == DEFAULT_DB_ALIAS:
+            return read(alias)
+        try:
+            result = read(alias)
+        except (OperationalError, InterfaceError):
+            pass  # the replica went away around the snapshot
+        else:
+            if not failed(result):
+                return result
+        set_aside(alias, "failed while reading sections")
 
 
 def status() -> dict[str, str]:

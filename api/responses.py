@@ -13,9 +13,11 @@ from django.http import HttpRequest, HttpResponse, HttpResponseNotModified
 from rest_framework.response import Response
 
 from aggregation import metrics
-from aggregation.batch import BatchResult, SectionResult, render_batch, sparse_etag
+from aggregation.batch import BatchResult
+from aggregation.compute import SectionResult
 from aggregation.encoding import MIN_COMPRESS_LENGTH, accepts_gzip
 from aggregation.errors import ErrorCode
+from aggregation.rendering import render_batch, sparse_etag
 from aggregation.sparse import SectionFields
 from api.errors import APIError
 from api.http import VARY, cache_control, not_modified

@@ -14,12 +14,19 @@ from django.conf import settings
 from django.db import router
 from rest_framework import serializers
 
-from aggregation.batch import SectionResult
+from aggregation.batch import BatchRequest
+from aggregation.compute import SectionResult
 from aggregation.sections import Section, SectionContext, SectionPayload, SectionRegistry
 
 from . import selectors
 from .items import Row, event_item, offer_item, product_item, store_item
-from .keys import homepage_cache_key, homepage_policy, homepage_section_cache_key, homepage_variant
+from .keys import (
+    homepage_cache_key,
+    homepage_policy,
+    homepage_section_cache_key,
+    homepage_variant,
+    section_policy,
+)
 from .models import Product, sale_running
 from .selectors import Page
 from .serializers import (
@@ -213,19 +220,28 @@ all_valid_offers = Section(
 )
 
 
-def batch_args(params: dict, user_id: int | None) -> dict[str, Any]:
-    """What ``serve_batch`` (and ``cached_batch``) need for validated homepage parameters."""
+def homepage_request(
+    params: dict[str, Any], user_id: int | None, *, verify: tuple[str, dict[str, Any]] | None = None
+) -> BatchRequest:
+    """The homepage batch for validated parameters (``limit``; ``sections``, ``location``).
+
+    ``verify``: how the consistency monitor may recompute what is stored.
+    """
     variant = homepage_variant(
         limit=params["limit"], sections=params.get("sections"), location=params.get("location")
     )
-    return {
-        "sections": homepage_sections.resolve(params.get("sections")),
-        "context": SectionContext(
+    return BatchRequest(
+        registry=homepage_sections,
+        sections=homepage_sections.resolve(params.get("sections")),
+        context=SectionContext(
             now=datetime.now(UTC),
             limit=params["limit"],
             user_id=user_id,
             options={"location": params.get("location")},
         ),
-        "cache_key": homepage_cache_key(user_id, variant),
-        "policy": homepage_policy(),
-    }
+        cache_key=homepage_cache_key(user_id, variant),
+        policy=homepage_policy(),
+        section_policy=section_policy(),
+        extras=homepage_analytics,
+        verify=verify,
+    )

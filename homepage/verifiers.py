@@ -9,11 +9,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from aggregation.batch import batch_view, recompute_batch
+from aggregation.assembly import batch_view
+from aggregation.batch import recompute_batch
 from api.serializers import validated_query_string
 from caching.consistency import register_verifier
 
-from .sections import batch_args, homepage_analytics, homepage_sections
+from .sections import homepage_request, homepage_sections
 from .serializers import HomepageQuerySerializer
 
 HOMEPAGE_VERIFIER = "homepage"
@@ -29,10 +30,7 @@ def recompute(args: dict[str, Any]) -> Any:
     params = validated_query_string(
         HomepageQuerySerializer, args["query"], registry=homepage_sections
     )
-    batch = batch_args(params, args["user_id"])
-    return recompute_batch(
-        homepage_sections, batch["sections"], batch["context"], extras=homepage_analytics
-    )
+    return recompute_batch(homepage_request(params, args["user_id"]))
 
 
 def register() -> None:

@@ -15,13 +15,8 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from aggregation.batch import (
-    BatchResult,
-    cached_batch,
-    compute_sections,
-    section_tags,
-    serve_batch,
-)
+from aggregation.batch import BatchResult, ReadMode, cached_batch, serve_batch
+from aggregation.compute import compute_sections, section_tags
 from aggregation.sections import Section, SectionContext
 from api.access import personalised_user_id
 from api.deprecation import LegacyEndpoint
@@ -30,7 +25,7 @@ from api.responses import batch_response, section_response
 from api.serializers import error_responses, validated_query
 
 from .keys import section_policy
-from .sections import all_valid_offers, batch_args, homepage_analytics, homepage_sections
+from .sections import all_valid_offers, homepage_request, homepage_sections
 from .serializers import (
     EventSectionSerializer,
     HomepageQuerySerializer,
@@ -100,7 +95,7 @@ class HomepageView(APIView):
             except exceptions.ValidationError:
                 params = None
             if params is not None and not params["fresh"] and params.get("userId") is None:
-                cached = cached_batch(**batch_args(params, None))
+                cached, _ = cached_batch(homepage_request(params, None))
                 if cached is not None:
                     return _respond(request, params, cached)
         return super().dispatch(request, *args, **kwargs)
@@ -117,14 +112,9 @@ class HomepageView(APIView):
             raise exceptions.NotFound()
         params = _params(HomepageQuerySerializer, request)
         user_id = personalised_user_id(request.user, params.get("userId"))
-        result = serve_batch(
-            registry=homepage_sections,
-            **batch_args(params, user_id),
-            section_policy=section_policy(),
-            fresh=params["fresh"],
-            extras=homepage_analytics,
-            verify=(HOMEPAGE_VERIFIER, verify_args(request.META.get("QUERY_STRING", ""), user_id)),
-        )
+        verify = (HOMEPAGE_VERIFIER, verify_args(request.META.get("QUERY_STRING", ""), user_id))
+        mode = ReadMode.FRESH if params["fresh"] else ReadMode.CACHED
+        result = serve_batch(homepage_request(params, user_id, verify=verify), mode)
         return _respond(request, params, result)
 
 

@@ -8,12 +8,13 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from aggregation.batch import compute_sections, serve_batch
+from aggregation.batch import ReadMode, serve_batch
+from aggregation.compute import compute_sections
 from aggregation.sections import Section, SectionContext
 from caching.warming import register_warmer
 
-from .keys import DEFAULT_LIMIT, homepage_cache_key, homepage_policy, section_policy
-from .sections import homepage_analytics, homepage_sections
+from .keys import DEFAULT_LIMIT, section_policy
+from .sections import homepage_request, homepage_sections
 from .verifiers import HOMEPAGE_VERIFIER, verify_args
 
 
@@ -23,17 +24,8 @@ def _context() -> SectionContext:
 
 def warm_anonymous_homepage() -> None:
     """Recompute the global homepage (default parameters), reusing valid sections."""
-    serve_batch(
-        registry=homepage_sections,
-        sections=list(homepage_sections),
-        context=_context(),
-        cache_key=homepage_cache_key(None),
-        policy=homepage_policy(),
-        section_policy=section_policy(),
-        refresh=True,
-        extras=homepage_analytics,
-        verify=(HOMEPAGE_VERIFIER, verify_args("", None)),
-    )
+    verify = (HOMEPAGE_VERIFIER, verify_args("", None))
+    serve_batch(homepage_request({"limit": DEFAULT_LIMIT}, None, verify=verify), ReadMode.REWARM)
 
 
 def _section_warmer(section: Section):

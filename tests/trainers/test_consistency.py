@@ -90,11 +90,11 @@ def test_without_the_snapshot_the_same_reads_disagree(
     client_for, busy_trainer, monkeypatch, settings
 ):
     """Control: the check above can fail. Same load, sections not sharing a snapshot."""
-    from aggregation import batch
+    from aggregation import compute
 
     settings.SECTIONS_IN_PARALLEL = True
     monkeypatch.setattr(
-        batch, "shared_snapshot", lambda **kw: contextlib.nullcontext(Snapshot("none"))
+        compute, "shared_snapshot", lambda **kw: contextlib.nullcontext(Snapshot("none"))
     )
     inconsistent, observed = _inconsistent_reads(client_for, busy_trainer, reads=60)
     assert observed > 0
