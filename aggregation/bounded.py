@@ -11,31 +11,18 @@ or the connection breaks; the pool bounds how many can be stuck at once.
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from typing import TypeVar
 
 from django.conf import settings
 from django.db import InterfaceError, OperationalError, close_old_connections, connection
 
+from caching.process import bounded_db_pool
+
 from .errors import DatabaseUnavailable
 
 T = TypeVar("T")
-THREADS = 4
-
-_pool: ThreadPoolExecutor | None = None
-_pool_lock = threading.Lock()
-
-
-def _executor() -> ThreadPoolExecutor:
-    global _pool
-    if _pool is None:
-        with _pool_lock:
-            if _pool is None:
-                _pool = ThreadPoolExecutor(max_workers=THREADS, thread_name_prefix="bounded-db")
-    return _pool
 
 
 def _in_thread(function: Callable[[], T]) -> T:
@@ -58,7 +45,7 @@ def within_query_timeout(function: Callable[[], T]) -> T:
             return function()
         except (OperationalError, InterfaceError) as exc:
             raise DatabaseUnavailable() from exc
-    future = _executor().submit(_in_thread, function)
+    future = bounded_db_pool.get().submit(_in_thread, function)
     try:
         return future.result(timeout=settings.QUERY_TIMEOUT / 1000)
     except FutureTimeout as exc:

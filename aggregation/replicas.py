@@ -36,6 +36,7 @@ from django.db import DEFAULT_DB_ALIAS, DatabaseError, InterfaceError, Operation
 from prometheus_client import Counter, Gauge
 
 from caching.keys import TAG_LSN_KEY
+from caching.process import register_state
 from caching.shared import SharedCacheUnavailable, shared_cache
 
 logger = logging.getLogger(__name__)
@@ -219,3 +220,11 @@ def status() -> dict[str, str]:
         lag_seconds.labels(alias).set(lag)
         report[alias] = f"lag {lag:.1f} s"
     return report
+
+
+def _forget_set_aside() -> None:
+    with _lock:
+        _down_until.clear()
+
+
+register_state("replicas: set aside after failing or lagging", _forget_set_aside)

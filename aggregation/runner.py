@@ -1,15 +1,15 @@
-"""Run sections concurrently in a bounded, process-wide thread pool.
+"""Run sections: one after another on the request thread, or in the process-wide pool.
 
 Each section gets its own deadline (``QUERY_TIMEOUT`` or its own, never beyond
 the request's ``REQUEST_TIMEOUT`` budget). The waiter stops waiting at the
-deadline, and the database stops the query too: ``statement_timeout`` on
-PostgreSQL, a progress handler on SQLite. So a timed-out query does not keep a
-worker and a connection busy for minutes after its response was sent.
+deadline, and the database stops the query too, each backend its own way
+(``deadlines.py``). So a timed-out query does not keep a worker and a
+connection busy for minutes after its response was sent.
 
 Worker threads own their Django connections and keep them from one section to
-the next, with ``statement_timeout`` set once; a connection that saw an error
-is given back to the pool and a new one taken. ``SECTIONS_IN_PARALLEL=false``
-runs the sections on the request thread instead (``run_sections_inline``).
+the next; a connection that saw an error is given back to the pool and a new
+one taken. ``SECTIONS_IN_PARALLEL=false`` runs the sections on the request
+thread instead (``run_sections_inline``).
 """
 
 from __future__ import annotations
@@ -18,10 +18,9 @@ import contextlib
 import logging
 import threading
 import time
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass
-from typing import Any
 
 from django.conf import settings
 from django.db import (
@@ -32,21 +31,24 @@ from django.db import (
     connections,
     transaction,
 )
-from django.db import connection as db_connection
 
-from . import metrics, mongodb
+from caching.process import section_pool
+
+from . import metrics
+from .deadlines import SectionTimeout, classify_by_backend, deadline_for
 from .errors import ErrorCode
 from .sections import Section, SectionContext, SectionPayload
 from .snapshot import import_snapshot
 
+__all__ = ["SectionOutcome", "SectionTimeout", "classify_error", "run_sections"]
+
 logger = logging.getLogger(__name__)
 
-_executor: ThreadPoolExecutor | None = None
-_executor_lock = threading.Lock()
+CLOSE_WORKERS_TIMEOUT_S = 10.0
 
-
-class SectionTimeout(Exception):
-    """A section did not finish before its deadline."""
+metrics.section_queue_depth.set_function(
+    lambda: section_pool.started._work_queue.qsize() if section_pool.started else 0
+)
 
 
 @dataclass
@@ -57,7 +59,6 @@ class SectionOutcome:
     payload: SectionPayload | None
     error_code: ErrorCode | None = None
     error_message: str | None = None
-    duration_ms: float = 0.0
 
     @property
     def ok(self) -> bool:
@@ -65,96 +66,43 @@ class SectionOutcome:
         return self.error_code is None
 
 
-def get_executor() -> ThreadPoolExecutor:
-    """The process-wide pool, created on first use (after a fork, in each worker)."""
-    global _executor
-    if _executor is None:
-        with _executor_lock:
-            if _executor is None:
-                _executor = ThreadPoolExecutor(
-                    max_workers=settings.AGGREGATION_MAX_WORKERS,
-                    thread_name_prefix="section",
-                )
-                metrics.section_queue_depth.set_function(_executor._work_queue.qsize)
-    return _executor
-
-
-def _limit_query_time(deadline: float, *, local: bool = False, conn: Any = None) -> None:
-    """Make the database itself give up on this thread's queries at ``deadline``.
-
-    ``local``: for the current transaction only (inside a snapshot transaction).
-    ``conn``: the connection (this thread's default one when None).
-    """
-    conn = conn or db_connection
-    remaining_ms = int((deadline - time.monotonic()) * 1000)
-    if remaining_ms <= 0:
-        raise SectionTimeout
-    conn.ensure_connection()
-    if conn.vendor == "postgresql":
-        with conn.cursor() as cursor:
-            cursor.execute(
-                "SELECT set_config('statement_timeout', %s, %s)", [str(remaining_ms), local]
-            )
-    elif conn.vendor == "sqlite":
-        conn.connection.set_progress_handler(lambda: int(time.monotonic() > deadline), 10_000)
-
-
-def _clear_query_limit(conn: Any = None) -> None:
-    """Undo ``_limit_query_time``: pooled connections go on to serve other code."""
-    conn = conn or db_connection
-    if conn.connection is None:
-        return
-    if conn.vendor == "sqlite":
-        conn.connection.set_progress_handler(None, 0)
-    elif conn.vendor == "postgresql" and not conn.in_atomic_block:
-        try:
-            with conn.cursor() as cursor:
-                cursor.execute("RESET statement_timeout")
-        except DatabaseError:
-            pass  # a broken connection is discarded by close_old_connections()
-
-
-def close_worker_connections(timeout: float = 10.0) -> None:
+def close_worker_connections(timeout: float = CLOSE_WORKERS_TIMEOUT_S) -> None:
     """Give back the connection every worker thread keeps (test teardown, shutdown).
 
     One task per worker thread, held at a barrier until all have started, so
     each thread closes its own connection.
     """
-    if _executor is None:
+    pool = section_pool.started
+    if pool is None:
         return
-    workers = _executor._max_workers
+    workers = pool._max_workers
     barrier = threading.Barrier(workers)
 
     def close() -> None:
         connections.close_all()
         barrier.wait(timeout)
 
-    for future in [_executor.submit(close) for _ in range(workers)]:
+    for future in [pool.submit(close) for _ in range(workers)]:
         future.result(timeout)
 
 
-def _worker_connection(query_timeout_ms: int) -> None:
+def _ready_worker_connection(using: str, timeout_ms: int, deadline: float) -> None:
     """Ready this worker thread's own connection, kept from one section to the next.
 
     A worker thread runs nothing but sections, so it keeps its connection (no
-    pool checkout per section) with ``statement_timeout`` set once, at the
-    session level, to ``QUERY_TIMEOUT``: no set-and-reset round trips per
-    section. A connection that saw an error is reset and given back first.
+    pool checkout per section); one that saw an error is reset and given back
+    first.
     """
-    if db_connection.connection is not None and db_connection.errors_occurred:
+    conn = connections[using]
+    if conn.vendor == "mongodb":
+        return  # a client shared by every thread: nothing of this thread's to ready
+    backend = deadline_for(conn)
+    if conn.connection is not None and conn.errors_occurred:
         with contextlib.suppress(DatabaseError):
-            _clear_query_limit()
-        db_connection.close()
-    db_connection.ensure_connection()
-    raw = db_connection.connection
-    if getattr(db_connection, "section_timeout", None) == (id(raw), query_timeout_ms):
-        return
-    if db_connection.vendor == "postgresql":
-        with db_connection.cursor() as cursor:
-            cursor.execute(
-                "SELECT set_config('statement_timeout', %s, false)", [str(query_timeout_ms)]
-            )
-    db_connection.section_timeout = (id(raw), query_timeout_ms)  # type: ignore[attr-defined]
+            backend.clear(conn)
+        conn.close()
+    conn.ensure_connection()
+    backend.ready_worker(conn, timeout_ms=timeout_ms, deadline=deadline)
 
 
 def _run_in_worker(
@@ -165,7 +113,7 @@ def _run_in_worker(
     timeout_ms: int,
     using: str = DEFAULT_DB_ALIAS,
 ) -> tuple[SectionPayload, float]:
-    """Runs in a pool thread: fetch one section on this thread's own connection.
+    """Runs in a pool thread: one section on this thread's own connection, and its seconds.
 
     With ``snapshot_id`` the fetch runs in a read-only REPEATABLE READ
     transaction that imports the leader's exported snapshot, so every section
@@ -175,7 +123,7 @@ def _run_in_worker(
     if time.monotonic() >= deadline:
         raise SectionTimeout
     started = time.monotonic()
-    kept = db_connection.connection is not None
+    kept = connections[using].connection is not None
     try:
         payload = _fetch_on_worker_connection(
             section, context, deadline, snapshot_id, timeout_ms, using
@@ -190,11 +138,11 @@ def _run_in_worker(
             raise
         if time.monotonic() >= deadline:
             raise
-        db_connection.close()
+        connections[using].close()
         payload = _fetch_on_worker_connection(
             section, context, deadline, snapshot_id, timeout_ms, using
         )
-    return payload, (time.monotonic() - started) * 1000
+    return payload, time.monotonic() - started
 
 
 def _fetch_on_worker_connection(
@@ -203,46 +151,32 @@ def _fetch_on_worker_connection(
     deadline: float,
     snapshot_id: str | None,
     timeout_ms: int,
-    using: str = DEFAULT_DB_ALIAS,
+    using: str,
 ) -> SectionPayload:
-    if connections[using].vendor != "mongodb":  # (MongoDB's limit is mongodb.deadline)
-        _worker_connection(timeout_ms)
-        if db_connection.vendor == "sqlite":
-            db_connection.connection.set_progress_handler(
-                lambda: int(time.monotonic() > deadline), 10_000
-            )
+    _ready_worker_connection(using, timeout_ms, deadline)
+    conn = connections[using]
+    backend = deadline_for(conn)
     try:
-        with mongodb.deadline(deadline, using):
+        with backend.section(conn, deadline):
             if snapshot_id is None:
                 return section.fetch(context)
-            with transaction.atomic():
+            with transaction.atomic(using=using):
                 import_snapshot(snapshot_id)
                 return section.fetch(context)
     except Exception as exc:
-        mongodb.observe(exc)
+        backend.observe(exc)
         raise
-
-
-def _is_query_timeout(exc: BaseException) -> bool:
-    cause = exc.__cause__
-    if cause is not None and type(cause).__name__ == "QueryCanceled":
-        return True  # psycopg: statement_timeout fired
-    return "interrupted" in str(exc).lower()  # sqlite: progress handler fired
 
 
 def classify_error(exc: BaseException) -> ErrorCode:
     """Map an exception raised by a section to a stable error code."""
-    on_mongodb = mongodb.classify(exc)
-    if on_mongodb is not None:
-        return on_mongodb
     if isinstance(exc, SectionTimeout | FutureTimeout):
         return ErrorCode.TIMEOUT_ERROR
-    if isinstance(exc, OperationalError) and _is_query_timeout(exc):
-        return ErrorCode.TIMEOUT_ERROR
+    by_backend = classify_by_backend(exc)
+    if by_backend is not None:
+        return by_backend
     if isinstance(exc, OperationalError | InterfaceError):
         return ErrorCode.DB_CONNECTION_ERROR
-    if isinstance(exc, DatabaseError):
-        return ErrorCode.SECTION_FETCH_ERROR
     return ErrorCode.SECTION_FETCH_ERROR
 
 
@@ -274,7 +208,7 @@ def run_sections(
     request_timeout_ms = request_timeout_ms or settings.REQUEST_TIMEOUT
     start = time.monotonic()
     budget_end = start + request_timeout_ms / 1000
-    executor = get_executor()
+    executor = section_pool.get()
 
     submitted: list[tuple[Section, Future, float]] = []
     for section in sections:
@@ -284,8 +218,7 @@ def run_sections(
             _run_in_worker, section, context, deadline, snapshot_id, timeout_ms, using
         )
         submitted.append((section, future, deadline))
-
-    return _collect(submitted, start)
+    return _collect(submitted)
 
 
 def run_sections_inline(
@@ -308,45 +241,56 @@ def run_sections_inline(
     start = time.monotonic()
     budget_end = start + settings.REQUEST_TIMEOUT / 1000
     conn = connections[using]
+    backend = deadline_for(conn)
     in_transaction = conn.in_atomic_block
-    submitted = []
+    submitted: list[tuple[Section, Future, float]] = []
+
+    def run_here(section: Section, deadline: float) -> Future:
+        """One section on this thread, its outcome as a completed future."""
+        future: Future = Future()
+        started = time.monotonic()
+        try:
+            if started >= budget_end:
+                raise SectionTimeout
+            with backend.section(conn, deadline):
+                if in_transaction:
+                    with transaction.atomic(using=using):
+                        payload = section.fetch(context)
+                else:
+                    payload = section.fetch(context)
+            future.set_result((payload, time.monotonic() - started))
+        except Exception as exc:  # becomes the section's error outcome
+            backend.observe(exc)
+            future.set_exception(exc)
+        return future
+
     try:
-        _limit_query_time(start + query_timeout_ms / 1000, local=in_transaction, conn=conn)
+        if start + query_timeout_ms / 1000 <= time.monotonic():
+            raise SectionTimeout
+        conn.ensure_connection()
+        backend.limit(conn, start + query_timeout_ms / 1000, local=in_transaction)
         for section in sections:
             deadline = min(
                 time.monotonic() + (section.timeout_ms or query_timeout_ms) / 1000, budget_end
             )
-            future: Future = Future()
-            section_start = time.monotonic()
-            try:
-                if section_start >= budget_end:
-                    raise SectionTimeout
-                with mongodb.deadline(deadline, using):
-                    if in_transaction:
-                        with transaction.atomic(using=using):
-                            payload = section.fetch(context)
-                    else:
-                        payload = section.fetch(context)
-                future.set_result((payload, (time.monotonic() - section_start) * 1000))
-            except Exception as exc:  # becomes the section's error outcome
-                mongodb.observe(exc)
-                future.set_exception(exc)
-            submitted.append((section, future, deadline))
+            submitted.append((section, run_here(section, deadline), deadline))
     except SectionTimeout:
         pass  # no budget left at all: every section is reported as timed out below
     except DatabaseError as exc:  # could not even set the limit: the database is away
         for section in sections[len(submitted) :]:
-            failed: Future = Future()
-            failed.set_exception(exc)
-            submitted.append((section, failed, start))
+            submitted.append((section, _failed(exc), start))
     finally:
         if not in_transaction:
-            _clear_query_limit(conn)
+            backend.clear(conn)
     for section in sections[len(submitted) :]:
-        timed_out: Future = Future()
-        timed_out.set_exception(SectionTimeout())
-        submitted.append((section, timed_out, start))
-    return _collect(submitted, start)
+        submitted.append((section, _failed(SectionTimeout()), start))
+    return _collect(submitted)
+
+
+def _failed(exc: BaseException) -> Future:
+    future: Future = Future()
+    future.set_exception(exc)
+    return future
 
 
 def run_sections_here_or_in_pool(
@@ -367,13 +311,13 @@ def run_sections_here_or_in_pool(
     return run_sections_inline(sections, context, using=using)
 
 
-def _collect(submitted: list[tuple[Section, Future, float]], start: float) -> list[SectionOutcome]:
+def _collect(submitted: list[tuple[Section, Future, float]]) -> list[SectionOutcome]:
     outcomes = []
     for section, future, deadline in submitted:
         try:
-            payload, duration = future.result(timeout=max(0.0, deadline - time.monotonic()))
-            outcomes.append(SectionOutcome(section, payload, duration_ms=duration))
-            metrics.section_duration.labels(section.id).observe(duration / 1000)
+            payload, seconds = future.result(timeout=max(0.0, deadline - time.monotonic()))
+            outcomes.append(SectionOutcome(section, payload))
+            metrics.section_duration.labels(section.id).observe(seconds)
             continue
         except FutureTimeout as exc:
             future.cancel()  # still queued: never start it
@@ -392,7 +336,6 @@ def _collect(submitted: list[tuple[Section, Future, float]], start: float) -> li
                 None,
                 error_code=code,
                 error_message=_MESSAGES[code].format(title=section.title.lower()),
-                duration_ms=(time.monotonic() - start) * 1000,
             )
         )
     return outcomes

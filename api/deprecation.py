@@ -28,6 +28,7 @@ from django.http import HttpRequest
 from django.utils.http import http_date
 from prometheus_client import Counter
 
+from caching.process import register_state
 from caching.shared import SharedCacheUnavailable, shared_cache
 
 CALLS_KEY = "legacy:calls"  # hash: "endpoint|client" -> calls
@@ -152,3 +153,11 @@ class LegacyEndpoint:
             for name, value in headers(successor).items():
                 response[name] = value
         return response
+
+
+def _forget_client_labels() -> None:
+    with _labels_lock:
+        _client_labels.clear()
+
+
+register_state("legacy calls: client label values in use", _forget_client_labels)

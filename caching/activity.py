@@ -16,6 +16,7 @@ import time
 from cachetools import LRUCache
 
 from .keys import recent_key
+from .process import register_state
 from .shared import SharedCacheUnavailable, shared_cache
 
 MAX_TRACKED = 10_000
@@ -49,3 +50,6 @@ def recently_active(kind: str, limit: int) -> list[int]:
         return [int(member) for member in shared_cache.ztop(recent_key(kind), limit)]
     except SharedCacheUnavailable:
         return []
+
+
+register_state("activity: subjects recorded recently", forget_recorded)

@@ -22,7 +22,6 @@ import contextlib
 import logging
 import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -31,12 +30,11 @@ from django.db import close_old_connections
 from . import flight as flights
 from . import metrics
 from .local import local_get, local_put
+from .process import refresh_pool
 from .shared import SharedCacheUnavailable, shared_cache
 from .tags import Generations, local_generations, read_generations
 
 logger = logging.getLogger(__name__)
-
-REFRESH_THREADS = 2
 
 
 @dataclass(frozen=True)
@@ -152,9 +150,6 @@ class _Request:
     policy: CachePolicy
     bypass: bool
     started: float = field(default_factory=time.time)
-
-
-_refresher: ThreadPoolExecutor | None = None
 
 
 def _make_entry(
@@ -347,15 +342,6 @@ def _single_flight(request: _Request, seen: Generations, fallback: Entry | None)
         flights.land(request.key, flight, result)
 
 
-def _refresh_pool() -> ThreadPoolExecutor:
-    global _refresher
-    if _refresher is None:
-        _refresher = ThreadPoolExecutor(
-            max_workers=REFRESH_THREADS, thread_name_prefix="cache-refresh"
-        )
-    return _refresher
-
-
 def _start_refresh(request: _Request) -> bool:
     """Recompute the key once in the background; False if a refresh already runs.
 
@@ -382,7 +368,7 @@ def _start_refresh(request: _Request) -> bool:
             flights.land(request.key, flight, result)
             close_old_connections()
 
-    _refresh_pool().submit(run)
+    refresh_pool.get().submit(run)
     return True
 
 

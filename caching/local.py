@@ -13,6 +13,8 @@ from typing import Any
 from cachetools import LRUCache
 from django.conf import settings
 
+from .process import register_state
+
 _cache: LRUCache = LRUCache(maxsize=1)
 _lock = threading.Lock()
 
@@ -48,3 +50,6 @@ def clear_local() -> None:
     cache = _sized()
     with _lock:
         cache.clear()
+
+
+register_state("cache: in-process entries (L1)", clear_local)

@@ -16,10 +16,10 @@ from collections import Counter as _Counter
 from prometheus_client import Counter
 
 from .keys import STATS_KEY
+from .process import register_state
 from .shared import SharedCacheUnavailable, shared_cache
 
 FLUSH_INTERVAL = 5.0
-OUTCOMES = ("hit", "miss", "stale", "error", "coalesced")
 
 requests_total = Counter(
     "aggregation_cache_requests_total",
@@ -83,3 +83,10 @@ def cluster_stats() -> dict[str, dict[str, int]]:
         row[outcome] = row.get(outcome, 0) + count
         row[f"{layer}_{outcome}"] = row.get(f"{layer}_{outcome}", 0) + count
     return stats
+
+
+def _forget_pending() -> None:
+    take_pending(force=True)
+
+
+register_state("metrics: lookups counted, not yet flushed", _forget_pending)

@@ -21,6 +21,8 @@ from django.conf import settings
 from django.core.cache import caches
 from prometheus_client import Counter
 
+from .process import register_state
+
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
 
@@ -59,6 +61,12 @@ class SharedCache:
     def available(self) -> bool:
         """False while the breaker is open."""
         return time.monotonic() >= self._down_until
+
+    def reset_breaker(self) -> None:
+        """Close the breaker: the next call tries Redis again."""
+        with self._lock:
+            self._down_until = 0.0
+            self._was_down = False
 
     def on_recovery(self, hook: Callable[[], None]) -> None:
         """Run ``hook`` after the first successful call that follows an outage."""
@@ -328,3 +336,6 @@ class SharedCache:
 
 
 shared_cache = SharedCache()
+
+
+register_state("shared cache: the Redis breaker", shared_cache.reset_breaker)

@@ -27,6 +27,7 @@ from django.db import transaction
 
 from . import metrics
 from .keys import tag_key
+from .process import register_state
 from .shared import SharedCacheUnavailable, shared_cache
 
 logger = logging.getLogger(__name__)
@@ -160,3 +161,11 @@ def replay_local_bumps() -> None:
 
 
 shared_cache.on_recovery(replay_local_bumps)
+
+
+def _forget_local_bumps() -> None:
+    with _local_lock:
+        _local_bumps.clear()
+
+
+register_state("tags: bumps made while Redis was away", _forget_local_bumps)

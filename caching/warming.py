@@ -21,12 +21,12 @@ import contextvars
 import logging
 import time
 from collections.abc import Callable, Iterable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 from django.conf import settings
 
 from .keys import REWARM_SCHEDULED_KEY, REWARM_TAGS_KEY, last_warm_key
+from .process import rewarm_scheduler
 from .shared import SharedCacheUnavailable, shared_cache
 
 logger = logging.getLogger(__name__)
@@ -42,7 +42,6 @@ class Warmer:
 
 
 _warmers: dict[str, Warmer] = {}
-_scheduler = ThreadPoolExecutor(max_workers=1, thread_name_prefix="rewarm-scheduler")
 
 
 def register_warmer(name: str, tags: Iterable[str], run: Callable[[], None]) -> None:
@@ -111,7 +110,8 @@ def schedule_rewarm(tags: list[str], *, enqueue: Callable[[float], None]) -> Non
         return  # without a worker the next request computes anyway
     if warmers_for(tags):
         # The copied context carries the request id to the task's headers.
-        _scheduler.submit(contextvars.copy_context().run, _schedule, list(tags), enqueue)
+        scheduler = rewarm_scheduler.get()
+        scheduler.submit(contextvars.copy_context().run, _schedule, list(tags), enqueue)
 
 
 def take_pending_tags() -> set[str]:
@@ -126,4 +126,4 @@ def take_pending_tags() -> set[str]:
 
 def wait_for_scheduled(timeout: float = 30.0) -> None:
     """Block until every re-warm scheduling requested so far in this process has run."""
-    _scheduler.submit(lambda: None).result(timeout=timeout)
+    rewarm_scheduler.get().submit(lambda: None).result(timeout=timeout)

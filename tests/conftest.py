@@ -18,9 +18,7 @@ from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
 from aggregation.runner import close_worker_connections
-from caching import metrics
-from caching.activity import forget_recorded
-from caching.local import clear_local
+from caching.process import reset_process_state
 from config.celery_app import app as celery_app
 from tests.servers import RedisServer, storefront_url
 from tests.waiting import wait_until
@@ -30,11 +28,9 @@ ROOT = Path(__file__).resolve().parents[1]
 
 @pytest.fixture(autouse=True)
 def _clean_redis():
-    """Each test starts with an empty Redis database of the suite's own."""
+    """Each test starts with an empty Redis database of the suite's own, and a fresh process."""
     get_redis_connection("default").flushdb()
-    clear_local()
-    forget_recorded()
-    metrics.take_pending(force=True)  # counts not yet flushed by an earlier test
+    reset_process_state()  # L1, breakers, back-offs, unflushed counts: caching/process.py
     yield
     cache.close()
 

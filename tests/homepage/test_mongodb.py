@@ -15,7 +15,7 @@ from django.utils import timezone
 from pymongo import monitoring
 from pymongo.collection import Collection
 
-from aggregation import mongodb
+from aggregation.deadlines import mongodb
 from api.errors import ErrorCode
 from caching.tags import bump
 from homepage.models import CategoryAffinity
