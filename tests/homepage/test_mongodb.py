@@ -142,7 +142,7 @@ def test_each_section_query_filters_first_on_an_index_that_serves_it(
     must show an index scan and no collection scan. secantusdb's planner
     chooses no index for a ``$and`` filter, which is how django-mongodb-backend
     writes every multi-field filter, so there the index is found by MongoDB's
-    rule for partial indexes (README, "Running on MongoDB"), and the query
+    rule for partial indexes (docs/mongodb.md), and the query
     hinted with it must plan an index scan of it and return the same rows.
     """
     CategoryAffinityFactory(user=user, category="books")
