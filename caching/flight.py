@@ -38,6 +38,7 @@ class Flight:
         self.generations: dict[str, int] | None = None
 
 
+LOCK_GRACE_S = 5  # a lock outlives the request budget by this much, then expires
 _flights: dict[str, Flight] = {}
 _flights_lock = threading.Lock()
 
@@ -81,7 +82,7 @@ def try_lock(key: str) -> str | None:
     """
     token = uuid.uuid4().hex
     try:
-        ttl = settings.REQUEST_TIMEOUT / 1000 + 5
+        ttl = settings.REQUEST_TIMEOUT / 1000 + LOCK_GRACE_S
         return token if shared_cache.add(lock_key(key), token, ttl) else None
     except SharedCacheUnavailable:
         return token
@@ -90,8 +91,7 @@ def try_lock(key: str) -> str | None:
 def unlock(key: str, token: str) -> None:
     """Release the lock if it is still ours (it may have expired and been retaken)."""
     try:
-        if shared_cache.get_many([lock_key(key)]).get(lock_key(key)) == token:
-            shared_cache.delete(lock_key(key))
+        shared_cache.delete_if_equal(lock_key(key), token)
     except SharedCacheUnavailable:
         pass
 

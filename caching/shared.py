@@ -39,6 +39,12 @@ except ImportError:  # pragma: no cover
     CACHE_ERRORS = (OSError,)
 
 
+_DELETE_IF_EQUAL = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+"""
+
+
 class SharedCacheUnavailable(Exception):
     """The shared cache failed or its breaker is open; nothing was read or written."""
 
@@ -143,6 +149,25 @@ class SharedCache:
     def delete(self, key: str) -> None:
         """Delete one key."""
         self.call(lambda: self.cache.delete(key))
+
+    def delete_if_equal(self, key: str, value: Any) -> bool:
+        """Delete ``key`` only if it holds ``value``, atomically (one Lua call on Redis).
+
+        A get-then-delete could delete what another process stored in between
+        (a lock that expired and was taken again). True if it was deleted.
+        """
+
+        def operation() -> bool:
+            redis = self._redis()
+            if redis is None:  # the in-process cache: one process, no one in between
+                if self.cache.get(key) != value:
+                    return False
+                self.cache.delete(key)
+                return True
+            encoded = self.cache.client.encode(value)
+            return bool(redis.eval(_DELETE_IF_EQUAL, 1, self.cache.make_key(key), encoded))
+
+        return self.call(operation)
 
     def incr(self, key: str, initial: int) -> int:
         """Increment ``key``; start it at ``initial`` when it does not exist."""
