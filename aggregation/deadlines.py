@@ -51,6 +51,8 @@ def remaining_ms(deadline: float) -> int:
 class QueryDeadline:
     """A backend's way of bounding queries; this base bounds nothing (an unknown backend)."""
 
+    per_thread_connection = True  # each thread holds a connection of its own (DB-API)
+
     def limit(self, conn: BaseDatabaseWrapper, deadline: float, *, local: bool) -> None:
         """Stop ``conn``'s queries at ``deadline`` from now on (``local``: this transaction)."""
 
@@ -135,6 +137,8 @@ class Unreachable(DatabaseError):
 
 
 class MongoDBDeadline(QueryDeadline):
+    per_thread_connection = False  # one pymongo client, shared by every thread
+
     def __init__(self) -> None:
         self.unreachable_until = 0.0
 

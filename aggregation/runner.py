@@ -94,9 +94,9 @@ def _ready_worker_connection(using: str, timeout_ms: int, deadline: float) -> No
     first.
     """
     conn = connections[using]
-    if conn.vendor == "mongodb":
-        return  # a client shared by every thread: nothing of this thread's to ready
     backend = deadline_for(conn)
+    if not backend.per_thread_connection:
+        return  # a client shared by every thread: nothing of this thread's to ready
     if conn.connection is not None and conn.errors_occurred:
         with contextlib.suppress(DatabaseError):
             backend.clear(conn)
@@ -306,7 +306,8 @@ def run_sections_here_or_in_pool(
     reads the primary, or MongoDB.
     """
     if snapshot_id is not None or (settings.SECTIONS_IN_PARALLEL and len(sections) > 1):
-        pool_using = using if connections[using].vendor == "mongodb" else DEFAULT_DB_ALIAS
+        shared_client = not deadline_for(connections[using]).per_thread_connection
+        pool_using = using if shared_client else DEFAULT_DB_ALIAS
         return run_sections(sections, context, snapshot_id=snapshot_id, using=pool_using)
     return run_sections_inline(sections, context, using=using)
 

@@ -9,6 +9,7 @@ engine passes in how to compute and how to look for a result.
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 import uuid
@@ -90,10 +91,8 @@ def try_lock(key: str) -> str | None:
 
 def unlock(key: str, token: str) -> None:
     """Release the lock if it is still ours (it may have expired and been retaken)."""
-    try:
+    with contextlib.suppress(SharedCacheUnavailable):
         shared_cache.delete_if_equal(lock_key(key), token)
-    except SharedCacheUnavailable:
-        pass
 
 
 def _locked_elsewhere(key: str) -> bool:

@@ -26,6 +26,7 @@ from aggregation.errors import ErrorCode, error_item
 from api.errors import error_envelope
 from api.ratelimits import client_ip
 from caching import edge
+from homepage.storage import STOREFRONT_DB, on_mongodb
 
 
 @dataclasses.dataclass
@@ -49,7 +50,7 @@ class CeleryBroker(HealthCheck):
 class MongoDatabase(HealthCheck):
     """The storefront's MongoDB answers a ``ping`` (``STOREFRONT_DATABASE_URL``)."""
 
-    alias: str = "storefront"
+    alias: str = STOREFRONT_DB
     timeout = datetime.timedelta(seconds=2)
 
     def run(self) -> None:
@@ -86,7 +87,7 @@ class ReadinessView(HealthCheckView):
         Database,
         Cache,
         CeleryBroker,
-        *((MongoDatabase,) if settings.STOREFRONT_ON_MONGODB else ()),
+        *((MongoDatabase,) if on_mongodb() else ()),
     )
 
     async def get(self, request, *args, **kwargs):

@@ -1,5 +1,4 @@
 from django.apps import AppConfig
-from django.conf import settings
 
 
 class HomepageConfig(AppConfig):
@@ -10,9 +9,9 @@ class HomepageConfig(AppConfig):
     @property
     def default_auto_field(self) -> str:  # type: ignore[override]
         """ObjectId keys on MongoDB (it has no auto-increment); 64-bit integers elsewhere."""
-        if settings.STOREFRONT_ON_MONGODB:
-            return "django_mongodb_backend.fields.ObjectIdAutoField"
-        return "django.db.models.BigAutoField"
+        from .storage import MONGODB_AUTO_FIELD, RELATIONAL_AUTO_FIELD, on_mongodb
+
+        return MONGODB_AUTO_FIELD if on_mongodb() else RELATIONAL_AUTO_FIELD
 
     def ready(self) -> None:
         from . import signals, verifiers, warmers

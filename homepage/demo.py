@@ -20,6 +20,7 @@ from tqdm import tqdm
 from caching.tags import invalidate_on_commit
 
 from .models import CategoryAffinity, Event, Offer, Product, Store
+from .storage import written_on_mongodb
 
 BATCH_SIZE = 5_000
 CATEGORIES = [
@@ -61,7 +62,7 @@ def clear_storefront() -> None:
     """
     for model in (Offer, Product, Event, Store, CategoryAffinity):
         conn: Any = connections[router.db_for_write(model)]
-        if conn.vendor == "mongodb":
+        if written_on_mongodb(model):
             conn.get_collection(model._meta.db_table).delete_many({})
             continue
         with conn.cursor() as cursor:

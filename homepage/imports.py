@@ -35,10 +35,11 @@ from typing import IO, Any
 
 from bson import ObjectId, json_util
 from bson.errors import InvalidId
-from django.db import connections, models, router
+from django.db import models
 from rest_framework import serializers
 
 from .models import Event, Offer, Product, Store
+from .storage import written_on_mongodb
 
 MAX_LINE = 1 << 20  # bytes: no storefront document is anywhere near a megabyte
 
@@ -273,7 +274,7 @@ COLLECTIONS: dict[str, tuple[type[models.Model], type[_Document]]] = {
 
 
 def _keeps_object_ids(model: type[models.Model]) -> bool:
-    return connections[router.db_for_write(model)].vendor == "mongodb"
+    return written_on_mongodb(model)
 
 
 def _key_or_none(source_id: str) -> Any:

@@ -17,6 +17,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from .querysets import EventQuerySet, OfferQuerySet, ProductQuerySet, StoreQuerySet
+from .storage import on_mongodb
 
 _ACTIVE = Q(is_active=True)
 _FEATURED_ACTIVE = Q(featured=True, is_active=True)
@@ -267,8 +268,8 @@ class CategoryAffinity(models.Model):
     # nothing to cascade from there (signals.py deletes a deleted user's affinities).
     user = models.ForeignKey(
         settings.AUTH_USER_MODEL,
-        on_delete=models.DO_NOTHING if settings.STOREFRONT_ON_MONGODB else models.CASCADE,
-        db_constraint=not settings.STOREFRONT_ON_MONGODB,
+        on_delete=models.DO_NOTHING if on_mongodb() else models.CASCADE,
+        db_constraint=not on_mongodb(),
         related_name="category_affinities",
     )
     category = models.CharField(max_length=100)

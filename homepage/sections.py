@@ -11,7 +11,6 @@ from datetime import UTC, datetime
 from typing import Any
 
 from django.conf import settings
-from django.db import router
 from rest_framework import serializers
 
 from aggregation.batch import BatchRequest
@@ -27,7 +26,7 @@ from .keys import (
     homepage_variant,
     section_policy,
 )
-from .models import Product, sale_running
+from .models import sale_running
 from .selectors import Page
 from .serializers import (
     EventItemSerializer,
@@ -35,6 +34,7 @@ from .serializers import (
     ProductItemSerializer,
     StoreItemSerializer,
 )
+from .storage import storefront_database
 
 
 def _payload(
@@ -136,11 +136,6 @@ def fetch_all_offers(ctx: SectionContext) -> SectionPayload:
     """Every valid offer, featured or not (``/offers`` without ``featured=true``)."""
     page = selectors.offers_valid(now=ctx.now, limit=ctx.limit)
     return _payload(page, lambda row: offer_item(row, ctx.now), _offer_leaves(ctx.now))
-
-
-def storefront_database() -> str:
-    """Where the storefront is read: its own MongoDB, or the default database."""
-    return router.db_for_read(Product)
 
 
 def _fields(serializer: type[serializers.Serializer]) -> tuple[str, ...]:

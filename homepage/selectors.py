@@ -18,7 +18,6 @@ from datetime import datetime
 from itertools import groupby
 from typing import Any
 
-from django.db import connections
 from django.db.models import Count, F, Min, QuerySet, Value
 from django.db.models.functions import Least
 
@@ -35,6 +34,7 @@ from .items import (
 )
 from .keys import COUNT_NAMESPACE, Location, count_cache_key, location_part
 from .models import CategoryAffinity, Event, Offer, Product, Store
+from .storage import is_mongodb
 
 KM_PER_DEGREE = 111.195
 MAX_AFFINITY_CATEGORIES = 20
@@ -247,7 +247,7 @@ def _offers(queryset: QuerySet, limit: int, total: Total) -> Page:
     On MongoDB a join is a ``$lookup`` run on every offer before the filter,
     so there the stores are read by a second query on their keys.
     """
-    if connections[queryset.db].vendor != "mongodb":
+    if not is_mongodb(queryset.db):
         return _page(queryset, OFFER_COLUMNS, limit, total, _STORE_JOIN)
     page = _page(queryset, OFFER_COLUMNS, limit, total)
     with_stores(page.rows)

@@ -13,6 +13,7 @@ from caching.querysets import tags_for_write
 from caching.tags import invalidate_on_commit
 
 from .models import CategoryAffinity, Event, Offer, Product, Store
+from .storage import on_mongodb
 
 CATALOGUE = (Product, Store, Event, Offer)
 
@@ -55,7 +56,7 @@ def connect() -> None:
     post_delete.connect(
         affinity_changed, sender=CategoryAffinity, dispatch_uid="homepage.affinity.deleted"
     )
-    if settings.STOREFRONT_ON_MONGODB:
+    if on_mongodb():
         post_delete.connect(
             user_deleted, sender=settings.AUTH_USER_MODEL, dispatch_uid="homepage.user.deleted"
         )

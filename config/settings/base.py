@@ -156,7 +156,7 @@ if STOREFRONT_ON_MONGODB:
     # The storefront's migrations for MongoDB (ObjectId keys, partial indexes as
     # partialFilterExpression); homepage/migrations stays the relational schema.
     MIGRATION_MODULES = {"homepage": "homepage.mongodb_migrations"}
-    DATABASE_ROUTERS.insert(0, "homepage.routers.StorefrontRouter")
+    DATABASE_ROUTERS.insert(0, "homepage.storage.StorefrontRouter")
 
 # --- Cache ---------------------------------------------------------------------
 REDIS_URL = env("REDIS_URL", default="")
