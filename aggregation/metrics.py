@@ -6,6 +6,8 @@ thread pool's backlog and the database connection pool, read at scrape time.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 from prometheus_client import REGISTRY, Counter, Gauge, Histogram
 from prometheus_client.core import GaugeMetricFamily
 
@@ -36,7 +38,7 @@ class DatabasePoolCollector:
         """Nothing up front: registering must not open the pool (settings may still change)."""
         return []
 
-    def collect(self):
+    def collect(self) -> Iterator[GaugeMetricFamily]:
         """Yield pool size, idle connections and waiting requests (nothing without a pool)."""
         from django.db import connections
 

@@ -6,7 +6,7 @@ its legacy single endpoint. The engine knows nothing of what a section fetches.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -140,7 +140,7 @@ class SectionRegistry:
             for name in (section.id, *section.aliases):
                 self._names[name.lower()] = section.id
 
-    def __iter__(self):
+    def __iter__(self) -> Iterator[Section]:
         return iter(self._sections.values())
 
     def __getitem__(self, section_id: str) -> Section:

@@ -20,6 +20,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 
 from django.db import DEFAULT_DB_ALIAS, connection, connections, transaction
+from django.db.backends.utils import CursorWrapper
 
 
 @dataclass(frozen=True)
@@ -37,7 +38,7 @@ class Snapshot:
 SNAPSHOT_ID = re.compile(r"[0-9A-F]{1,16}(-[0-9A-F]{1,16}){1,3}")
 
 
-def _begin_repeatable_read(cursor) -> None:
+def _begin_repeatable_read(cursor: CursorWrapper) -> None:
     cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
 
 

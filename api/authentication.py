@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+from collections.abc import Iterable
 from typing import Any
 
 from django.conf import settings
@@ -85,7 +86,9 @@ def token_changed(sender: type[Token], instance: Token, **kwargs: Any) -> None:
     transaction.on_commit(lambda: _forget([key]), robust=True)
 
 
-def user_changed(sender: Any, instance: Any, update_fields=None, **kwargs: Any) -> None:
+def user_changed(
+    sender: Any, instance: Any, update_fields: Iterable[str] | None = None, **kwargs: Any
+) -> None:
     """A user changed in a way authentication depends on: forget their tokens."""
     if update_fields is not None and not (set(update_fields) & _AUTH_FIELDS):
         return

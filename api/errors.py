@@ -180,6 +180,8 @@ def bad_request_view(request: HttpRequest, exception: Exception | None = None) -
     return _json_error(400, ErrorCode.VALIDATION_ERROR, "Bad request.")
 
 
-def permission_denied_view(request: HttpRequest, exception: Exception | None = None):
+def permission_denied_view(
+    request: HttpRequest, exception: Exception | None = None
+) -> JsonResponse:
     """``handler403``."""
     return _json_error(403, ErrorCode.PERMISSION_DENIED, "Permission denied.")

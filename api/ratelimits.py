@@ -95,7 +95,7 @@ class RateLimit(BaseThrottle):
     def __init__(self) -> None:
         self._wait: float | None = None
 
-    def allow_request(self, request, view) -> bool:
+    def allow_request(self, request: HttpRequest, view: Any) -> bool:
         """Count this request in each of its groups; refuse if any is over budget."""
         self._wait = over_budget(request)
         return self._wait is None

@@ -31,7 +31,9 @@ def note_aggregation(request: HttpRequest, **fields: Any) -> None:
 
 
 @receiver(signals.bind_extra_request_metadata, dispatch_uid="aggregation.request_started")
-def request_started(sender, request: HttpRequest, logger, log_kwargs: dict, **kwargs) -> None:
+def request_started(
+    sender: Any, request: HttpRequest, logger: Any, log_kwargs: dict[str, Any], **kwargs: Any
+) -> None:
     """Start the clock, keep only sane client request ids, bind the client IP."""
     request.started_at = time.perf_counter()  # type: ignore[attr-defined]
     request_id = structlog.contextvars.get_contextvars().get("request_id", "")
@@ -42,7 +44,12 @@ def request_started(sender, request: HttpRequest, logger, log_kwargs: dict, **kw
 
 @receiver(signals.bind_extra_request_finished_metadata, dispatch_uid="aggregation.request_finished")
 def request_finished(
-    sender, request: HttpRequest, logger, response: HttpResponse, log_kwargs: dict, **kwargs
+    sender: Any,
+    request: HttpRequest,
+    logger: Any,
+    response: HttpResponse,
+    log_kwargs: dict[str, Any],
+    **kwargs: Any,
 ) -> None:
     """Add duration and aggregation fields; return the request id to the client."""
     started = getattr(request, "started_at", None)

@@ -110,7 +110,9 @@ class CacheResult:
     stored_at: float = field(default_factory=time.time)
 
     @classmethod
-    def of(cls, entry: Entry, *, from_cache: bool, stale: bool = False, layer: str = "none"):
+    def of(
+        cls, entry: Entry, *, from_cache: bool, stale: bool = False, layer: str = "none"
+    ) -> CacheResult:
         """A result serving ``entry``."""
         return cls(
             entry.value,
@@ -301,7 +303,9 @@ def _from_other_process(request: _Request) -> CacheResult | None:
     return flights.wait_for_other_process(request.key, look)
 
 
-def _follow(request: _Request, flight: flights.Flight, seen: Generations, fallback) -> CacheResult:
+def _follow(
+    request: _Request, flight: flights.Flight, seen: Generations, fallback: Entry | None
+) -> CacheResult:
     """Wait for this process's leader; compute ourselves if its result will not do."""
     shared = flights.wait(flight)
     too_old = flight.started < request.started if request.bypass else False

@@ -158,7 +158,13 @@ class LegacySectionView(LegacyEndpoint, APIView):
         )
 
 
-def _legacy(section_id: str, name: str, response, query=LimitQuerySerializer, summary=""):
+def _legacy(
+    section_id: str,
+    name: str,
+    response: type[serializers.Serializer],
+    query: type[serializers.Serializer] = LimitQuerySerializer,
+    summary: str = "",
+) -> type[LegacySectionView]:
     section = homepage_sections[section_id]
     view = type(name, (LegacySectionView,), {"section": section, "query_serializer": query})
     return extend_schema_view(

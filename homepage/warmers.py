@@ -6,6 +6,7 @@ The global homepage with default parameters, and each section's default entry
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime
 
 from aggregation.batch import ReadMode, serve_batch
@@ -28,7 +29,7 @@ def warm_anonymous_homepage() -> None:
     serve_batch(homepage_request({"limit": DEFAULT_LIMIT}, None, verify=verify), ReadMode.REWARM)
 
 
-def _section_warmer(section: Section):
+def _section_warmer(section: Section) -> Callable[[], None]:
     def warm() -> None:
         compute_sections(homepage_sections, [section], _context(), section_policy=section_policy())
 
