@@ -34,6 +34,7 @@ from .errors import ErrorCode
 
 SQLITE_PROGRESS_STEPS = 10_000  # virtual-machine steps between two deadline checks on SQLite
 UNREACHABLE_PROBE_S = 0.05  # what a section waits for a MongoDB server known to be away
+MIN_OPERATION_TIMEOUT_S = 0.001  # pymongo.timeout(0) would mean no limit at all
 
 
 class SectionTimeout(Exception):
@@ -148,7 +149,7 @@ class MongoDBDeadline(QueryDeadline):
 
         if time.monotonic() < self.unreachable_until:
             self._probe(conn)
-        with pymongo.timeout(max(deadline - time.monotonic(), 0.001)):
+        with pymongo.timeout(max(deadline - time.monotonic(), MIN_OPERATION_TIMEOUT_S)):
             yield
 
     def _probe(self, conn: Any) -> None:

@@ -26,6 +26,9 @@ CDN_LOGO = b"https://cdn.redoc.ly/redoc/logo-mini.svg"
 LOCAL_LOGO = "api/redoc-logo.svg"
 
 
+ASSET_MAX_AGE_S = 86_400  # the docs' bundled assets change only with a release
+
+
 @functools.cache
 def _patched_bundle() -> bytes:
     root = Path(drf_spectacular_sidecar.__file__).parent / "static" / "drf_spectacular_sidecar"
@@ -37,7 +40,7 @@ def _patched_bundle() -> bytes:
 def redoc_bundle(request: HttpRequest) -> HttpResponse:
     """ReDoc's standalone bundle, with its one external URL made local."""
     response = HttpResponse(_patched_bundle(), content_type="text/javascript")
-    response["Cache-Control"] = "public, max-age=86400"
+    response["Cache-Control"] = f"public, max-age={ASSET_MAX_AGE_S}"
     return response
 
 
