@@ -10,7 +10,6 @@ from pathlib import Path
 
 import psycopg
 import pytest
-from django.contrib.auth import get_user_model
 from django.core.cache import cache, caches
 from django.db import DatabaseError, connection
 from django_redis import get_redis_connection
@@ -22,6 +21,7 @@ from caching import metrics
 from caching.activity import forget_recorded
 from caching.local import clear_local
 from config.celery_app import app as celery_app
+from tests.factories import UserFactory
 from tests.servers import RedisServer, storefront_url
 from tests.waiting import wait_until
 
@@ -56,19 +56,17 @@ def api_client() -> APIClient:
 
 @pytest.fixture
 def user(db):
-    return get_user_model().objects.create_user(username="shopper", password="pw-shopper-1")
+    return UserFactory(username="shopper", password="pw-shopper-1")
 
 
 @pytest.fixture
 def other_user(db):
-    return get_user_model().objects.create_user(username="other", password="pw-other-1")
+    return UserFactory(username="other", password="pw-other-1")
 
 
 @pytest.fixture
 def staff_user(db):
-    return get_user_model().objects.create_user(
-        username="staff", password="pw-staff-1", is_staff=True, is_superuser=True
-    )
+    return UserFactory(username="staff", password="pw-staff-1", staff=True)
 
 
 def _client_for(user) -> APIClient:

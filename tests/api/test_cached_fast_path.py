@@ -12,8 +12,9 @@ import pytest
 from rest_framework.test import APIClient
 
 from caching import metrics
+from tests.factories import UserFactory
 from tests.homepage.factories import ProductFactory
-from tests.trainers.factories import TrainerFactory, UserFactory
+from tests.trainers.factories import TrainerFactory
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.storefront]
 HOME = "/api/v1/homepage"

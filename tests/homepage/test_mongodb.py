@@ -9,7 +9,6 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
-from django.contrib.auth import get_user_model
 from django.core.management import CommandError, call_command
 from django.utils import timezone
 from pymongo import monitoring
@@ -19,6 +18,7 @@ from aggregation import mongodb
 from api.errors import ErrorCode
 from caching.tags import bump
 from homepage.models import CategoryAffinity
+from tests.factories import UserFactory
 from tests.servers import FreezableProxy, free_port
 from tests.storefront import storefront_connection
 from tests.waiting import wait_until
@@ -196,7 +196,7 @@ def _plan_stages(explained: Any) -> list[str]:
 
 def test_a_users_affinities_go_with_the_user(user):
     CategoryAffinityFactory(user=user, category="books")
-    other = get_user_model().objects.create_user("other")
+    other = UserFactory()
     CategoryAffinityFactory(user=other, category="books")
     user.delete()
     assert list(CategoryAffinity.objects.values_list("user_id", flat=True)) == [other.pk]

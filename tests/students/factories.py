@@ -5,7 +5,7 @@ from __future__ import annotations
 import factory
 
 from students.models import Student, StudentProgress
-from tests.trainers.factories import UserFactory
+from tests.factories import UserFactory
 
 
 class StudentFactory(factory.django.DjangoModelFactory):

@@ -6,9 +6,9 @@ from datetime import timedelta
 from decimal import Decimal
 
 import factory
-from django.contrib.auth import get_user_model
 from django.utils import timezone
 
+from tests.factories import UserFactory
 from trainers.models import (
     Allocation,
     Course,
@@ -17,15 +17,6 @@ from trainers.models import (
     TrainerDocument,
     TrainerPerformance,
 )
-
-
-class UserFactory(factory.django.DjangoModelFactory):
-    class Meta:
-        model = get_user_model()
-        django_get_or_create = ("username",)
-
-    username = factory.Sequence(lambda n: f"person{n}")
-    email = factory.LazyAttribute(lambda u: f"{u.username}@example.com")
 
 
 class TrainerFactory(factory.django.DjangoModelFactory):

@@ -7,6 +7,7 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
+from tests.factories import UserFactory
 from tests.students.factories import StudentFactory
 from trainers.models import Session
 
@@ -16,7 +17,6 @@ from .factories import (
     SessionFactory,
     TrainerDocumentFactory,
     TrainerFactory,
-    UserFactory,
 )
 
 pytestmark = pytest.mark.django_db(transaction=True)
