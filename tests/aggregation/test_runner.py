@@ -11,6 +11,7 @@ from django.db import OperationalError, connection
 from aggregation.runner import classify_error, run_sections
 from aggregation.sections import Section, SectionContext, SectionPayload
 from api.errors import ErrorCode
+from tests.waiting import wait_until
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -105,11 +106,8 @@ def test_a_slow_query_is_cancelled_by_the_database():
             )
             return cursor.fetchone()[0]
 
-    for _ in range(200):  # bounded wait for the cancel to land
-        if still_sleeping() == 0:
-            break
-        threading.Event().wait(0.02)
-    assert still_sleeping() == 0
+    wait_until(lambda: still_sleeping() == 0, timeout=20, interval=0.02,
+               message="the cancelled statement is still running")  # fmt: skip
 
 
 def test_request_budget_bounds_every_section():
