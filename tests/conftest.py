@@ -6,6 +6,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import psycopg
@@ -17,7 +18,7 @@ from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
 from aggregation.runner import close_worker_connections
-from caching import metrics
+from caching import flight, metrics
 from caching.activity import forget_recorded
 from caching.local import clear_local
 from config.celery_app import app as celery_app
@@ -47,6 +48,35 @@ def _give_back_worker_connections(django_db_setup):
     """
     yield
     close_worker_connections()
+
+
+class FlightFollowers:
+    """How many callers have started waiting for another caller's computation of a key.
+
+    Single-flight followers wait in ``flight.wait`` (for this process's leader) or
+    in ``flight.wait_for_other_process`` (for another process's); both are counted
+    as they begin to wait, so a test can hold the leader until all have arrived.
+    """
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.count = 0
+        self._lock = threading.Lock()
+        for name in ("wait", "wait_for_other_process"):
+            monkeypatch.setattr(flight, name, self._counted(getattr(flight, name)))
+
+    def _counted(self, original):
+        def waiting(*args, **kwargs):
+            with self._lock:
+                self.count += 1
+            return original(*args, **kwargs)
+
+        return waiting
+
+
+@pytest.fixture
+def flight_followers(monkeypatch) -> FlightFollowers:
+    """Counts single-flight followers as they start waiting (see ``FlightFollowers``)."""
+    return FlightFollowers(monkeypatch)
 
 
 @pytest.fixture

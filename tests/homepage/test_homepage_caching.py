@@ -7,7 +7,6 @@ import os
 import subprocess
 import sys
 import threading
-import time
 from collections import Counter
 from datetime import timedelta
 from pathlib import Path
@@ -51,28 +50,38 @@ def fetch_counts(monkeypatch) -> Counter:
     return counts
 
 
-def test_fifty_concurrent_requests_on_a_cold_key_compute_once(db, fetch_counts, monkeypatch):
+def test_fifty_concurrent_requests_on_a_cold_key_compute_once(
+    db, fetch_counts, monkeypatch, flight_followers, settings
+):
+    settings.REQUEST_TIMEOUT = 60_000  # followers outwait a slow machine
+    settings.QUERY_TIMEOUT = 60_000
     ProductFactory.create_batch(3)
-    slow_fetch = homepage_sections["justForYou"].fetch
+    fetch = homepage_sections["justForYou"].fetch
+    release = threading.Event()
 
-    def slow(ctx):
-        time.sleep(0.3)  # simulated slow query, so that the others arrive meanwhile
-        return slow_fetch(ctx)
+    def held(ctx):
+        assert release.wait(60), "the test never let the section finish"
+        return fetch(ctx)
 
-    monkeypatch.setattr(homepage_sections["justForYou"], "fetch", slow)
-    barrier = threading.Barrier(50)
+    monkeypatch.setattr(homepage_sections["justForYou"], "fetch", held)
     statuses = []
 
     def request() -> None:
-        client = Client()
-        barrier.wait()
-        statuses.append(client.get(URL).status_code)
+        statuses.append(Client().get(URL).status_code)
 
     threads = [threading.Thread(target=request) for _ in range(50)]
     for thread in threads:
         thread.start()
+    try:
+        # One request computes the page, held in a section until the 49 others wait for it.
+        wait_until(
+            lambda: flight_followers.count == 49,
+            message="the requests did not all wait for one computation",
+        )
+    finally:
+        release.set()
     for thread in threads:
-        thread.join(30)
+        thread.join(60)
     assert statuses == [200] * 50
     assert fetch_counts == Counter({s.id: 1 for s in homepage_sections})
 
