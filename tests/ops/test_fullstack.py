@@ -54,7 +54,7 @@ def test_the_full_stack_starts_serves_runs_its_tasks_and_stops(tmp_path, setting
     env = {
         **os.environ,
         "DATABASE_URL": f"postgres://postgres@127.0.0.1:5432/{connection.settings_dict['NAME']}",
-        "REDIS_URL": "redis://127.0.0.1:6379/15",  # the suite's own (flushed per test)
+        "REDIS_URL": settings.REDIS_URL,  # the suite's own (flushed per test)
         "WEB_PORT": str(web), "FLOWER_PORT": str(flower), "EDGE_PORT": str(edge),
         "CACHE_WARMING_INTERVAL": "2000",  # beat: every 2 s, for this test
         "CELERY_CONCURRENCY": "1",
