@@ -77,6 +77,7 @@ def test_embedded_default_serves_the_api_docs_and_admin(embedded_server):
     status, body = _get(f"{base}/api/v1/homepage")
     assert status == 200
     data = orjson.loads(body)["data"]
+    assert len(data["sections"]) == 6  # every section, each with something in it
     assert all(section["items"] for section in data["sections"].values())
     assert data["metadata"]["fromCache"] is False
     status, body = _get(f"{base}/api/v1/homepage")

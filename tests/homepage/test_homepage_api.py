@@ -131,7 +131,9 @@ def test_limit_and_has_more(api_client, db):
 def test_empty_results(api_client, db):
     body = api_client.get(URL).json()
     assert body["success"] is True
-    for section in body["data"]["sections"].values():
+    sections = body["data"]["sections"]
+    assert list(sections) == ALL_SECTIONS  # every section is there, empty
+    for section in sections.values():
         assert section["items"] == [] and section["total"] == 0 and section["hasMore"] is False
 
 
@@ -388,6 +390,7 @@ def test_sparse_fields(api_client, catalogue):
     ).json()
     just_for_you = body["data"]["sections"]["justForYou"]
     assert set(just_for_you) == {"id", "items"}
+    assert len(just_for_you["items"]) == len(catalogue["products"])
     assert all(set(item) == {"name", "price"} for item in just_for_you["items"])
     assert "title" in body["data"]["sections"]["events"]  # not named: whole
 

@@ -73,6 +73,7 @@ def test_no_section_query_scans_a_big_table():
         for section in [*homepage_sections, all_valid_offers]:
             with CaptureQueriesContext(connection) as queries:
                 section.fetch(context)
+            assert queries.captured_queries, (section.id, context.options)  # plans to check
             for query in queries.captured_queries:
                 with connection.cursor() as cursor:
                     cursor.execute("EXPLAIN (FORMAT JSON) " + query["sql"])

@@ -9,7 +9,7 @@ from django.utils import timezone
 
 from tests.factories import UserFactory
 from tests.students.factories import StudentFactory
-from trainers.models import Session
+from trainers.models import PayoutClaim, Session
 
 from .factories import (
     AllocationFactory,
@@ -324,13 +324,24 @@ def test_nobody_changes_someone_elses_data(client_for, world):
         "courseId": CourseFactory().pk,
     }
     assert student.post("/api/v1/allocations", request, format="json").status_code == 403
-    assert (
-        stranger.post(
-            "/api/v1/payout-claims", {"sessionIds": [world["past"].pk]}, format="json"
-        ).status_code
-        == 409
-        or True
+    # A trainer claiming another trainer's session is told nothing about it: to them it
+    # is an unknown session (400), never a conflict that would confirm it exists.
+    claim = stranger.post(
+        "/api/v1/payout-claims", {"sessionIds": [world["past"].pk]}, format="json"
     )
+    assert claim.status_code == 400
+    assert claim.json() == {
+        "success": False,
+        "message": "Unknown sessions for this trainer.",
+        "errors": [
+            {
+                "code": "VALIDATION_ERROR",
+                "field": "sessionIds",
+                "message": "Unknown sessions for this trainer.",
+            }
+        ],
+    }
+    assert not PayoutClaim.objects.exists()
     assert Session.objects.get(pk=session.pk).status == "scheduled"
 
 
