@@ -19,7 +19,7 @@ from tests.servers import gunicorn
 from trainers import services
 from trainers.models import Session
 
-from .factories import AllocationFactory
+from tests.trainers.factories import AllocationFactory
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
 ROOT = Path(__file__).resolve().parents[2]

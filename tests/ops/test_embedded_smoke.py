@@ -15,7 +15,7 @@ import pytest
 from tests.servers import free_port
 from tests.waiting import wait_until
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 STARTUP_TIMEOUT = 180  # seconds: migrate + seed on a cold machine
 
 
