@@ -11,7 +11,7 @@ import subprocess
 import tempfile
 import threading
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import redis
@@ -74,6 +74,19 @@ class RedisServer:
 
     def stored_keys(self) -> list[bytes]:
         return self.client().keys("*")
+
+    def commands_during(self, action: Callable[[], object]) -> dict[str, int]:
+        """The commands (by name: ``cmdstat_mget``) this server ran while ``action()`` ran."""
+        client = self.client()
+        before = _command_calls(client)  # (connects first: its handshake is counted before)
+        action()
+        after = _command_calls(client)
+        return {k: n - before.get(k, 0) for k, n in after.items() if n != before.get(k, 0)}
+
+
+def _command_calls(client: redis.Redis) -> dict[str, int]:
+    stats = client.info("commandstats")
+    return {name: row["calls"] for name, row in stats.items() if name != "cmdstat_info"}
 
 
 class MongoServer:

@@ -1,52 +1,20 @@
-"""Cache hits answered before DRF's request cycle: one Redis round trip, the same rules.
+"""The bootstrap viewset (``aggregation/viewsets.py``): cache hits answered before DRF.
 
-An anonymous homepage hit and a bootstrap hit for a token seen recently are
-served by the views' ``dispatch`` itself. These tests pin what that must not
-change: who may see what, the rate limits, and the cost (counted in Redis's
-own command statistics, not timed).
+A bootstrap hit for a token seen recently is served by the viewset's
+``dispatch`` itself (the anonymous homepage's: ``tests/homepage/test_views.py``).
+These tests pin what that must not change: who may see what, the rate limits,
+and the cost (counted in Redis's own command statistics, not timed).
 """
 
 from __future__ import annotations
 
 import pytest
-from rest_framework.test import APIClient
 
 from caching import metrics
 from tests.factories import UserFactory
-from tests.homepage.factories import ProductFactory
 from tests.trainers.factories import TrainerFactory
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.storefront]
-HOME = "/api/v1/homepage"
-
-
-def _redis_commands(client) -> dict[str, int]:
-    stats = client.info("commandstats")
-    return {name: row["calls"] for name, row in stats.items() if name != "cmdstat_info"}
-
-
-def _commands_of(server, request) -> dict[str, int]:
-    """Redis commands (by name) that ``request()`` caused, on a server of the test's own."""
-    metrics.flush_stats(force=True)  # so the request does not flush counters itself
-    client = server.client()
-    before = _redis_commands(client)  # (connects first: its handshake is counted before)
-    request()
-    after = _redis_commands(client)
-    return {k: n - before.get(k, 0) for k, n in after.items() if n != before.get(k, 0)}
-
-
-def test_an_anonymous_homepage_hit_is_one_redis_round_trip(settings, own_redis):
-    settings.RATELIMIT_ENABLE = False  # the limiter's counter is a round trip of its own
-    ProductFactory()
-    client = APIClient()
-    assert client.get(HOME).json()["data"]["metadata"]["fromCache"] is False
-
-    def hit() -> None:
-        response = client.get(HOME)
-        assert response["X-Cache"] == "HIT"
-        assert response.json()["data"]["metadata"]["fromCache"] is True
-
-    assert _commands_of(own_redis, hit) == {"cmdstat_mget": 1}
 
 
 def test_a_bootstrap_hit_reads_token_and_generation_in_one_round_trip(
@@ -66,24 +34,8 @@ def test_a_bootstrap_hit_reads_token_and_generation_in_one_round_trip(
         assert body["data"]["metadata"]["fromCache"] is True
         assert body["data"]["metadata"]["userId"] == str(trainer.user_id)
 
-    assert _commands_of(own_redis, hit) == {"cmdstat_mget": 1}
-
-
-def test_credentials_are_checked_before_any_cached_homepage_is_served():
-    ProductFactory()
-    assert APIClient().get(HOME).status_code == 200  # the anonymous page is cached
-    bad_token = APIClient(HTTP_AUTHORIZATION="Token not-a-token")
-    response = bad_token.get(HOME)
-    assert response.status_code == 401
-    assert response.json()["errors"][0]["code"] == "NOT_AUTHENTICATED"
-
-
-def test_a_signed_in_caller_never_gets_the_anonymous_copy(user_client, user):
-    ProductFactory()
-    assert APIClient().get(HOME).status_code == 200
-    metadata = user_client.get(HOME).json()["data"]["metadata"]
-    assert metadata["userId"] == str(user.pk)
-    assert metadata["cacheKey"] == f"homepage:{user.pk}:v1"
+    metrics.flush_stats(force=True)  # so the request does not flush counters itself
+    assert own_redis.commands_during(hit) == {"cmdstat_mget": 1}
 
 
 def test_a_cached_bootstrap_goes_only_to_its_owner_and_staff(client_for, staff_client):

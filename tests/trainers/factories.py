@@ -84,3 +84,17 @@ class SessionFactory(factory.django.DjangoModelFactory):
     student = factory.SelfAttribute("allocation.student")
     scheduled_at = factory.LazyFunction(lambda: timezone.now() + timedelta(days=2))
     duration_minutes = 60
+
+
+def allocation_with_sessions(count: int) -> Allocation:
+    """An approved allocation with ``count`` scheduled sessions, an hour apart from tomorrow."""
+    allocation = AllocationFactory(sessions_total=count + 10)
+    start = timezone.now() + timedelta(days=1)
+    Session.objects.bulk_create(
+        [
+            Session(allocation=allocation, trainer=allocation.trainer, student=allocation.student,
+                    scheduled_at=start + timedelta(hours=i))
+            for i in range(count)
+        ]
+    )  # fmt: skip
+    return allocation
