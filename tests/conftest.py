@@ -6,11 +6,11 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import psycopg
 import pytest
-from django.contrib.auth import get_user_model
 from django.core.cache import cache, caches
 from django.db import DatabaseError, connection
 from django_redis import get_redis_connection
@@ -18,8 +18,10 @@ from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
 from aggregation.runner import close_worker_connections
+from caching import flight
 from caching.process import reset_process_state
 from config.celery_app import app as celery_app
+from tests.factories import UserFactory
 from tests.servers import RedisServer, storefront_url
 from tests.waiting import wait_until
 
@@ -45,6 +47,35 @@ def _give_back_worker_connections(django_db_setup):
     close_worker_connections()
 
 
+class FlightFollowers:
+    """How many callers have started waiting for another caller's computation of a key.
+
+    Single-flight followers wait in ``flight.wait`` (for this process's leader) or
+    in ``flight.wait_for_other_process`` (for another process's); both are counted
+    as they begin to wait, so a test can hold the leader until all have arrived.
+    """
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.count = 0
+        self._lock = threading.Lock()
+        for name in ("wait", "wait_for_other_process"):
+            monkeypatch.setattr(flight, name, self._counted(getattr(flight, name)))
+
+    def _counted(self, original):
+        def waiting(*args, **kwargs):
+            with self._lock:
+                self.count += 1
+            return original(*args, **kwargs)
+
+        return waiting
+
+
+@pytest.fixture
+def flight_followers(monkeypatch) -> FlightFollowers:
+    """Counts single-flight followers as they start waiting (see ``FlightFollowers``)."""
+    return FlightFollowers(monkeypatch)
+
+
 @pytest.fixture
 def api_client() -> APIClient:
     return APIClient()
@@ -52,19 +83,17 @@ def api_client() -> APIClient:
 
 @pytest.fixture
 def user(db):
-    return get_user_model().objects.create_user(username="shopper", password="pw-shopper-1")
+    return UserFactory(username="shopper", password="pw-shopper-1")
 
 
 @pytest.fixture
 def other_user(db):
-    return get_user_model().objects.create_user(username="other", password="pw-other-1")
+    return UserFactory(username="other", password="pw-other-1")
 
 
 @pytest.fixture
 def staff_user(db):
-    return get_user_model().objects.create_user(
-        username="staff", password="pw-staff-1", is_staff=True, is_superuser=True
-    )
+    return UserFactory(username="staff", password="pw-staff-1", staff=True)
 
 
 def _client_for(user) -> APIClient:

@@ -10,14 +10,24 @@ import socket
 import subprocess
 import tempfile
 import threading
-import time
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import redis
 
+from tests.waiting import wait_until
+
 ROOT = Path(__file__).resolve().parent.parent
+
+
+def _accepts(port: int) -> bool:
+    """Whether something accepts connections on ``port`` (of 127.0.0.1) now."""
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=1):
+            return True
+    except OSError:
+        return False
 
 
 def free_port() -> int:
@@ -47,14 +57,14 @@ class RedisServer:
              "--save", "", "--appendonly", "no"],
             stdout=subprocess.DEVNULL,
         )  # fmt: skip
-        deadline = time.monotonic() + 10
-        while True:
-            try:
-                self.client().ping()
-                return
-            except redis.ConnectionError:
-                assert time.monotonic() < deadline, "redis-server did not start"
-                time.sleep(0.02)
+        wait_until(self._answers, timeout=10, interval=0.02, message="redis-server did not start")
+
+    def _answers(self) -> bool:
+        assert self.process is not None and self.process.poll() is None, "redis-server exited"
+        try:
+            return bool(self.client().ping())
+        except redis.ConnectionError:
+            return False
 
     def stop(self) -> None:
         if self.process:
@@ -64,6 +74,19 @@ class RedisServer:
 
     def stored_keys(self) -> list[bytes]:
         return self.client().keys("*")
+
+    def commands_during(self, action: Callable[[], object]) -> dict[str, int]:
+        """The commands (by name: ``cmdstat_mget``) this server ran while ``action()`` ran."""
+        client = self.client()
+        before = _command_calls(client)  # (connects first: its handshake is counted before)
+        action()
+        after = _command_calls(client)
+        return {k: n - before.get(k, 0) for k, n in after.items() if n != before.get(k, 0)}
+
+
+def _command_calls(client: redis.Redis) -> dict[str, int]:
+    stats = client.info("commandstats")
+    return {name: row["calls"] for name, row in stats.items() if name != "cmdstat_info"}
 
 
 class MongoServer:
@@ -85,13 +108,11 @@ class MongoServer:
              "--log-level", "WARNING", "--cache-size", "256M"],
             cwd=self.workdir, stdout=subprocess.DEVNULL, start_new_session=True,
         )  # fmt: skip
-        deadline = time.monotonic() + 60
-        while True:
-            with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", self.port)):
-                return
-            assert self.process.poll() is None, "secantusdb exited"
-            assert time.monotonic() < deadline, "secantusdb did not start"
-            time.sleep(0.1)
+        wait_until(self._listening, timeout=60, interval=0.1, message="secantusdb did not start")
+
+    def _listening(self) -> bool:
+        assert self.process is not None and self.process.poll() is None, "secantusdb exited"
+        return _accepts(self.port)
 
     def stop(self) -> None:
         if self.process:
@@ -133,18 +154,21 @@ def gunicorn(
         start_new_session=True,
     )  # fmt: skip
     base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while True:
+
+    def live() -> bool:
+        assert server.poll() is None, "gunicorn exited"
         try:
-            urllib.request.urlopen(f"{base}/health/live", timeout=5)
-            break
+            with urllib.request.urlopen(f"{base}/health/live", timeout=5):
+                return True
         except OSError:
-            assert server.poll() is None and time.monotonic() < deadline, "gunicorn did not start"
-            time.sleep(0.1)
+            return False
+
     try:
+        wait_until(live, timeout=60, interval=0.1, message="gunicorn did not start")
         yield base
     finally:
-        os.killpg(server.pid, signal.SIGTERM)
+        with contextlib.suppress(ProcessLookupError):  # (it may have exited on its own)
+            os.killpg(server.pid, signal.SIGTERM)
         server.wait(30)
 
 
@@ -164,19 +188,16 @@ class Varnish:
             [str(ROOT / "scripts" / "edge")], cwd=ROOT, env=self.env,
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
         )  # fmt: skip
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                with socket.create_connection(("127.0.0.1", self.port), timeout=1):
-                    return
-            except OSError:
-                assert self.process.poll() is None, "varnishd exited"
-                assert time.monotonic() < deadline, "varnishd did not start"
-                time.sleep(0.1)
+        wait_until(self._listening, timeout=30, interval=0.1, message="varnishd did not start")
+
+    def _listening(self) -> bool:
+        assert self.process is not None and self.process.poll() is None, "varnishd exited"
+        return _accepts(self.port)
 
     def stop(self) -> None:
         if self.process is not None:
-            os.killpg(self.process.pid, signal.SIGTERM)
+            with contextlib.suppress(ProcessLookupError):  # (it may have exited on its own)
+                os.killpg(self.process.pid, signal.SIGTERM)
             self.process.wait(30)
             self.process = None
 

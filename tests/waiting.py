@@ -13,11 +13,16 @@ def wait_until(
     condition: Callable[[], T],
     timeout: float = 30.0,
     interval: float = 0.05,
-    message: str = "condition not met in time",
+    message: str | Callable[[], str] = "condition not met in time",
 ) -> T:
-    """Poll ``condition`` until it returns something truthy; fail after ``timeout`` seconds."""
+    """Poll ``condition`` until it returns something truthy; fail after ``timeout`` seconds.
+
+    ``message`` says what did not happen; a callable is asked only on failure (for a
+    log read at that moment, say).
+    """
     deadline = time.monotonic() + timeout
     while not (value := condition()):
-        assert time.monotonic() < deadline, message
+        if time.monotonic() >= deadline:
+            raise AssertionError(message() if callable(message) else message)
         time.sleep(interval)
     return value

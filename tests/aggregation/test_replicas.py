@@ -155,11 +155,13 @@ def test_bootstraps_read_one_snapshot_on_the_replica(pair, served):
         completed = sum(1 for s in data["sessions"] if s["status"] == "completed")
         return data["overview"]["performance"]["sessionsCompleted"] - completed
 
+    assert open_sessions  # writes to read during
     expected = gap(_call(bootstrap, auth)[1])
-    writer = threading.Thread(target=lambda: [
-        _call(f"{base}/api/v1/sessions/{pk}/complete", auth, "POST", {"rating": 5})
+    written: list[int] = []
+    writer = threading.Thread(target=lambda: written.extend(
+        _call(f"{base}/api/v1/sessions/{pk}/complete", auth, "POST", {"rating": 5})[0]
         for pk in open_sessions
-    ])  # fmt: skip
+    ))  # fmt: skip
     writer.start()
     reads = []
     while writer.is_alive() or len(reads) < 5:
@@ -168,4 +170,5 @@ def test_bootstraps_read_one_snapshot_on_the_replica(pair, served):
         assert body["data"]["metadata"]["snapshot"]["mode"] == "single-transaction"
         reads.append(gap(body))
     writer.join()
+    assert written == [200] * len(open_sessions)  # every completion really happened
     assert set(reads) == {expected}  # never one table's change without the other's

@@ -17,9 +17,10 @@ from rest_framework.authtoken.models import Token
 
 from api.authentication import token_cache_key
 from caching.shared import shared_cache
+from tests.factories import UserFactory
 from tests.homepage.factories import ProductFactory
 from tests.servers import FreezableProxy, gunicorn
-from tests.trainers.factories import TrainerFactory, UserFactory
+from tests.trainers.factories import TrainerFactory
 
 
 @pytest.mark.django_db

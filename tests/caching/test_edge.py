@@ -15,7 +15,6 @@ from types import SimpleNamespace
 
 import orjson
 import pytest
-from django.contrib.auth import get_user_model
 from django.db import connection
 from django.test import Client
 from django.utils import timezone
@@ -25,6 +24,7 @@ from api.http import cache_control
 from caching import edge
 from caching.tags import bump
 from homepage.models import Product
+from tests.factories import UserFactory
 from tests.homepage.factories import EventFactory, OfferFactory, ProductFactory
 from tests.servers import FreezableProxy, Varnish, free_port, gunicorn
 from tests.trainers.factories import TrainerFactory
@@ -99,7 +99,7 @@ def test_anonymous_pages_come_from_the_edge_and_personal_ones_never(stack):
 
     # fresh=true and signed-in callers always reach the service.
     assert [get(f"{stack.edge}{HOME}?fresh=true").edge for _ in range(2)] == ["PASS", "PASS"]
-    users = [get_user_model().objects.create_user(f"edge{i}") for i in range(2)]
+    users = UserFactory.create_batch(2)
     for user in users * 2:
         token = Token.objects.create(user=user) if not hasattr(user, "auth_token") else None
         key = (token or user.auth_token).key
@@ -108,7 +108,7 @@ def test_anonymous_pages_come_from_the_edge_and_personal_ones_never(stack):
         assert mine.json["data"]["metadata"]["userId"] == str(user.pk)
 
 
-def test_a_staff_change_is_on_the_edge_at_the_next_request(stack, admin_user):
+def test_a_staff_change_is_on_the_edge_at_the_next_request(stack, staff_user):
     product = ProductFactory(name="Plain lamp", featured=False)
     EventFactory()
     assert "Plain lamp" not in names(get(stack.edge + HOME), "justForYou")
@@ -117,7 +117,7 @@ def test_a_staff_change_is_on_the_edge_at_the_next_request(stack, admin_user):
     assert [get(events).edge for _ in range(2)] == ["MISS", "HIT"]
 
     staff = Client()
-    staff.force_login(admin_user)
+    staff.force_login(staff_user)
     changelist = "/admin/homepage/product/"
     staff.post(changelist, {"action": "make_featured", "_selected_action": [product.pk]})
 

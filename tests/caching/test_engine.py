@@ -7,6 +7,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -31,15 +32,33 @@ class Counter:
         self.calls = 0
         self.lock = threading.Lock()
 
-    def compute(self, value="v", delay: float = 0.0):
+    def compute(self, value="v", gate: threading.Event | None = None):
+        """A computation; with ``gate``, it runs until the test sets the event."""
+
         def run() -> Computed:
             with self.lock:
                 self.calls += 1
-            if delay:
-                time.sleep(delay)  # simulated work, so that others arrive meanwhile
-            return Computed(f"{value}{self.calls}")
+                result = Computed(f"{value}{self.calls}")
+            if gate is not None:
+                assert gate.wait(60), "the test never let the computation finish"
+            return result
 
         return run
+
+
+def _run_concurrently(calls: int, request) -> tuple[list, Callable[[], None]]:
+    """Start ``calls`` threads running ``request()``; their results, and a join."""
+    results: list = []
+    threads = [threading.Thread(target=lambda: results.append(request())) for _ in range(calls)]
+    for thread in threads:
+        thread.start()
+
+    def join() -> None:
+        for thread in threads:
+            thread.join(60)
+        assert not any(thread.is_alive() for thread in threads), "a caller never returned"
+
+    return results, join
 
 
 def test_miss_then_hit_from_l1_and_l2():
@@ -75,36 +94,47 @@ def test_a_computation_that_raced_an_invalidation_is_not_stored_as_fresh():
     assert after.value == "new2"
 
 
-def test_fifty_concurrent_misses_compute_once_in_a_process():
+def test_fifty_concurrent_misses_compute_once_in_a_process(flight_followers, settings):
+    settings.REQUEST_TIMEOUT = 60_000  # followers outwait a slow machine
     counter = Counter()
-    barrier = threading.Barrier(50)
-    results = []
-
-    def request() -> None:
-        barrier.wait()
-        results.append(
-            get_or_compute("t:cold", counter.compute(delay=0.3), tags=["x"], policy=POLICY)
+    release = threading.Event()
+    results, join = _run_concurrently(
+        50,
+        lambda: get_or_compute("t:cold", counter.compute(gate=release), tags=["x"], policy=POLICY),
+    )
+    try:
+        # The first caller computes, and holds on until every other one waits for it.
+        wait_until(
+            lambda: counter.calls == 1 and flight_followers.count == 49,
+            message="the callers did not all join the one computation",
         )
-
-    threads = [threading.Thread(target=request) for _ in range(50)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(10)
+    finally:
+        release.set()
+    join()
     assert counter.calls == 1
     assert len(results) == 50 and {r.value for r in results} == {"v1"}
+    assert sorted(r.layer for r in results) == ["flight"] * 49 + ["none"]  # one computed
 
 
 CROSS_PROCESS_SCRIPT = """
-import os, sys, threading, time
+import sys, threading
 import django
 django.setup()
 from django_redis import get_redis_connection
+from caching import flight
 from caching.engine import CachePolicy, Computed, get_or_compute
+from tests.waiting import wait_until
 redis = get_redis_connection("default")
+def counted(original):
+    def waiting(*args):
+        redis.incr("test:waiting")  # a caller waits for another's computation
+        return original(*args)
+    return waiting
+flight.wait = counted(flight.wait)
+flight.wait_for_other_process = counted(flight.wait_for_other_process)
 def compute():
     redis.incr("test:computations")
-    time.sleep(0.4)  # simulated work, so that the other processes arrive meanwhile
+    wait_until(lambda: redis.exists("test:release"), timeout=60, message="never released")
     return Computed("shared")
 values = []
 def request():
@@ -112,8 +142,7 @@ def request():
     values.append(get_or_compute("t:cross", compute, tags=["x"], policy=policy).value)
 threads = [threading.Thread(target=request) for _ in range(int(sys.argv[1]))]
 redis.incr("test:ready")
-while not redis.exists("test:go"):  # start together
-    time.sleep(0.005)
+wait_until(lambda: redis.exists("test:go"), timeout=120, message="never told to go")
 [t.start() for t in threads]
 [t.join() for t in threads]
 print(" ".join(values))
@@ -121,7 +150,11 @@ print(" ".join(values))
 
 
 def test_concurrent_misses_across_processes_compute_once():
-    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "config.settings.test"}
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "config.settings.test",
+        "REQUEST_TIMEOUT": "60000",  # waiters and the lock outlast a slow machine
+    }
     processes = [
         subprocess.Popen(
             [sys.executable, "-c", CROSS_PROCESS_SCRIPT, "10"],
@@ -133,15 +166,27 @@ def test_concurrent_misses_across_processes_compute_once():
         for _ in range(5)
     ]
     redis = get_redis_connection("default")
-    deadline = time.monotonic() + 60
-    while int(redis.get("test:ready") or 0) < len(processes) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    redis.set("test:go", 1)
-    outputs = [p.communicate(timeout=60)[0].split() for p in processes]
+
+    def count(key: str) -> int:
+        return int(redis.get(key) or 0)
+
+    try:
+        wait_until(lambda: count("test:ready") == len(processes), timeout=120,
+                   message="the processes did not start")  # fmt: skip
+        redis.set("test:go", 1)  # every process is set up: all callers start together
+        # One caller computes, holding the cluster's lock, until the other 49 wait for it:
+        # 9 in its process, and in each other process one polling Redis and 9 behind it.
+        wait_until(lambda: count("test:computations") == 1 and count("test:waiting") == 49,
+                   timeout=60, message="the callers did not all wait for one computation")  # fmt: skip
+        assert redis.exists(shared_cache.cache.make_key(lock_key("t:cross")))
+    finally:
+        redis.set("test:go", 1)  # (if the test failed before: let every process finish)
+        redis.set("test:release", 1)
+        outputs = [p.communicate(timeout=120)[0].split() for p in processes]
     assert all(p.returncode == 0 for p in processes)
     assert sum(len(o) for o in outputs) == 50
     assert {v for o in outputs for v in o} == {"shared"}
-    assert int(redis.get("test:computations")) == 1
+    assert count("test:computations") == 1
 
 
 def test_soft_expiry_serves_stale_once_and_refreshes_in_the_background():
@@ -169,23 +214,27 @@ def test_soft_expiry_serves_stale_once_and_refreshes_in_the_background():
     assert counter.calls == 2
 
 
-def test_after_an_invalidation_no_request_gets_the_old_copy():
+def test_after_an_invalidation_no_request_gets_the_old_copy(flight_followers, settings):
+    settings.REQUEST_TIMEOUT = 60_000  # followers outwait a slow machine
     counter = Counter()
     get_or_compute("t:inv", counter.compute(), tags=["x"], policy=SWR)
     bump(["x"])
-    results = []
-    threads = [
-        threading.Thread(
-            target=lambda: results.append(
-                get_or_compute("t:inv", counter.compute(delay=0.2), tags=["x"], policy=SWR)
-            )
+    release = threading.Event()
+    results, join = _run_concurrently(
+        5, lambda: get_or_compute("t:inv", counter.compute(gate=release), tags=["x"], policy=SWR)
+    )
+    try:
+        # None is served the invalidated copy: one recomputes, the other four wait for it.
+        wait_until(
+            lambda: counter.calls == 2 and flight_followers.count == 4,
+            message="the callers did not all wait for the one recomputation",
         )
-        for _ in range(5)
-    ]
-    [t.start() for t in threads]
-    [t.join() for t in threads]
+    finally:
+        release.set()
+    join()
     assert {(r.value, r.stale) for r in results} == {("v2", False)}
     assert counter.calls == 2  # the five collapsed into one recomputation
+    assert sorted(r.layer for r in results) == ["flight"] * 4 + ["none"]
 
 
 def test_stale_if_error_serves_the_last_copy_then_fails_without_one():

@@ -100,3 +100,15 @@ class CategoryAffinityFactory(factory.django.DjangoModelFactory):
 
     category = "books"
     score = 0.9
+
+
+def small_catalogue() -> None:
+    """A little of everything: four books, one sold out, a past event, a flash sale."""
+    now = timezone.now()
+    stores = StoreFactory.create_batch(3)
+    ProductFactory.create_batch(4, category="books")
+    ProductFactory(stock=0)
+    EventFactory.create_batch(2)
+    EventFactory(starts_at=now - timedelta(hours=1))
+    OfferFactory.create_batch(2, store=stores[0])
+    OfferFactory(flash=True, store=stores[1])

@@ -7,7 +7,7 @@ from django.urls import reverse
 
 from homepage.models import Offer, Product
 
-from .factories import OfferFactory, ProductFactory
+from .factories import CategoryAffinityFactory, OfferFactory, ProductFactory
 
 pytestmark = [pytest.mark.django_db, pytest.mark.storefront]
 
@@ -75,3 +75,20 @@ def test_a_bulk_feature_is_on_the_very_next_homepage_request(admin_client_, api_
     after = api_client.get("/api/v1/homepage")
     assert after["X-Cache"] != "STALE" and after.json()["data"]["metadata"]["stale"] is False
     assert after.json()["data"]["sections"]["justForYou"]["items"][0]["name"] == "staff pick"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_an_admin_bulk_action_invalidates(client, staff_user, user_client, user):
+    product = ProductFactory(featured=False, category="books", name="hidden gem")
+    CategoryAffinityFactory(user=user, category="books")
+    assert (
+        user_client.get("/api/v1/homepage").json()["data"]["sections"]["justForYou"]["items"] == []
+    )
+
+    client.force_login(staff_user)
+    client.post(
+        reverse("admin:homepage_product_changelist"),
+        {"action": "make_featured", "_selected_action": [product.pk]},
+    )
+    items = user_client.get("/api/v1/homepage").json()["data"]["sections"]["justForYou"]["items"]
+    assert [i["name"] for i in items] == ["hidden gem"]

@@ -17,9 +17,10 @@ import pytest
 from django.db import connection
 from rest_framework.authtoken.models import Token
 
+from tests.factories import UserFactory
 from tests.homepage.factories import EventFactory, OfferFactory, ProductFactory, StoreFactory
 from tests.servers import ROOT, gunicorn
-from tests.trainers.factories import AllocationFactory, SessionFactory, UserFactory
+from tests.trainers.factories import AllocationFactory, SessionFactory
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
 EXAMPLES = os.environ.get("FUZZ_EXAMPLES", "25")
@@ -34,7 +35,7 @@ def staff_token():
     EventFactory()
     OfferFactory(flash=True)
     SessionFactory(allocation=AllocationFactory())
-    staff = UserFactory(username="fuzz-staff", is_staff=True, is_superuser=True)
+    staff = UserFactory(username="fuzz-staff", staff=True)
     return Token.objects.create(user=staff).key
 
 

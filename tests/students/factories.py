@@ -5,7 +5,7 @@ from __future__ import annotations
 import factory
 
 from students.models import StudentProgress
-from tests.trainers.factories import UserFactory
+from tests.factories import UserFactory
 from trainers.models import Student
 
 

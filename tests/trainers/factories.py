@@ -6,9 +6,9 @@ from datetime import timedelta
 from decimal import Decimal
 
 import factory
-from django.contrib.auth import get_user_model
 from django.utils import timezone
 
+from tests.factories import UserFactory
 from trainers.models import (
     Allocation,
     Course,
@@ -17,15 +17,6 @@ from trainers.models import (
     TrainerDocument,
     TrainerPerformance,
 )
-
-
-class UserFactory(factory.django.DjangoModelFactory):
-    class Meta:
-        model = get_user_model()
-        django_get_or_create = ("username",)
-
-    username = factory.Sequence(lambda n: f"person{n}")
-    email = factory.LazyAttribute(lambda u: f"{u.username}@example.com")
 
 
 class TrainerFactory(factory.django.DjangoModelFactory):
@@ -93,3 +84,17 @@ class SessionFactory(factory.django.DjangoModelFactory):
     student = factory.SelfAttribute("allocation.student")
     scheduled_at = factory.LazyFunction(lambda: timezone.now() + timedelta(days=2))
     duration_minutes = 60
+
+
+def allocation_with_sessions(count: int) -> Allocation:
+    """An approved allocation with ``count`` scheduled sessions, an hour apart from tomorrow."""
+    allocation = AllocationFactory(sessions_total=count + 10)
+    start = timezone.now() + timedelta(days=1)
+    Session.objects.bulk_create(
+        [
+            Session(allocation=allocation, trainer=allocation.trainer, student=allocation.student,
+                    scheduled_at=start + timedelta(hours=i))
+            for i in range(count)
+        ]
+    )  # fmt: skip
+    return allocation

@@ -157,7 +157,7 @@ def test_a_bad_document_is_refused_with_its_line(tmp_path, line, message):
     assert not Product.objects.exists()  # the batch with the bad line never went in
 
 
-@relational_only("PostgreSQL away (MongoDB away: test_mongodb.py)")
+@relational_only("PostgreSQL away (MongoDB away: aggregation/test_mongodb.py)")
 def test_an_unreachable_database_is_a_clear_error(export, database_outage):
     database_outage(False)
     with pytest.raises(CommandError, match="the storefront's database failed"):

@@ -1,14 +1,23 @@
-"""Trainer and student endpoints over HTTP: shapes, mutations, permissions, caching."""
+"""Trainer and student endpoints over HTTP (``trainers/views.py``, ``students/views.py``).
+
+Shapes, mutations, permissions, caching, and read-your-writes across processes.
+"""
 
 from __future__ import annotations
 
+import json
+import urllib.request
 from datetime import timedelta
 
 import pytest
+from django.db import connection
 from django.utils import timezone
+from rest_framework.authtoken.models import Token
 
+from tests.factories import UserFactory
+from tests.servers import gunicorn
 from tests.students.factories import StudentFactory
-from trainers.models import Session
+from trainers.models import PayoutClaim, Session
 
 from .factories import (
     AllocationFactory,
@@ -16,7 +25,7 @@ from .factories import (
     SessionFactory,
     TrainerDocumentFactory,
     TrainerFactory,
-    UserFactory,
+    allocation_with_sessions,
 )
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -324,13 +333,24 @@ def test_nobody_changes_someone_elses_data(client_for, world):
         "courseId": CourseFactory().pk,
     }
     assert student.post("/api/v1/allocations", request, format="json").status_code == 403
-    assert (
-        stranger.post(
-            "/api/v1/payout-claims", {"sessionIds": [world["past"].pk]}, format="json"
-        ).status_code
-        == 409
-        or True
+    # A trainer claiming another trainer's session is told nothing about it: to them it
+    # is an unknown session (400), never a conflict that would confirm it exists.
+    claim = stranger.post(
+        "/api/v1/payout-claims", {"sessionIds": [world["past"].pk]}, format="json"
     )
+    assert claim.status_code == 400
+    assert claim.json() == {
+        "success": False,
+        "message": "Unknown sessions for this trainer.",
+        "errors": [
+            {
+                "code": "VALIDATION_ERROR",
+                "field": "sessionIds",
+                "message": "Unknown sessions for this trainer.",
+            }
+        ],
+    }
+    assert not PayoutClaim.objects.exists()
     assert Session.objects.get(pk=session.pk).status == "scheduled"
 
 
@@ -350,3 +370,60 @@ def test_a_trainer_cannot_claim_another_trainers_sessions(client_for, world):
         .status_code
         == 403
     )
+
+
+# --- read-your-writes across processes ---------------------------------------------
+
+
+@pytest.fixture
+def other_processes():
+    """Gunicorn (two worker processes) on the test database and the suite's Redis."""
+    with gunicorn(connection.settings_dict["NAME"]) as base:
+        yield base
+
+
+def _remote(base: str, token: str, path: str, body: dict | None = None, method: str = "GET"):
+    request = urllib.request.Request(
+        f"{base}{path}",
+        data=json.dumps(body).encode() if body is not None else None,
+        method=method,
+        headers={"Authorization": f"Token {token}", "Content-Type": "application/json"},
+    )
+    with urllib.request.urlopen(request, timeout=30) as response:
+        return json.loads(response.read())
+
+
+@pytest.fixture
+def busy_allocation():
+    return allocation_with_sessions(12)
+
+
+@pytest.mark.slow
+def test_a_mutation_is_seen_by_the_next_read_in_any_process(
+    client_for, busy_allocation, other_processes
+):
+    trainer = busy_allocation.trainer
+    token = Token.objects.create(user=trainer.user).key
+    local = client_for(trainer.user)
+    path = f"/api/v1/trainers/{trainer.pk}/bootstrap"
+    sessions = list(Session.objects.filter(allocation=busy_allocation).order_by("pk")[:12])
+
+    for i, session in enumerate(sessions[:6], start=1):
+        for _ in range(3):  # warm both server processes' caches
+            _remote(other_processes, token, path)
+        done = local.post(f"/api/v1/sessions/{session.pk}/complete", {}, format="json")
+        assert done.status_code == 200
+        remote = _remote(other_processes, token, path)["data"]
+        assert remote["overview"]["performance"]["sessionsCompleted"] == i
+        assert remote["allocations"][0]["sessionsUsed"] == i
+
+    for i, session in enumerate(sessions[6:], start=7):
+        local.get(path)  # cached here
+        _remote(other_processes, token, f"/api/v1/sessions/{session.pk}/complete", {}, "POST")
+        data = local.get(path).json()["data"]
+        assert data["overview"]["performance"]["sessionsCompleted"] == i
+    bio = _remote(
+        other_processes, token, f"/api/v1/trainers/{trainer.pk}/profile", {"bio": "remote"}, "PATCH"
+    )
+    assert bio["data"]["bio"] == "remote"
+    assert local.get(path).json()["data"]["overview"]["profile"]["bio"] == "remote"

@@ -1,20 +1,56 @@
-"""Every section's queries use an index on a big catalogue: EXPLAIN, never a sequential scan."""
+"""Storefront reads (``homepage/selectors.py``): pages, totals, and the indexes they use.
+
+Totals are shared and end on time; on a big catalogue every section's queries
+use an index (EXPLAIN, never a sequential scan).
+"""
 
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
+import time_machine
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
 
 from aggregation.sections import SectionContext
+from homepage import selectors
 from homepage.sections import all_valid_offers, homepage_sections
+from tests.storefront import counting_queries, storefront_connection
 
-pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
+from .factories import EventFactory, StoreFactory
+
 PRODUCTS, STORES, EVENTS, OFFERS = 300_000, 20_000, 20_000, 60_000
 BIG_TABLES = {"products", "stores", "events", "offers"}
+
+
+@pytest.mark.django_db
+@pytest.mark.storefront
+def test_has_more_is_exact_and_the_total_is_counted_once():
+    StoreFactory.create_batch(4)
+    page = selectors.stores_trending(limit=4)
+    assert (len(page.rows), page.total, page.has_more) == (4, 4, False)  # read limit + 1
+    StoreFactory()
+    page = selectors.stores_trending(limit=4)
+    assert (page.total, page.has_more) == (5, True)
+    with CaptureQueriesContext(storefront_connection()) as queries:
+        selectors.stores_trending(limit=4)
+    assert queries.captured_queries  # the rows were read
+    assert not counting_queries(queries.captured_queries)
+
+
+@pytest.mark.django_db
+@pytest.mark.storefront
+def test_a_total_ends_when_the_next_item_leaves_its_set():
+    now = timezone.now()
+    EventFactory(starts_at=now + timedelta(minutes=5))
+    EventFactory.create_batch(2, starts_at=now + timedelta(days=2))
+    assert selectors.events_featured(now=now, limit=1).total == 3
+    later = now + timedelta(minutes=6)
+    with time_machine.travel(later, tick=False):
+        assert selectors.events_featured(now=later, limit=1).total == 2  # one has started
 
 
 def _generate() -> None:
@@ -61,7 +97,9 @@ def _scans(plan: dict) -> list[tuple[str, str]]:
     return found
 
 
-def test_no_section_query_scans_a_big_table():
+@pytest.mark.slow
+@pytest.mark.django_db(transaction=True)
+def test_no_section_query_scans_a_big_table():  # relational: EXPLAIN on PostgreSQL
     _generate()
     now = datetime.now(UTC)
     contexts = [
@@ -73,6 +111,7 @@ def test_no_section_query_scans_a_big_table():
         for section in [*homepage_sections, all_valid_offers]:
             with CaptureQueriesContext(connection) as queries:
                 section.fetch(context)
+            assert queries.captured_queries, (section.id, context.options)  # plans to check
             for query in queries.captured_queries:
                 with connection.cursor() as cursor:
                     cursor.execute("EXPLAIN (FORMAT JSON) " + query["sql"])
