@@ -124,7 +124,10 @@ class CourseAdmin(admin.ModelAdmin):
     search_fields = ("title",)
 
 
-def service_action(name: str, description: str, change: Callable[[Any], object]):
+AdminAction = Callable[[admin.ModelAdmin, HttpRequest, QuerySet], None]
+
+
+def service_action(name: str, description: str, change: Callable[[Any], object]) -> AdminAction:
     """An admin action applying a service call to each selected object (``_apply``)."""
 
     @admin.action(description=description)

@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from datetime import date, datetime
 from decimal import ROUND_HALF_UP, Decimal
-from typing import Any
+from typing import Any, TypeVar
 
 from django.db import IntegrityError, transaction
 from django.utils import timezone
@@ -34,6 +34,9 @@ from .models import (
 )
 from .signals import allocation_approved, session_completed
 from .tags import people_tags
+
+# The rows a service locks by primary key.
+_Locked = TypeVar("_Locked", Allocation, Session, PayoutClaim, Trainer)
 
 CENTS = Decimal("0.01")
 
@@ -68,7 +71,7 @@ def _require(condition: bool, message: str) -> None:
         raise InvalidTransition(message)
 
 
-def _locked(model, pk: int):
+def _locked(model: type[_Locked], pk: int) -> _Locked:
     return model.objects.select_for_update().get(pk=pk)
 
 

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 from drf_spectacular.utils import extend_schema
 from rest_framework import status, viewsets
 from rest_framework.decorators import action
@@ -53,7 +56,7 @@ WRITE_ERRORS = error_responses(
 )
 
 
-def _ok(data, code: int = status.HTTP_200_OK) -> Response:
+def _ok(data: Mapping[str, Any], code: int = status.HTTP_200_OK) -> Response:
     return Response({"success": True, "data": data}, status=code)
 
 
