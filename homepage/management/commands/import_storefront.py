@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import DatabaseError, IntegrityError
@@ -29,7 +30,7 @@ class Command(BaseCommand):
         parser.add_argument("--batch-size", type=int, default=5_000)
         parser.add_argument("--no-progress", action="store_true")
 
-    def handle(self, *args, **options) -> None:
+    def handle(self, *args: Any, **options: Any) -> None:
         files = {c: options[c] for c in COLLECTIONS if options[c] is not None}
         if not files:
             raise CommandError(f"name at least one file: --{' / --'.join(COLLECTIONS)}")
