@@ -8,6 +8,7 @@ random generator they share, and runs them in order. Reproducible with ``--seed`
 from __future__ import annotations
 
 import random
+from typing import Any
 
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError, CommandParser
@@ -73,7 +74,7 @@ class Command(BaseCommand):
         parser.add_argument("--clear", action="store_true", help="Delete existing demo data first.")
         parser.add_argument("--no-progress", action="store_true", help="Hide progress bars.")
 
-    def handle(self, *args, **opts) -> None:
+    def handle(self, *args: Any, **opts: Any) -> None:
         counts = dict(zip(COUNTED, SIZES[opts["size"]], strict=True))
         for name in counts:
             if opts[name] is not None:
