@@ -25,9 +25,11 @@ from caching.tags import invalidate_on_commit
 
 from .models import (
     Allocation,
+    AllocationStatus,
     Course,
     PayoutClaim,
     PayoutClaimSession,
+    PayoutClaimStatus,
     Session,
     Trainer,
     TrainerPerformance,
@@ -235,7 +237,7 @@ def allocation_create(
 
 
 @transaction.atomic
-def allocation_set_status(*, allocation: Allocation, new_status: str) -> Allocation:
+def allocation_set_status(*, allocation: Allocation, new_status: AllocationStatus) -> Allocation:
     """Move an allocation along its lifecycle; cancelling cancels its scheduled sessions."""
     allocation = _locked(Allocation, allocation.pk)
     allowed = ALLOCATION_TRANSITIONS.get(allocation.status, set())
@@ -292,7 +294,7 @@ def payout_claim_create(*, trainer: Trainer, session_ids: list[int], note: str =
 
 
 @transaction.atomic
-def payout_claim_set_status(*, claim: PayoutClaim, new_status: str) -> PayoutClaim:
+def payout_claim_set_status(*, claim: PayoutClaim, new_status: PayoutClaimStatus) -> PayoutClaim:
     """Approve, reject or mark paid; a rejected claim frees its sessions."""
     claim = _locked(PayoutClaim, claim.pk)
     allowed = PAYOUT_TRANSITIONS.get(claim.status, set())

@@ -19,13 +19,14 @@ from api.viewsets import ID_PATTERN, BootstrapViewSet, section_endpoint
 
 from . import selectors, services
 from .access import (
+    Role,
     allocation_for,
     payout_claim_for,
     session_for,
     student_for_allocation,
     trainer_for,
 )
-from .models import Trainer
+from .models import AllocationStatus, Trainer
 from .sections import trainer_bootstrap
 from .serializers import (
     AllocationCreateSerializer,
@@ -228,7 +229,9 @@ class AllocationViewSet(viewsets.ViewSet):
         )
         return _ok(AllocationSerializer(allocation).data, status.HTTP_201_CREATED)
 
-    def _transition(self, request: Request, pk: str, new_status: str, roles: list[str]) -> Response:
+    def _transition(
+        self, request: Request, pk: str, new_status: AllocationStatus, roles: list[Role]
+    ) -> Response:
         allocation = allocation_for(request.user, int(pk), roles=roles)
         allocation = services.allocation_set_status(allocation=allocation, new_status=new_status)
         return _ok(AllocationSerializer(allocation).data)
