@@ -8,7 +8,7 @@ random generator they share, and runs them in order. Reproducible with ``--seed`
 from __future__ import annotations
 
 import random
-from typing import Any
+from typing import Any, Literal
 
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError, CommandParser
@@ -23,7 +23,9 @@ from trainers.demo import clear_enrolments, clear_trainers, seed_trainers
 
 BATCH_SIZE = 5_000
 DEMO_PASSWORD = "demo-password"  # noqa: S105 - the printed demo login, embedded mode only
-SIZES = {  # products, stores, events, offers, users, trainers, students, sessions per trainer
+Size = Literal["small", "medium", "large"]  # --size
+SIZES: dict[Size, tuple[int, ...]] = {
+    # products, stores, events, offers, users, trainers, students, sessions per trainer
     "small": (2_000, 200, 300, 600, 20, 10, 40, 300),
     "medium": (100_000, 5_000, 5_000, 20_000, 500, 100, 1_000, 300),
     "large": (1_000_000, 50_000, 50_000, 200_000, 5_000, 500, 5_000, 300),

@@ -10,7 +10,7 @@ from django.db import DatabaseError, IntegrityError
 from tqdm import tqdm
 
 from homepage.demo import clear_storefront
-from homepage.imports import COLLECTIONS, DocumentError, Refs, load
+from homepage.imports import COLLECTIONS, CollectionName, DocumentError, Refs, load
 
 
 class Command(BaseCommand):
@@ -54,7 +54,9 @@ class Command(BaseCommand):
             ) from exc
         self.stdout.write(f"Imported {counts}.")
 
-    def _load(self, collection: str, path: Path, refs: Refs, options: dict) -> int:
+    def _load(
+        self, collection: CollectionName, path: Path, refs: Refs, options: dict[str, Any]
+    ) -> int:
         with (
             path.open("rb") as lines,
             tqdm(desc=collection, unit=" docs", disable=options["no_progress"]) as bar,
