@@ -11,6 +11,7 @@ transitions raise ``InvalidTransition`` (409).
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any, TypeVar
@@ -208,29 +209,33 @@ def session_confirm(*, session: Session) -> Session:
 # --- allocations -----------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class AllocationTerms:
+    """What a request for an allocation may ask beyond who and which course."""
+
+    sessions_total: int | None = None  # None (or 0): the course's total
+    schedule: dict[str, Any] | None = None
+    start_date: date | None = None
+    end_date: date | None = None
+    notes: str = ""
+
+
 @transaction.atomic
 def allocation_create(
-    *,
-    trainer: Trainer,
-    student_id: int,
-    course: Course,
-    sessions_total: int | None = None,
-    schedule: dict | None = None,
-    start_date: date | None = None,
-    end_date: date | None = None,
-    notes: str = "",
+    *, trainer: Trainer, student_id: int, course: Course, terms: AllocationTerms | None = None
 ) -> Allocation:
     """Request a trainer for a course; it starts pending."""
     _require(trainer.is_active, "This trainer is not taking allocations.")
+    terms = terms or AllocationTerms()
     allocation = Allocation.objects.create(
         trainer=trainer,
         student_id=student_id,
         course=course,
-        sessions_total=sessions_total or course.total_sessions,
-        schedule=schedule or {},
-        start_date=start_date,
-        end_date=end_date,
-        notes=notes,
+        sessions_total=terms.sessions_total or course.total_sessions,
+        schedule=terms.schedule or {},
+        start_date=terms.start_date,
+        end_date=terms.end_date,
+        notes=terms.notes,
     )
     _touch(trainers=(trainer.pk,), students=(student_id,))
     return allocation

@@ -221,11 +221,13 @@ class AllocationViewSet(viewsets.ViewSet):
             trainer=trainer,
             student_id=student.pk,
             course=course,
-            sessions_total=data.get("sessionsTotal"),
-            schedule=data.get("schedule"),
-            start_date=data.get("startDate"),
-            end_date=data.get("endDate"),
-            notes=data.get("notes", ""),
+            terms=services.AllocationTerms(
+                sessions_total=data.get("sessionsTotal"),
+                schedule=data.get("schedule"),
+                start_date=data.get("startDate"),
+                end_date=data.get("endDate"),
+                notes=data.get("notes", ""),
+            ),
         )
         return _ok(AllocationSerializer(allocation).data, status.HTTP_201_CREATED)
 
