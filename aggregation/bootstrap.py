@@ -72,19 +72,19 @@ def subject_section(
     *,
     expires: Callable[[Any], datetime | None] | None = None,
     cache_name: str = "",
-    needs_now: bool = False,
 ) -> Section:
     """A bootstrap section whose content is what ``read`` returns for the subject, as is.
 
     ``read`` is a selector called with the subject's id under its bootstrap's
-    ``subject_arg`` (``trainer_id=7``), and ``now=`` when ``needs_now``.
-    ``empty`` stands in when it fails; ``expires(value)`` is when the content
-    stops being true (the first upcoming session starts, say).
+    ``subject_arg`` (``trainer_id=7``). ``empty`` stands in when it fails.
+    ``expires(value)`` is when the content stops being true (the first upcoming
+    session starts, say): content that expires depends on the moment, so
+    ``read`` then also gets the request's ``now=``.
     """
 
     def fetch(context: SectionContext) -> SectionPayload:
         arguments: dict[str, Any] = {context.options[SUBJECT_ARG]: subject_id_of(context)}
-        if needs_now:
+        if expires is not None:
             arguments["now"] = context.now
         value = read(**arguments)
         return SectionPayload(value=value, expires_at=expires(value) if expires else None)

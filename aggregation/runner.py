@@ -31,11 +31,18 @@ from django.db import (
     connections,
     transaction,
 )
+from django.db.backends.base.base import BaseDatabaseWrapper
 
 from caching.process import section_pool
 
 from . import metrics
-from .deadlines import SectionTimeout, classify_by_backend, deadline_for
+from .deadlines import (
+    QueryDeadline,
+    SectionTimeout,
+    classify_by_backend,
+    deadline_for,
+    remaining_ms,
+)
 from .errors import ErrorCode
 from .sections import Section, SectionContext, SectionPayload
 from .snapshot import import_snapshot
@@ -105,29 +112,31 @@ def _ready_worker_connection(using: str, timeout_ms: int, deadline: float) -> No
     backend.ready_worker(conn, timeout_ms=timeout_ms, deadline=deadline)
 
 
-def _run_in_worker(
-    section: Section,
-    context: SectionContext,
-    deadline: float,
-    snapshot_id: str | None,
-    timeout_ms: int,
-    using: str = DEFAULT_DB_ALIAS,
-) -> tuple[SectionPayload, float]:
+@dataclass(frozen=True)
+class _WorkerTask:
+    """One section for a pool thread: its limits, and the snapshot and database it reads."""
+
+    section: Section
+    context: SectionContext
+    deadline: float  # the waiter gives up here
+    timeout_ms: int  # the database stops any statement after this long
+    snapshot_id: str | None = None
+    using: str = DEFAULT_DB_ALIAS
+
+
+def _run_in_worker(task: _WorkerTask) -> tuple[SectionPayload, float]:
     """Runs in a pool thread: one section on this thread's own connection, and its seconds.
 
     With ``snapshot_id`` the fetch runs in a read-only REPEATABLE READ
     transaction that imports the leader's exported snapshot, so every section
-    sees the database as of one moment. The waiter gives up at ``deadline``;
-    the database stops any statement at ``timeout_ms``.
+    sees the database as of one moment.
     """
-    if time.monotonic() >= deadline:
+    if time.monotonic() >= task.deadline:
         raise SectionTimeout
     started = time.monotonic()
-    kept = connections[using].connection is not None
+    kept = connections[task.using].connection is not None
     try:
-        payload = _fetch_on_worker_connection(
-            section, context, deadline, snapshot_id, timeout_ms, using
-        )
+        payload = _fetch_on_worker_connection(task)
     except (OperationalError, InterfaceError) as exc:
         # A connection kept from an earlier section can have died since (the
         # database restarted, an operator ended it): that is no reason to fail
@@ -136,33 +145,24 @@ def _run_in_worker(
         # thread holds no connection, so it is tried once per thread.)
         if not kept or classify_error(exc) != ErrorCode.DB_CONNECTION_ERROR:
             raise
-        if time.monotonic() >= deadline:
+        if time.monotonic() >= task.deadline:
             raise
-        connections[using].close()
-        payload = _fetch_on_worker_connection(
-            section, context, deadline, snapshot_id, timeout_ms, using
-        )
+        connections[task.using].close()
+        payload = _fetch_on_worker_connection(task)
     return payload, time.monotonic() - started
 
 
-def _fetch_on_worker_connection(
-    section: Section,
-    context: SectionContext,
-    deadline: float,
-    snapshot_id: str | None,
-    timeout_ms: int,
-    using: str,
-) -> SectionPayload:
-    _ready_worker_connection(using, timeout_ms, deadline)
-    conn = connections[using]
+def _fetch_on_worker_connection(task: _WorkerTask) -> SectionPayload:
+    _ready_worker_connection(task.using, task.timeout_ms, task.deadline)
+    conn = connections[task.using]
     backend = deadline_for(conn)
     try:
-        with backend.section(conn, deadline):
-            if snapshot_id is None:
-                return section.fetch(context)
-            with transaction.atomic(using=using):
-                import_snapshot(snapshot_id)
-                return section.fetch(context)
+        with backend.section(conn, task.deadline):
+            if task.snapshot_id is None:
+                return task.section.fetch(task.context)
+            with transaction.atomic(using=task.using):
+                import_snapshot(task.snapshot_id)
+                return task.section.fetch(task.context)
     except Exception as exc:
         backend.observe(exc)
         raise
@@ -214,11 +214,40 @@ def run_sections(
     for section in sections:
         timeout_ms = section.timeout_ms or query_timeout_ms
         deadline = min(start + timeout_ms / 1000, budget_end)
-        future = executor.submit(
-            _run_in_worker, section, context, deadline, snapshot_id, timeout_ms, using
-        )
+        task = _WorkerTask(section, context, deadline, timeout_ms, snapshot_id, using)
+        future = executor.submit(_run_in_worker, task)
         submitted.append((section, future, deadline))
     return _collect(submitted)
+
+
+@dataclass(frozen=True)
+class _Inline:
+    """What every section run on this thread shares."""
+
+    conn: BaseDatabaseWrapper
+    backend: QueryDeadline
+    context: SectionContext
+    in_transaction: bool
+    budget_end: float
+
+    def run(self, section: Section, deadline: float) -> Future:
+        """One section on this thread, its outcome as a completed future."""
+        future: Future = Future()
+        started = time.monotonic()
+        try:
+            if started >= self.budget_end:
+                raise SectionTimeout
+            with self.backend.section(self.conn, deadline):
+                if self.in_transaction:  # a savepoint: a failed statement spares the rest
+                    with transaction.atomic(using=self.conn.alias):
+                        payload = section.fetch(self.context)
+                else:
+                    payload = section.fetch(self.context)
+            future.set_result((payload, time.monotonic() - started))
+        except Exception as exc:  # becomes the section's error outcome
+            self.backend.observe(exc)
+            future.set_exception(exc)
+        return future
 
 
 def run_sections_inline(
@@ -239,51 +268,31 @@ def run_sections_inline(
     """
     query_timeout_ms = query_timeout_ms or settings.QUERY_TIMEOUT
     start = time.monotonic()
-    budget_end = start + settings.REQUEST_TIMEOUT / 1000
     conn = connections[using]
-    backend = deadline_for(conn)
-    in_transaction = conn.in_atomic_block
+    inline = _Inline(
+        conn=conn,
+        backend=deadline_for(conn),
+        context=context,
+        in_transaction=conn.in_atomic_block,
+        budget_end=start + settings.REQUEST_TIMEOUT / 1000,
+    )
     submitted: list[tuple[Section, Future, float]] = []
-
-    def run_here(section: Section, deadline: float) -> Future:
-        """One section on this thread, its outcome as a completed future."""
-        future: Future = Future()
-        started = time.monotonic()
-        try:
-            if started >= budget_end:
-                raise SectionTimeout
-            with backend.section(conn, deadline):
-                if in_transaction:
-                    with transaction.atomic(using=using):
-                        payload = section.fetch(context)
-                else:
-                    payload = section.fetch(context)
-            future.set_result((payload, time.monotonic() - started))
-        except Exception as exc:  # becomes the section's error outcome
-            backend.observe(exc)
-            future.set_exception(exc)
-        return future
-
     try:
-        if start + query_timeout_ms / 1000 <= time.monotonic():
-            raise SectionTimeout
+        remaining_ms(start + query_timeout_ms / 1000)
         conn.ensure_connection()
-        backend.limit(conn, start + query_timeout_ms / 1000, local=in_transaction)
+        inline.backend.limit(conn, start + query_timeout_ms / 1000, local=inline.in_transaction)
         for section in sections:
-            deadline = min(
-                time.monotonic() + (section.timeout_ms or query_timeout_ms) / 1000, budget_end
-            )
-            submitted.append((section, run_here(section, deadline), deadline))
+            timeout_s = (section.timeout_ms or query_timeout_ms) / 1000
+            deadline = min(time.monotonic() + timeout_s, inline.budget_end)
+            submitted.append((section, inline.run(section, deadline), deadline))
     except SectionTimeout:
         pass  # no budget left at all: every section is reported as timed out below
     except DatabaseError as exc:  # could not even set the limit: the database is away
-        for section in sections[len(submitted) :]:
-            submitted.append((section, _failed(exc), start))
+        submitted += [(section, _failed(exc), start) for section in sections[len(submitted) :]]
     finally:
-        if not in_transaction:
-            backend.clear(conn)
-    for section in sections[len(submitted) :]:
-        submitted.append((section, _failed(SectionTimeout()), start))
+        if not inline.in_transaction:
+            inline.backend.clear(conn)
+    submitted += [(s, _failed(SectionTimeout()), start) for s in sections[len(submitted) :]]
     return _collect(submitted)
 
 

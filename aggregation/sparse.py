@@ -32,30 +32,7 @@ def parse_fieldset(raw: list[str], registry: SectionRegistry) -> dict[str, Secti
     """Validate and group fieldset paths by canonical section id."""
     spec: dict[str, SectionFields] = {}
     for path in raw:
-        parts = path.strip().split(".")
-        section_id = registry.canonical(parts[0])
-        if section_id is None:
-            raise InvalidFieldset(f"'{path}': unknown section '{parts[0]}'.")
-        fields = spec.setdefault(section_id, SectionFields())
-        if len(parts) == 1:
-            fields.keys.update(SECTION_KEYS)
-            continue
-        key = parts[1]
-        if key not in SECTION_KEYS:
-            raise InvalidFieldset(f"'{path}': unknown key '{key}'.")
-        fields.keys.add(key)
-        if len(parts) == 2:
-            continue
-        if key != "items" or len(parts) > 3:
-            raise InvalidFieldset(f"'{path}': only items.<field> may be nested.")
-        allowed = registry[section_id].item_fields
-        if parts[2] not in allowed:
-            raise InvalidFieldset(
-                f"'{path}': unknown item field '{parts[2]}' (one of: {', '.join(allowed)})."
-            )
-        if fields.item_fields is None:
-            fields.item_fields = set()
-        fields.item_fields.add(parts[2])
+        _add_path(spec, path, registry)
     # "items" named alone means whole items, whatever else names item fields.
     for path in raw:
         parts = path.strip().split(".")
@@ -63,6 +40,34 @@ def parse_fieldset(raw: list[str], registry: SectionRegistry) -> dict[str, Secti
         if len(parts) == 2 and parts[1] == "items" and section_id is not None:
             spec[section_id].item_fields = None
     return spec
+
+
+def _add_path(spec: dict[str, SectionFields], path: str, registry: SectionRegistry) -> None:
+    """Add one path (``section``, ``section.key``, ``section.items.field``) to ``spec``."""
+    parts = path.strip().split(".")
+    section_id = registry.canonical(parts[0])
+    if section_id is None:
+        raise InvalidFieldset(f"'{path}': unknown section '{parts[0]}'.")
+    fields = spec.setdefault(section_id, SectionFields())
+    if len(parts) == 1:
+        fields.keys.update(SECTION_KEYS)
+        return
+    key = parts[1]
+    if key not in SECTION_KEYS:
+        raise InvalidFieldset(f"'{path}': unknown key '{key}'.")
+    fields.keys.add(key)
+    if len(parts) == 2:
+        return
+    if key != "items" or len(parts) > 3:
+        raise InvalidFieldset(f"'{path}': only items.<field> may be nested.")
+    allowed = registry[section_id].item_fields
+    if parts[2] not in allowed:
+        raise InvalidFieldset(
+            f"'{path}': unknown item field '{parts[2]}' (one of: {', '.join(allowed)})."
+        )
+    if fields.item_fields is None:
+        fields.item_fields = set()
+    fields.item_fields.add(parts[2])
 
 
 def apply_fieldset(sections: dict[str, Any], spec: dict[str, SectionFields]) -> dict[str, Any]:

@@ -20,7 +20,7 @@ import contextlib
 import logging
 import time
 from collections.abc import Callable, Iterable
-from typing import Any
+from typing import Any, Literal
 
 import urllib3
 from django.conf import settings
@@ -30,6 +30,9 @@ from .keys import EDGE_STATUS_KEY
 from .shared import SharedCacheUnavailable, shared_cache
 
 logger = logging.getLogger(__name__)
+
+# ok; failed (will be retried); abandoned (no retry left, or none could be scheduled).
+PurgeOutcome = Literal["ok", "failed", "abandoned"]
 
 purges_total = Counter(
     "aggregation_edge_purges_total",
@@ -106,7 +109,7 @@ def purge(tags: Iterable[str]) -> None:
                 record("abandoned", f"{url}: retry could not be scheduled")
 
 
-def record(outcome: str, error: str = "") -> None:
+def record(outcome: PurgeOutcome, error: str = "") -> None:
     """Count one purge outcome; keep the latest success and failure for the admin."""
     purges_total.labels(outcome).inc()
     fields: dict[str, Any] = {f"last_{outcome}": time.time()}

@@ -12,6 +12,7 @@ from __future__ import annotations
 import threading
 import time
 from collections import Counter as _Counter
+from typing import Literal
 
 from prometheus_client import Counter
 
@@ -20,6 +21,7 @@ from .process import register_state
 from .shared import SharedCacheUnavailable, shared_cache
 
 FLUSH_INTERVAL = 5.0
+Outcome = Literal["hit", "miss", "stale", "error", "coalesced"]
 
 requests_total = Counter(
     "aggregation_cache_requests_total",
@@ -35,7 +37,7 @@ _pending_lock = threading.Lock()
 _last_flush = [time.monotonic()]
 
 
-def record(namespace: str, layer: str, outcome: str) -> None:
+def record(namespace: str, layer: str, outcome: Outcome) -> None:
     """Count one lookup outcome."""
     requests_total.labels(namespace, layer, outcome).inc()
     with _pending_lock:

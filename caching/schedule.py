@@ -8,6 +8,8 @@ in line with ``CACHE_WARMING_INTERVAL`` / ``ENABLE_CACHE_WARMING`` and
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.conf import settings
 
 WARMING_TASK_NAME = "cache-warming"
@@ -27,7 +29,7 @@ def _every(name: str, task: str, seconds: int, enabled: bool) -> None:
     )  # fmt: skip
 
 
-def ensure_warming_schedule(using: str = "default", **kwargs) -> None:
+def ensure_warming_schedule(using: str = "default", **kwargs: Any) -> None:
     """Create or update the periodic warming and consistency tasks (a ``post_migrate`` receiver)."""
     from django.db import connections, router
     from django_celery_beat.models import IntervalSchedule, PeriodicTask

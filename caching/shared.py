@@ -15,13 +15,18 @@ import random
 import threading
 import time
 from collections.abc import Callable, Iterable
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from django.conf import settings
 from django.core.cache import caches
+from django.core.cache.backends.base import BaseCache
 from prometheus_client import Counter
 
 from .process import register_state
+
+if TYPE_CHECKING:  # the embedded mode runs without redis-py
+    from redis import Redis
+    from redis.typing import EncodableT
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -45,6 +50,11 @@ return 0
 """
 
 
+def _decoded(value: bytes | str) -> str:
+    """A Redis reply as text (django-redis clients answer bytes)."""
+    return value.decode() if isinstance(value, bytes) else value
+
+
 class SharedCacheUnavailable(Exception):
     """The shared cache failed or its breaker is open; nothing was read or written."""
 
@@ -60,7 +70,7 @@ class SharedCache:
         self._recovery_hooks: list[Callable[[], None]] = []
 
     @property
-    def cache(self):
+    def cache(self) -> BaseCache:
         return caches[self.alias]
 
     @property
@@ -130,11 +140,12 @@ class SharedCache:
 
         def operation() -> None:
             client = getattr(self.cache, "client", None)
-            if self._redis() is None or client is None:
+            redis = self._redis()
+            if redis is None or client is None:
                 for key, value, timeout in items:
                     self.cache.set(key, value, timeout)
                 return
-            pipeline = self._redis().pipeline()
+            pipeline = redis.pipeline()
             for key, value, timeout in items:
                 client.set(key, value, timeout, client=pipeline)
             pipeline.execute()
@@ -164,7 +175,7 @@ class SharedCache:
                     return False
                 self.cache.delete(key)
                 return True
-            encoded = self.cache.client.encode(value)
+            encoded = cast(Any, self.cache).client.encode(value)  # django-redis's serializer
             return bool(redis.eval(_DELETE_IF_EQUAL, 1, self.cache.make_key(key), encoded))
 
         return self.call(operation)
@@ -197,10 +208,13 @@ class SharedCache:
 
     # --- Redis structures (sets, hashes); plain values on the in-process cache ---
 
-    def _redis(self):
+    def _redis(self) -> Redis | None:
         """The raw redis-py client behind a django-redis cache, or None."""
         client = getattr(self.cache, "client", None)
-        return client.get_client(write=True) if hasattr(client, "get_client") else None
+        if client is None or not hasattr(client, "get_client"):
+            return None
+        redis: Redis = client.get_client(write=True)
+        return redis
 
     def add_to_set(self, key: str, members: Iterable[str]) -> None:
         """SADD; on the in-process cache (one process) a read-modify-write."""
@@ -229,7 +243,7 @@ class SharedCache:
             pipe.smembers(full)
             pipe.delete(full)
             members, _ = pipe.execute()
-            return {m.decode() if isinstance(m, bytes) else m for m in members}
+            return {_decoded(m) for m in members}
 
         return self.call(operation)
 
@@ -259,7 +273,8 @@ class SharedCache:
             if redis is None:
                 self.cache.set(key, {**dict(self.cache.get(key, {})), **fields}, None)
                 return
-            redis.hset(self.cache.make_key(key), mapping=fields)
+            mapping: dict[EncodableT, EncodableT] = dict(fields.items())
+            redis.hset(self.cache.make_key(key), mapping=mapping)
 
         self.call(operation)
 
@@ -271,7 +286,7 @@ class SharedCache:
             if redis is None:
                 return {k: str(v) for k, v in dict(self.cache.get(key, {})).items()}
             raw = redis.hgetall(self.cache.make_key(key))
-            return {k.decode(): v.decode() for k, v in raw.items()}
+            return {_decoded(k): _decoded(v) for k, v in raw.items()}
 
         return self.call(operation)
 
@@ -283,7 +298,7 @@ class SharedCache:
             if redis is None:
                 return dict(self.cache.get(key, {}))
             raw = redis.hgetall(self.cache.make_key(key))
-            return {k.decode(): int(v) for k, v in raw.items()}
+            return {_decoded(k): int(v) for k, v in raw.items()}
 
         return self.call(operation)
 
@@ -341,8 +356,11 @@ class SharedCache:
             if redis is None:
                 members = list(dict(self.cache.get(key, {})))
                 return random.sample(members, min(count, len(members)))
-            members = redis.zrandmember(self.cache.make_key(key), count) or []
-            return [m.decode() if isinstance(m, bytes) else m for m in members]
+            # With a count and no scores: a list of members.
+            sampled = cast(
+                "list[bytes | str] | None", redis.zrandmember(self.cache.make_key(key), count)
+            )
+            return [_decoded(m) for m in sampled or []]
 
         return self.call(operation)
 
@@ -354,8 +372,11 @@ class SharedCache:
             if redis is None:
                 scores = dict(self.cache.get(key, {}))
                 return [m for m, _ in sorted(scores.items(), key=lambda item: -item[1])[:limit]]
-            members = redis.zrevrange(self.cache.make_key(key), 0, limit - 1)
-            return [m.decode() if isinstance(m, bytes) else m for m in members]
+            # Without scores: a list of members.
+            members = cast(
+                "list[bytes | str]", redis.zrevrange(self.cache.make_key(key), 0, limit - 1)
+            )
+            return [_decoded(m) for m in members]
 
         return self.call(operation)
 

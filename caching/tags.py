@@ -21,7 +21,8 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from typing import Any
 
 from django.db import transaction
 
@@ -33,11 +34,13 @@ from .shared import SharedCacheUnavailable, shared_cache
 logger = logging.getLogger(__name__)
 
 Generations = dict[str, int]
+# Called with the sorted tags of one bump (or replay); what it returns is ignored.
+InvalidationHook = Callable[[list[str]], object]
 
 _local_lock = threading.Lock()
 _local_bumps: dict[str, int] = {}  # tag -> bumps made here while Redis was away
-_listeners: list = []
-_before_hooks: list = []
+_listeners: list[InvalidationHook] = []
+_before_hooks: list[InvalidationHook] = []
 
 
 def _seed() -> int:
@@ -46,7 +49,7 @@ def _seed() -> int:
 
 def read_generations(
     tags: Iterable[str], extra_keys: Iterable[str] = ()
-) -> tuple[Generations, dict]:
+) -> tuple[Generations, dict[str, Any]]:
     """Current generations of ``tags`` and the values of ``extra_keys``: one round trip.
 
     Raises ``SharedCacheUnavailable`` when Redis cannot answer.
@@ -121,12 +124,12 @@ def invalidate_on_commit(tags: Iterable[str], using: str | None = None) -> None:
     transaction.on_commit(_flush_pending, using=using, robust=True)
 
 
-def on_invalidation(listener) -> None:
+def on_invalidation(listener: InvalidationHook) -> None:
     """Call ``listener(tags)`` after every bump (used to schedule re-warming)."""
     _listeners.append(listener)
 
 
-def before_invalidation(hook) -> None:
+def before_invalidation(hook: InvalidationHook) -> None:
     """Call ``hook(tags)`` before every bump and replay, before any reader can see it.
 
     (Read replicas record the write's position in the WAL here: a reader that

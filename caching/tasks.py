@@ -9,8 +9,9 @@ from __future__ import annotations
 import contextlib
 import logging
 import time
+from typing import Any
 
-from celery import shared_task
+from celery import Task, shared_task
 from celery.signals import worker_ready
 from django.conf import settings
 
@@ -77,7 +78,7 @@ def enqueue_rewarm(countdown: float) -> None:
 
 
 @worker_ready.connect(dispatch_uid="caching.warm_on_worker_start")
-def warm_on_worker_start(sender=None, **kwargs) -> None:
+def warm_on_worker_start(sender: object = None, **kwargs: Any) -> None:
     """Warm once when a worker starts, before the first beat tick."""
     if settings.ENABLE_CACHE_WARMING:
         warm_all.delay()
@@ -87,7 +88,7 @@ EDGE_RETRY_TIMEOUT = 2.0  # seconds a retry may wait for the edge (off the reque
 
 
 @shared_task(name="caching.edge_purge", bind=True, max_retries=None, acks_late=True)
-def edge_purge(self, url: str, tags: list[str], since: float) -> bool:
+def edge_purge(self: Task, url: str, tags: list[str], since: float) -> bool:
     """Purge ``tags`` at the edge ``url`` again, with backoff, until ``EDGE_PURGE_RETRY_FOR_S``."""
     if url not in settings.EDGE_PURGE_URLS:
         return False  # no longer configured

@@ -12,10 +12,11 @@ import dataclasses
 import datetime
 import ipaddress
 import json
+from typing import Any
 
 from asgiref.sync import sync_to_async
 from django.conf import settings
-from django.http import JsonResponse
+from django.http import HttpRequest, HttpResponse, JsonResponse
 from health_check.base import HealthCheck
 from health_check.checks import Cache, Database
 from health_check.exceptions import ServiceUnavailable
@@ -89,15 +90,16 @@ class ReadinessView(HealthCheckView):
         CeleryBroker,
         *((MongoDatabase,) if on_mongodb() else ()),
     )
+    reported: dict[str, object]  # set by ``get``, shown by ``render_to_response_json``
 
-    async def get(self, request, *args, **kwargs):
+    async def get(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
         self.reported = await sync_to_async(_reported)()  # database and Redis calls: not async
         response = await super().get(request, *args, **kwargs)
         if response.status_code == 500:
             response.status_code = 503
         return response
 
-    def render_to_response_json(self, status):
+    def render_to_response_json(self, status: int) -> JsonResponse:
         """The checks, plus the edge's purge state and each replica's lag when there are any."""
         response = super().render_to_response_json(status)
         if self.reported:
@@ -118,12 +120,12 @@ def _reported() -> dict[str, object]:
     return extra
 
 
-def liveness(request) -> JsonResponse:
+def liveness(request: HttpRequest) -> JsonResponse:
     """``/health/live``: the process is up; no dependency is consulted."""
     return JsonResponse({"status": "ok", "version": settings.API_VERSION})
 
 
-def metrics(request):
+def metrics(request: HttpRequest) -> HttpResponse:
     """``/metrics`` for Prometheus, only to clients in ``METRICS_ALLOWED_NETWORKS``."""
     from django_prometheus.exports import ExportToDjangoView
 

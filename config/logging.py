@@ -7,9 +7,12 @@ Keys follow seed 004 §10.2: ``timestamp``, ``level``, ``message``, ``requestId`
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 import structlog
+
+# ``LOG_FORMAT``: one JSON object per line, or structlog's console lines for humans.
+LogFormat = Literal["json", "console"]
 
 _RENAMES = {"event": "message", "request_id": "requestId", "user_id": "userId"}
 
@@ -35,7 +38,7 @@ SHARED_PROCESSORS: list[Any] = [
 ]
 
 
-def logging_config(level: str, fmt: str) -> dict[str, Any]:
+def logging_config(level: str, fmt: LogFormat) -> dict[str, Any]:
     """The ``LOGGING`` setting; also configures structlog itself."""
     structlog.configure(
         processors=[

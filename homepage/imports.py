@@ -31,7 +31,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal
-from typing import IO, Any
+from typing import IO, Any, Literal
 
 from bson import ObjectId, json_util
 from bson.errors import InvalidId
@@ -264,8 +264,11 @@ class Refs:
         return self.stores[source_id]
 
 
+# The seed's collections (``stores.jsonl``...), each loaded into its model.
+CollectionName = Literal["stores", "products", "events", "offers"]
+
 # Import order: stores first, so products and offers can point at them.
-COLLECTIONS: dict[str, tuple[type[models.Model], type[_Document]]] = {
+COLLECTIONS: dict[CollectionName, tuple[type[models.Model], type[_Document]]] = {
     "stores": (Store, StoreDocument),
     "products": (Product, ProductDocument),
     "events": (Event, EventDocument),
@@ -326,7 +329,7 @@ def _errors(detail: Any) -> str:
 
 
 def load(
-    collection: str,
+    collection: CollectionName,
     lines: IO[bytes],
     *,
     refs: Refs,
@@ -362,7 +365,10 @@ def load(
 
 
 def _insert(
-    model: type[models.Model], batch: list[tuple[str, models.Model]], refs: Refs, collection: str
+    model: type[models.Model],
+    batch: list[tuple[str, models.Model]],
+    refs: Refs,
+    collection: CollectionName,
 ) -> int:
     if not batch:
         return 0

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC
+from typing import Any
 
 from django.utils import timezone
 from drf_spectacular.utils import extend_schema_field
@@ -204,13 +205,13 @@ class LocationField(serializers.CharField):
     for the rounded point, so the entry matches its key.
     """
 
-    def __init__(self, **kwargs):
+    def __init__(self, **kwargs: Any) -> None:
         kwargs.setdefault("max_length", 64)
         kwargs.setdefault("required", False)
         kwargs.setdefault("help_text", "Longitude,latitude, e.g. 77.5946,12.9716.")
         super().__init__(**kwargs)
 
-    def to_internal_value(self, data) -> tuple[float, float]:  # type: ignore[override]
+    def to_internal_value(self, data: Any) -> tuple[float, float]:  # type: ignore[override]
         raw = super().to_internal_value(data)
         parts = raw.split(",")
         if len(parts) != 2:
@@ -299,7 +300,9 @@ class HomepageResponseSerializer(serializers.Serializer):
     version = serializers.CharField()
 
 
-def legacy_response_serializer(name: str, section: type[serializers.Serializer]):
+def legacy_response_serializer(
+    name: str, section: type[serializers.Serializer]
+) -> type[serializers.Serializer]:
     """``{"success": true, "data": <section>}`` for a legacy list endpoint."""
     return type(
         name,

@@ -6,10 +6,14 @@ writes are covered by the models' ``InvalidatingQuerySet``.
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.conf import settings
+from django.contrib.auth.models import AbstractBaseUser
+from django.db.models import Model
 from django.db.models.signals import post_delete, post_save
 
-from caching.querysets import tags_for_write
+from caching.querysets import CacheTagged, tags_for_write
 from caching.tags import invalidate_on_commit
 
 from .models import CategoryAffinity, Event, Offer, Product, Store
@@ -19,7 +23,12 @@ CATALOGUE = (Product, Store, Event, Offer)
 
 
 def catalogue_saved(
-    sender, instance, created=False, update_fields=None, using=None, **kwargs
+    sender: type[CacheTagged],
+    instance: Model,
+    created: bool = False,
+    update_fields: frozenset[str] | None = None,
+    using: str | None = None,
+    **kwargs: Any,
 ) -> None:
     """A product, store, event or offer was saved (totals too when it may join or leave a set)."""
     tags = tags_for_write(sender, None if created else update_fields)
@@ -27,17 +36,24 @@ def catalogue_saved(
         invalidate_on_commit(tags, using=using)
 
 
-def catalogue_deleted(sender, instance, using=None, **kwargs) -> None:
+def catalogue_deleted(
+    sender: type[CacheTagged], instance: Model, using: str | None = None, **kwargs: Any
+) -> None:
     """A product, store, event or offer was deleted: its content and totals."""
     invalidate_on_commit(tags_for_write(sender, None), using=using)
 
 
-def affinity_changed(sender, instance, using=None, **kwargs) -> None:
+def affinity_changed(
+    sender: type[CategoryAffinity],
+    instance: CategoryAffinity,
+    using: str | None = None,
+    **kwargs: Any,
+) -> None:
     """A user's category affinities changed: their personalised sections are stale."""
     invalidate_on_commit([f"user:{instance.user_id}"], using=using)
 
 
-def user_deleted(sender, instance, **kwargs) -> None:
+def user_deleted(sender: type[AbstractBaseUser], instance: AbstractBaseUser, **kwargs: Any) -> None:
     """With the storefront in another database, nothing cascades to a user's affinities."""
     CategoryAffinity.objects.filter(user_id=instance.pk).delete()
 

@@ -18,7 +18,7 @@ def first_start(sessions: list[dict[str, Any]]) -> datetime | None:
 
 upcoming = subject_section(
     "sessions", "Upcoming sessions", selectors.student_upcoming_sessions, [],
-    expires=first_start, needs_now=True,
+    expires=first_start,
 )  # fmt: skip
 student_bootstrap = Bootstrap(
     STUDENT,

@@ -10,8 +10,8 @@ fields no bootstrap shows invalidate nothing.
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
-from django.db.models import Model
 from django.db.models.signals import post_delete, post_save
 
 from caching.querysets import changes_content
@@ -26,7 +26,7 @@ from .models import Achievement, CourseProgress, StudentProgress
 
 def on_session_completed(
     sender: type[Session], *, session: Session, allocation: Allocation, completed_at: datetime,
-    **kwargs,
+    **kwargs: Any,
 ) -> None:  # fmt: skip
     """Count the session in the student's progress, course progress and achievements."""
     services.student_session_record(
@@ -34,25 +34,36 @@ def on_session_completed(
     )
 
 
-def on_allocation_approved(sender: type[Allocation], *, allocation: Allocation, **kwargs) -> None:
+def on_allocation_approved(
+    sender: type[Allocation], *, allocation: Allocation, **kwargs: Any
+) -> None:
     """Start the student's progress in the course."""
     services.course_progress_start(allocation=allocation)
 
 
-def _tags(instance: Model) -> list[str]:
+# A row of one of ``MODELS``, the ones the invalidation receivers are connected to.
+Shown = Student | StudentProgress | Achievement | CourseProgress
+
+
+def _tags(instance: Shown) -> list[str]:
     if isinstance(instance, Student):
         trainers = Allocation.objects.filter(student=instance).values_list("trainer_id", flat=True)
         return people_tags(trainers=set(trainers), students=[instance.pk])
-    return [student_tag(instance.student_id)]  # type: ignore[attr-defined]  # progress, achievements
+    return [student_tag(instance.student_id)]  # progress, achievements
 
 
-def saved(sender: type[Model], instance: Model, update_fields=None, **kwargs) -> None:
+def saved(
+    sender: type[Shown],
+    instance: Shown,
+    update_fields: frozenset[str] | None = None,
+    **kwargs: Any,
+) -> None:
     """A save of a student row some bootstrap shows."""
     if changes_content(sender, update_fields):
         invalidate_on_commit(_tags(instance))
 
 
-def deleted(sender: type[Model], instance: Model, **kwargs) -> None:
+def deleted(sender: type[Shown], instance: Shown, **kwargs: Any) -> None:
     """A delete of a student row some bootstrap shows."""
     invalidate_on_commit(_tags(instance))
 

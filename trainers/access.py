@@ -7,10 +7,14 @@ a 404 is only ever shown to staff, so ids cannot be probed.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import Literal
 
 from api.access import User, owned_or_denied
 
 from .models import Allocation, PayoutClaim, Session, Student, Trainer
+
+# Who, besides staff, may act on a session or an allocation: its trainer, its student.
+Role = Literal["trainer", "student"]
 
 
 def trainer_for(user: User, trainer_id: int) -> Trainer:
@@ -18,12 +22,12 @@ def trainer_for(user: User, trainer_id: int) -> Trainer:
     return owned_or_denied(Trainer, trainer_id, user, owners=["user"])
 
 
-def session_for(user: User, session_id: int, *, roles: Iterable[str]) -> Session:
+def session_for(user: User, session_id: int, *, roles: Iterable[Role]) -> Session:
     """A session, if ``user`` is staff or its trainer/student (as ``roles`` allow)."""
     return owned_or_denied(Session, session_id, user, owners=[f"{r}__user" for r in roles])
 
 
-def allocation_for(user: User, allocation_id: int, *, roles: Iterable[str]) -> Allocation:
+def allocation_for(user: User, allocation_id: int, *, roles: Iterable[Role]) -> Allocation:
     """An allocation, if ``user`` is staff or its trainer/student (as ``roles`` allow)."""
     return owned_or_denied(
         Allocation, allocation_id, user, owners=[f"{r}__user" for r in roles], select=["course"]

@@ -21,9 +21,11 @@ from django.http import HttpRequest
 from . import services
 from .models import (
     Allocation,
+    AllocationStatus,
     Course,
     PayoutClaim,
     PayoutClaimSession,
+    PayoutClaimStatus,
     Session,
     Trainer,
     TrainerDocument,
@@ -124,7 +126,10 @@ class CourseAdmin(admin.ModelAdmin):
     search_fields = ("title",)
 
 
-def service_action(name: str, description: str, change: Callable[[Any], object]):
+AdminAction = Callable[[admin.ModelAdmin, HttpRequest, QuerySet], None]
+
+
+def service_action(name: str, description: str, change: Callable[[Any], object]) -> AdminAction:
     """An admin action applying a service call to each selected object (``_apply``)."""
 
     @admin.action(description=description)
@@ -135,12 +140,22 @@ def service_action(name: str, description: str, change: Callable[[Any], object])
     return act
 
 
-def _set_allocation_status(new_status: str) -> Callable[[Allocation], object]:
+def _set_allocation_status(new_status: AllocationStatus) -> Callable[[Allocation], object]:
     return lambda a: services.allocation_set_status(allocation=a, new_status=new_status)
 
 
-def _set_claim_status(new_status: str) -> Callable[[PayoutClaim], object]:
+def _set_claim_status(new_status: PayoutClaimStatus) -> Callable[[PayoutClaim], object]:
     return lambda c: services.payout_claim_set_status(claim=c, new_status=new_status)
+
+
+# The statuses staff can move selected rows to, with their actions' verbs.
+ALLOCATION_ACTIONS: tuple[tuple[AllocationStatus, str], ...] = (
+    ("approved", "Approve"), ("rejected", "Reject"), ("completed", "Complete"),
+    ("cancelled", "Cancel"),
+)  # fmt: skip
+CLAIM_ACTIONS: tuple[tuple[PayoutClaimStatus, str], ...] = (
+    ("approved", "Approve"), ("rejected", "Reject"), ("paid", "Mark paid"),
+)  # fmt: skip
 
 
 @admin.register(Allocation)
@@ -154,8 +169,7 @@ class AllocationAdmin(admin.ModelAdmin):
     actions = [
         service_action(f"allocation_{status}", f"{label} selected allocations",
                        _set_allocation_status(status))
-        for status, label in (("approved", "Approve"), ("rejected", "Reject"),
-                              ("completed", "Complete"), ("cancelled", "Cancel"))
+        for status, label in ALLOCATION_ACTIONS
     ]  # fmt: skip
 
     @admin.display(description="sessions used")
@@ -226,8 +240,7 @@ class PayoutClaimAdmin(admin.ModelAdmin):
     actions = [
         service_action(f"claim_{status}", f"{label} selected payout claims",
                        _set_claim_status(status))
-        for status, label in (("approved", "Approve"), ("rejected", "Reject"),
-                              ("paid", "Mark paid"))
+        for status, label in CLAIM_ACTIONS
     ]  # fmt: skip
 
     def has_add_permission(self, request: HttpRequest) -> bool:

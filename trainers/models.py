@@ -9,6 +9,8 @@ transaction (see ``services.py``); the bootstrap reads them from one snapshot.
 
 from __future__ import annotations
 
+from typing import Literal
+
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
@@ -121,6 +123,10 @@ class Course(models.Model):
         return self.title
 
 
+# ``Allocation.Status``'s values, for what takes one as a string (a requested transition).
+AllocationStatus = Literal["pending", "approved", "rejected", "completed", "cancelled"]
+
+
 class Allocation(models.Model):
     """A student taught a course by a trainer, for a number of sessions."""
 
@@ -218,6 +224,10 @@ class Session(models.Model):
 
     def __str__(self) -> str:
         return f"Session {self.pk} ({self.get_status_display()})"
+
+
+# ``PayoutClaim.Status``'s values, for what takes one as a string (a requested transition).
+PayoutClaimStatus = Literal["pending", "approved", "rejected", "paid"]
 
 
 class PayoutClaim(models.Model):

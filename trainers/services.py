@@ -11,9 +11,10 @@ transitions raise ``InvalidTransition`` (409).
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import ROUND_HALF_UP, Decimal
-from typing import Any
+from typing import Any, TypeVar
 
 from django.db import IntegrityError, transaction
 from django.utils import timezone
@@ -25,15 +26,20 @@ from caching.tags import invalidate_on_commit
 
 from .models import (
     Allocation,
+    AllocationStatus,
     Course,
     PayoutClaim,
     PayoutClaimSession,
+    PayoutClaimStatus,
     Session,
     Trainer,
     TrainerPerformance,
 )
 from .signals import allocation_approved, session_completed
 from .tags import people_tags
+
+# The rows a service locks by primary key.
+_Locked = TypeVar("_Locked", Allocation, Session, PayoutClaim, Trainer)
 
 CENTS = Decimal("0.01")
 
@@ -68,7 +74,7 @@ def _require(condition: bool, message: str) -> None:
         raise InvalidTransition(message)
 
 
-def _locked(model, pk: int):
+def _locked(model: type[_Locked], pk: int) -> _Locked:
     return model.objects.select_for_update().get(pk=pk)
 
 
@@ -203,36 +209,40 @@ def session_confirm(*, session: Session) -> Session:
 # --- allocations -----------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class AllocationTerms:
+    """What a request for an allocation may ask beyond who and which course."""
+
+    sessions_total: int | None = None  # None (or 0): the course's total
+    schedule: dict[str, Any] | None = None
+    start_date: date | None = None
+    end_date: date | None = None
+    notes: str = ""
+
+
 @transaction.atomic
 def allocation_create(
-    *,
-    trainer: Trainer,
-    student_id: int,
-    course: Course,
-    sessions_total: int | None = None,
-    schedule: dict | None = None,
-    start_date: date | None = None,
-    end_date: date | None = None,
-    notes: str = "",
+    *, trainer: Trainer, student_id: int, course: Course, terms: AllocationTerms | None = None
 ) -> Allocation:
     """Request a trainer for a course; it starts pending."""
     _require(trainer.is_active, "This trainer is not taking allocations.")
+    terms = terms or AllocationTerms()
     allocation = Allocation.objects.create(
         trainer=trainer,
         student_id=student_id,
         course=course,
-        sessions_total=sessions_total or course.total_sessions,
-        schedule=schedule or {},
-        start_date=start_date,
-        end_date=end_date,
-        notes=notes,
+        sessions_total=terms.sessions_total or course.total_sessions,
+        schedule=terms.schedule or {},
+        start_date=terms.start_date,
+        end_date=terms.end_date,
+        notes=terms.notes,
     )
     _touch(trainers=(trainer.pk,), students=(student_id,))
     return allocation
 
 
 @transaction.atomic
-def allocation_set_status(*, allocation: Allocation, new_status: str) -> Allocation:
+def allocation_set_status(*, allocation: Allocation, new_status: AllocationStatus) -> Allocation:
     """Move an allocation along its lifecycle; cancelling cancels its scheduled sessions."""
     allocation = _locked(Allocation, allocation.pk)
     allowed = ALLOCATION_TRANSITIONS.get(allocation.status, set())
@@ -289,7 +299,7 @@ def payout_claim_create(*, trainer: Trainer, session_ids: list[int], note: str =
 
 
 @transaction.atomic
-def payout_claim_set_status(*, claim: PayoutClaim, new_status: str) -> PayoutClaim:
+def payout_claim_set_status(*, claim: PayoutClaim, new_status: PayoutClaimStatus) -> PayoutClaim:
     """Approve, reject or mark paid; a rejected claim frees its sessions."""
     claim = _locked(PayoutClaim, claim.pk)
     allowed = PAYOUT_TRANSITIONS.get(claim.status, set())

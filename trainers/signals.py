@@ -12,7 +12,8 @@ shells, data fixes) so no path leaves a bootstrap stale. Saves whose
 
 from __future__ import annotations
 
-from django.db.models import Model
+from typing import Any
+
 from django.db.models.signals import post_delete, post_save
 from django.dispatch import Signal
 
@@ -36,8 +37,14 @@ session_completed = Signal()
 # Sent with ``allocation`` when it becomes approved.
 allocation_approved = Signal()
 
+# A row of one of ``MODELS``, the ones the receivers are connected to.
+Shown = (
+    Trainer | TrainerPerformance | TrainerDocument | Course | Allocation | Session | PayoutClaim
+    | PayoutClaimSession
+)  # fmt: skip
 
-def _tags(instance: Model) -> list[str]:
+
+def _tags(instance: Shown) -> list[str]:
     """The trainers and students a changed row is shown to."""
     if isinstance(instance, Trainer):
         students = Allocation.objects.student_ids_of(instance.pk)
@@ -51,16 +58,21 @@ def _tags(instance: Model) -> list[str]:
         return people_tags(trainers=[instance.trainer_id], students=[instance.student_id])
     if isinstance(instance, PayoutClaimSession):
         return [trainer_tag(instance.claim.trainer_id)]
-    return [trainer_tag(instance.trainer_id)]  # type: ignore[attr-defined]  # performance, documents, claims
+    return [trainer_tag(instance.trainer_id)]  # performance, documents, claims
 
 
-def saved(sender: type[Model], instance: Model, update_fields=None, **kwargs) -> None:
+def saved(
+    sender: type[Shown],
+    instance: Shown,
+    update_fields: frozenset[str] | None = None,
+    **kwargs: Any,
+) -> None:
     """A save of a model some bootstrap shows."""
     if changes_content(sender, update_fields):
         invalidate_on_commit(_tags(instance))
 
 
-def deleted(sender: type[Model], instance: Model, **kwargs) -> None:
+def deleted(sender: type[Shown], instance: Shown, **kwargs: Any) -> None:
     """A delete of a model some bootstrap shows."""
     invalidate_on_commit(_tags(instance))
 

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 from drf_spectacular.utils import extend_schema
 from rest_framework import status, viewsets
 from rest_framework.decorators import action
@@ -16,13 +19,14 @@ from api.viewsets import ID_PATTERN, BootstrapViewSet, section_endpoint
 
 from . import selectors, services
 from .access import (
+    Role,
     allocation_for,
     payout_claim_for,
     session_for,
     student_for_allocation,
     trainer_for,
 )
-from .models import Trainer
+from .models import AllocationStatus, Trainer
 from .sections import trainer_bootstrap
 from .serializers import (
     AllocationCreateSerializer,
@@ -53,7 +57,7 @@ WRITE_ERRORS = error_responses(
 )
 
 
-def _ok(data, code: int = status.HTTP_200_OK) -> Response:
+def _ok(data: Mapping[str, Any], code: int = status.HTTP_200_OK) -> Response:
     return Response({"success": True, "data": data}, status=code)
 
 
@@ -217,15 +221,19 @@ class AllocationViewSet(viewsets.ViewSet):
             trainer=trainer,
             student_id=student.pk,
             course=course,
-            sessions_total=data.get("sessionsTotal"),
-            schedule=data.get("schedule"),
-            start_date=data.get("startDate"),
-            end_date=data.get("endDate"),
-            notes=data.get("notes", ""),
+            terms=services.AllocationTerms(
+                sessions_total=data.get("sessionsTotal"),
+                schedule=data.get("schedule"),
+                start_date=data.get("startDate"),
+                end_date=data.get("endDate"),
+                notes=data.get("notes", ""),
+            ),
         )
         return _ok(AllocationSerializer(allocation).data, status.HTTP_201_CREATED)
 
-    def _transition(self, request: Request, pk: str, new_status: str, roles: list[str]) -> Response:
+    def _transition(
+        self, request: Request, pk: str, new_status: AllocationStatus, roles: list[Role]
+    ) -> Response:
         allocation = allocation_for(request.user, int(pk), roles=roles)
         allocation = services.allocation_set_status(allocation=allocation, new_status=new_status)
         return _ok(AllocationSerializer(allocation).data)

@@ -12,7 +12,7 @@ from pathlib import Path
 import environ
 from django.core.exceptions import ImproperlyConfigured
 
-from config.logging import logging_config
+from config.logging import LogFormat, logging_config
 
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
 
@@ -318,7 +318,7 @@ METRICS_ALLOWED_NETWORKS = [
 ]
 
 LOG_LEVEL = env("LOG_LEVEL", default="INFO")
-LOG_FORMAT = env("LOG_FORMAT", default="json")  # json, or console for humans
+LOG_FORMAT: LogFormat = env("LOG_FORMAT", default="json")  # json, or console for humans
 LOGGING = logging_config(LOG_LEVEL, LOG_FORMAT)
 DJANGO_STRUCTLOG_TRUST_UPSTREAM_REQUEST_ID = True  # checked and bound by api.request_logs
 DJANGO_STRUCTLOG_IP_LOGGING_ENABLED = False  # bound from the trusted client IP instead

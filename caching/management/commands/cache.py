@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 from datetime import UTC, datetime
+from typing import Any
 
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
@@ -42,10 +43,10 @@ class Command(BaseCommand):
             "--sample", type=_positive, default=None, help="Entries to compare (at least 1)."
         )
 
-    def handle(self, *args, action: str, **options) -> None:
+    def handle(self, *args: Any, action: str, **options: Any) -> None:
         getattr(self, f"_{action}")(**options)
 
-    def _stats(self, **options) -> None:
+    def _stats(self, **options: Any) -> None:
         rows = [
             [s.namespace, s.lookups, s.hits, s.stale, s.misses, s.coalesced, s.errors,
              f"{s.hit_rate:.1%}" if s.hit_rate is not None else "-", s.l1_hits, s.l2_hits]
@@ -82,11 +83,11 @@ class Command(BaseCommand):
             when = datetime.fromtimestamp(moment, UTC).isoformat() if moment else "never"
             self.stdout.write(f"  {name}: {when}")
 
-    def _invalidate(self, tags: list[str], **options) -> None:
+    def _invalidate(self, tags: list[str], **options: Any) -> None:
         bump(tags)
         self.stdout.write(self.style.SUCCESS(f"Invalidated {', '.join(sorted(set(tags)))}."))
 
-    def _warm(self, names: list[str], use_celery: bool, **options) -> None:
+    def _warm(self, names: list[str], use_celery: bool, **options: Any) -> None:
         available = [w.name for w in warmers()]
         unknown = sorted(set(names) - set(available))
         if unknown:
@@ -102,7 +103,7 @@ class Command(BaseCommand):
                 self.stdout.write(f"Warmed {name}")
         flush_stats(force=True)
 
-    def _verify(self, sample: int | None, **options) -> None:
+    def _verify(self, sample: int | None, **options: Any) -> None:
         report = consistency.verify(sample or settings.CACHE_VERIFY_SAMPLE)
         rows = [
             [namespace, n, report.inconsistent.get(namespace, 0)]

@@ -8,6 +8,7 @@ random generator they share, and runs them in order. Reproducible with ``--seed`
 from __future__ import annotations
 
 import random
+from typing import Any, Literal
 
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError, CommandParser
@@ -22,7 +23,9 @@ from trainers.demo import clear_enrolments, clear_trainers, seed_trainers
 
 BATCH_SIZE = 5_000
 DEMO_PASSWORD = "demo-password"  # noqa: S105 - the printed demo login, embedded mode only
-SIZES = {  # products, stores, events, offers, users, trainers, students, sessions per trainer
+Size = Literal["small", "medium", "large"]  # --size
+SIZES: dict[Size, tuple[int, ...]] = {
+    # products, stores, events, offers, users, trainers, students, sessions per trainer
     "small": (2_000, 200, 300, 600, 20, 10, 40, 300),
     "medium": (100_000, 5_000, 5_000, 20_000, 500, 100, 1_000, 300),
     "large": (1_000_000, 50_000, 50_000, 200_000, 5_000, 500, 5_000, 300),
@@ -73,7 +76,7 @@ class Command(BaseCommand):
         parser.add_argument("--clear", action="store_true", help="Delete existing demo data first.")
         parser.add_argument("--no-progress", action="store_true", help="Hide progress bars.")
 
-    def handle(self, *args, **opts) -> None:
+    def handle(self, *args: Any, **opts: Any) -> None:
         counts = dict(zip(COUNTED, SIZES[opts["size"]], strict=True))
         for name in counts:
             if opts[name] is not None:

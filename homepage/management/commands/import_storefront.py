@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import DatabaseError, IntegrityError
 from tqdm import tqdm
 
 from homepage.demo import clear_storefront
-from homepage.imports import COLLECTIONS, DocumentError, Refs, load
+from homepage.imports import COLLECTIONS, CollectionName, DocumentError, Refs, load
 
 
 class Command(BaseCommand):
@@ -29,7 +30,7 @@ class Command(BaseCommand):
         parser.add_argument("--batch-size", type=int, default=5_000)
         parser.add_argument("--no-progress", action="store_true")
 
-    def handle(self, *args, **options) -> None:
+    def handle(self, *args: Any, **options: Any) -> None:
         files = {c: options[c] for c in COLLECTIONS if options[c] is not None}
         if not files:
             raise CommandError(f"name at least one file: --{' / --'.join(COLLECTIONS)}")
@@ -53,7 +54,9 @@ class Command(BaseCommand):
             ) from exc
         self.stdout.write(f"Imported {counts}.")
 
-    def _load(self, collection: str, path: Path, refs: Refs, options: dict) -> int:
+    def _load(
+        self, collection: CollectionName, path: Path, refs: Refs, options: dict[str, Any]
+    ) -> int:
         with (
             path.open("rb") as lines,
             tqdm(desc=collection, unit=" docs", disable=options["no_progress"]) as bar,
