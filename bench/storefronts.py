@@ -18,15 +18,22 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import urllib.request
 from pathlib import Path
 
-from bench.compare import wrk
-from bench.replicas import _manage, _serve
-from tests.servers import ROOT, MongoServer, free_port
+from bench.harness import (
+    ROOT,
+    bench_environment,
+    flush_redis,
+    free_port,
+    manage_output,
+    serve,
+    stop,
+    wrk,
+)
+from tests.servers import MongoServer
 
 DATABASES = {
     "PostgreSQL": "postgres://postgres@127.0.0.1:5432/bench_storefront_pg",
@@ -43,13 +50,15 @@ def _recreate(url: str) -> None:
 
 
 def _seed(env: dict, products: int, mongodb: bool) -> None:
-    _manage(env, "migrate", "--noinput", "-v0")
+    manage_output(env, "migrate", "--noinput", "-v0")
     if mongodb:
-        _manage(env, "migrate", "--database", "storefront", "--noinput", "-v0")
-    _manage(env, "seed_demo", "--seed", "7", "--products", str(products),
-            "--stores", str(max(products // 10, 10)), "--events", str(max(products // 10, 10)),
-            "--offers", str(max(products // 4, 20)), "--users", "20", "--trainers", "1",
-            "--students", "2", "--sessions-per-trainer", "10", "--no-progress")  # fmt: skip
+        manage_output(env, "migrate", "--database", "storefront", "--noinput", "-v0")
+    manage_output(
+        env, "seed_demo", "--seed", "7", "--products", str(products),
+        "--stores", str(max(products // 10, 10)), "--events", str(max(products // 10, 10)),
+        "--offers", str(max(products // 4, 20)), "--users", "20", "--trainers", "1",
+        "--students", "2", "--sessions-per-trainer", "10", "--no-progress",
+    )  # fmt: skip
 
 
 def storefronts_possible() -> bool:
@@ -59,8 +68,6 @@ def storefronts_possible() -> bool:
 
 def storefront_rows(seconds: int, redis_url: str, products: int) -> dict[str, dict]:
     """``homepage cold|warm, <backend> storefront, 1 conn`` rows, same data on each backend."""
-    from bench.run import bench_environment  # (bench.run imports this module)
-
     server = MongoServer()
     server.start()
     rows: dict[str, dict] = {}
@@ -73,10 +80,9 @@ def storefront_rows(seconds: int, redis_url: str, products: int) -> dict[str, di
             if mongodb:
                 env["STOREFRONT_DATABASE_URL"] = server.url
             _seed(env, products, mongodb)
-            subprocess.run(["redis-cli", "-u", redis_url, "flushdb"], check=True,
-                           capture_output=True)  # fmt: skip
+            flush_redis(redis_url)
             port = free_port()
-            gunicorn = _serve({**env, "WEB_CONCURRENCY": "2", "WEB_THREADS": "4"}, port)
+            gunicorn = serve({**env, "WEB_CONCURRENCY": "2", "WEB_THREADS": "4"}, port)
             try:
                 base = f"http://127.0.0.1:{port}/api/v1/homepage"
                 urllib.request.urlopen(base, timeout=60).read()  # warm the cache
@@ -85,8 +91,7 @@ def storefront_rows(seconds: int, redis_url: str, products: int) -> dict[str, di
                 )
                 rows[f"homepage warm, {label} storefront, 1 conn"] = wrk(base, 1, seconds)
             finally:
-                os.killpg(gunicorn.pid, signal.SIGTERM)
-                gunicorn.wait(30)
+                stop(gunicorn)
     finally:
         server.stop()
     return rows
