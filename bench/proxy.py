@@ -45,9 +45,11 @@ import sys
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 
 CHUNK = 256 * 1024
+RECORDED = 1024  # bytes kept of each turn, while recording
 
 
 @dataclass(frozen=True)
@@ -71,6 +73,7 @@ class _Connection:
         self.writing = False  # server bytes are being passed to the client right now
         self.new_turn = True  # the client's next bytes start a round trip
         self.finished = 0  # of its three threads
+        self.number = 0  # the proxy's count of connections when this one opened
 
     def shutdown(self) -> None:
         for end in (self.client, self.server):
@@ -86,12 +89,18 @@ class Proxy:
     ) -> None:
         self.upstream = upstream
         self.delay_ms = delay_ms
+        # While set, the first bytes of every turn (connection number, bytes): what was asked.
+        self.recording: list[tuple[int, bytes]] | None = None
+        # While set, called with every chunk a client sends (connection number, bytes).
+        self.watch: Callable[[int, bytes], None] | None = None
         self.flowing = threading.Event()  # cleared: frozen
         self.flowing.set()
         self._lock = threading.Lock()
         self._counts: dict[str, int] = dict.fromkeys(Counts.__dataclass_fields__, 0)
         self._connections: set[_Connection] = set()
         self._closed = False
+        self._opened = 0
+        self._late = 0.0  # s: how late sleep() wakes, on average (a spin makes up the rest)
         self._listener = socket.create_server(("127.0.0.1", port or 0))
         self.port: int = self._listener.getsockname()[1]
         self._acceptor = threading.Thread(target=self._accept, daemon=True, name="proxy-accept")
@@ -183,6 +192,8 @@ class Proxy:
         with self._lock:
             self._connections.add(connection)
             self._counts["connections"] += 1
+            self._opened += 1
+            connection.number = self._opened
         if self._closed:  # closed while connecting
             connection.shutdown()
         for target in (self._to_server, self._to_client):
@@ -209,7 +220,11 @@ class Proxy:
                     if connection.new_turn:
                         connection.new_turn = False
                         self._counts["round_trips"] += 1
+                        if self.recording is not None:
+                            self.recording.append((connection.number, data[:RECORDED]))
                     self._counts["bytes_to_server"] += len(data)
+                if self.watch is not None:
+                    self.watch(connection.number, data)
                 self.flowing.wait()  # frozen: hold what arrived, send nothing on
                 connection.server.sendall(data)
         except OSError:
@@ -257,8 +272,7 @@ class Proxy:
                     connection.writing = True
                 due, data = item
                 try:
-                    if (wait := due - time.monotonic()) > 0:
-                        time.sleep(wait)
+                    self._hold_until(due)
                     self._pass_on(connection, data)
                 finally:
                     with connection.changed:
@@ -268,6 +282,18 @@ class Proxy:
             pass
         finally:
             self._done(connection)
+
+    def _hold_until(self, due: float) -> None:
+        """Sleep until ``due``: less by what sleeps usually overshoot, then spin the rest."""
+        wait = due - time.monotonic()
+        if wait > self._late:
+            asked = wait - self._late
+            slept = time.monotonic()
+            time.sleep(asked)
+            late = time.monotonic() - slept - asked
+            self._late += (min(late, wait) - self._late) / 8  # a moving average
+        while time.monotonic() < due:
+            pass
 
     def _pass_on(self, connection: _Connection, data: bytes) -> None:
         self.flowing.wait()

@@ -42,6 +42,7 @@ from bench.harness import (
     trainer_tokens,
     write_json,
 )
+from bench.network import network_rows, print_network
 from bench.replicas import replica_rows, replicas_possible
 from bench.storefronts import storefront_rows, storefronts_possible
 
@@ -192,6 +193,15 @@ def main() -> int:
         default=False,
         help="Sections in the thread pool (SECTIONS_IN_PARALLEL) instead of the request thread.",
     )
+    parser.add_argument(
+        "--network",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="The network rows: PostgreSQL and Redis behind the proxy, 0/0.5/1 ms (bench.network).",
+    )
+    parser.add_argument(
+        "--network-requests", type=int, default=200, help="Per path and delay, network rows."
+    )
     args = parser.parse_args()
 
     env = {
@@ -258,7 +268,9 @@ def main() -> int:
         else:
             print("no replica rows: they need root (to run initdb as postgres) and PostgreSQL")
         if storefronts_possible():
-            storefronts = storefront_rows(args.seconds, args.redis_url, args.storefront_products)
+            storefronts = storefront_rows(
+                args.seconds, args.redis_url, args.storefront_products, args.database_url
+            )
             comparison["rows"] |= storefronts
             cold = [row for name, row in storefronts.items() if name.startswith("homepage cold")]
             comparison["storefront_mongodb_vs_postgresql_cold_p50"] = round(
@@ -315,6 +327,19 @@ def main() -> int:
     finally:
         os.killpg(server.pid, signal.SIGTERM)
         server.wait(timeout=30)
+    # With the main server stopped: a gunicorn of its own, reaching both stores through the proxy.
+    network = (
+        network_rows(
+            args.database_url,
+            args.redis_url,
+            workers=args.workers,
+            threads=args.threads,
+            parallel=args.parallel,
+            requests=args.network_requests,
+        )  # fmt: skip
+        if args.network
+        else None
+    )
 
     legacy_p50 = rows[0]["p50_ms"]
     for row in rows:
@@ -356,6 +381,9 @@ def main() -> int:
         ],
     )
     print_comparison(comparison)
+    if network is not None:
+        print()
+        print_network(network)
     print(
         f"\nserver RSS: {rss_before:.0f} MiB before, {rss_after:.0f} MiB after "
         f"({args.workers} workers x {args.threads} threads); products: {args.products:,}"
@@ -371,6 +399,8 @@ def main() -> int:
         "comparison": comparison,
         "scenarios": rows,
     }
+    if network is not None:
+        result["network"] = network
     out = Path(args.out)
     write_json(out, result)
     chart(comparison, out.with_suffix(".png"))

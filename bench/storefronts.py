@@ -35,10 +35,13 @@ from bench.harness import (
 )
 from tests.servers import MongoServer
 
-DATABASES = {
-    "PostgreSQL": "postgres://postgres@127.0.0.1:5432/bench_storefront_pg",
-    "MongoDB (secantusdb)": "postgres://postgres@127.0.0.1:5432/bench_storefront_mongo",
-}
+BACKENDS = {"PostgreSQL": "pg", "MongoDB (secantusdb)": "mongo"}
+
+
+def databases(database_url: str) -> dict[str, str]:
+    """The two PostgreSQL databases, named after the bench's own (``<name>_storefront_pg``...)."""
+    base, name = database_url.rsplit("/", 1)
+    return {label: f"{base}/{name}_storefront_{suffix}" for label, suffix in BACKENDS.items()}
 
 
 def _recreate(url: str) -> None:
@@ -66,15 +69,20 @@ def storefronts_possible() -> bool:
     return (ROOT / ".venv" / "bin" / "secantusd-py").exists() and shutil.which("psql") is not None
 
 
-def storefront_rows(seconds: int, redis_url: str, products: int) -> dict[str, dict]:
+def storefront_rows(
+    seconds: int,
+    redis_url: str,
+    products: int,
+    database_url: str = "postgres://postgres@127.0.0.1:5432/bench",
+) -> dict[str, dict]:
     """``homepage cold|warm, <backend> storefront, 1 conn`` rows, same data on each backend."""
     server = MongoServer()
     server.start()
     rows: dict[str, dict] = {}
     try:
-        for label, database_url in DATABASES.items():
-            _recreate(database_url)
-            env = {**os.environ, **bench_environment(database_url, redis_url, Path("/tmp"))}  # noqa: S108
+        for label, url in databases(database_url).items():
+            _recreate(url)
+            env = {**os.environ, **bench_environment(url, redis_url, Path("/tmp"))}  # noqa: S108
             env.pop("STOREFRONT_DATABASE_URL", None)
             mongodb = label != "PostgreSQL"
             if mongodb:
@@ -103,8 +111,14 @@ def main() -> int:
     parser.add_argument("--products", type=int, default=2_000)
     parser.add_argument("--seconds", type=int, default=5)
     parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/3")
+    parser.add_argument(
+        "--database-url",
+        default="postgres://postgres@127.0.0.1:5432/bench",
+        help="Names the two databases: <name>_storefront_pg and <name>_storefront_mongo.",
+    )
     args = parser.parse_args()
-    for name, row in storefront_rows(args.seconds, args.redis_url, args.products).items():
+    rows = storefront_rows(args.seconds, args.redis_url, args.products, args.database_url)
+    for name, row in rows.items():
         print(f"{name}: p50 {row['p50_ms']} ms, p99 {row['p99_ms']} ms, {row['rps']} req/s")
     return 0
 
