@@ -6,49 +6,12 @@ Every row is a ``wrk`` run against the same gunicorn: 1 connection for latency
 
 from __future__ import annotations
 
-import re
-import shutil
-import subprocess
-import tempfile
 import urllib.request
 from pathlib import Path
 
 from tabulate import tabulate
 
-LATENCY_SCRIPT = """
-done = function(summary, latency, requests)
-  local errors = summary.errors.connect + summary.errors.read + summary.errors.write
-    + summary.errors.status + summary.errors.timeout
-  io.write(string.format("RESULT %.3f %.3f %.3f %.1f %d %d\\n",
-    latency:percentile(50) / 1000, latency:percentile(95) / 1000,
-    latency:percentile(99) / 1000, summary.requests / (summary.duration / 1e6),
-    errors, summary.requests))
-end
-"""
-RESULT = re.compile(r"RESULT ([\d.]+) ([\d.]+) ([\d.]+) ([\d.]+) (\d+) (\d+)")
-
-
-def _wrk() -> str:
-    found = shutil.which("wrk")
-    if found:
-        return found
-    subprocess.run(["apt-get", "install", "-y", "-qq", "wrk"], check=True, capture_output=True)
-    return shutil.which("wrk") or "wrk"
-
-
-def wrk(url: str, connections: int, seconds: int, headers: dict[str, str] | None = None) -> dict:
-    """One wrk run: p50/p95/p99 in ms, requests per second, errors."""
-    with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as script:
-        script.write(LATENCY_SCRIPT)
-    command = [_wrk(), f"-t{min(connections, 2)}", f"-c{connections}", f"-d{seconds}s",
-               "-s", script.name, url]  # fmt: skip
-    for name, value in (headers or {}).items():
-        command += ["-H", f"{name}: {value}"]
-    output = subprocess.run(command, capture_output=True, text=True, check=True).stdout
-    Path(script.name).unlink()
-    p50, p95, p99, rps, errors, requests = RESULT.search(output).groups()
-    return {"p50_ms": float(p50), "p95_ms": float(p95), "p99_ms": float(p99),
-            "rps": float(rps), "errors": int(errors), "requests": int(requests)}  # fmt: skip
+from bench.harness import wrk
 
 
 def compare(

@@ -20,7 +20,7 @@ import time
 from io import BytesIO
 from pathlib import Path
 
-from bench.run import bench_environment
+from bench.harness import bench_environment
 
 RESULTS = Path(tempfile.gettempdir()) / "bench-profile"
 CEILING_FILE = RESULTS / "ceiling.json"

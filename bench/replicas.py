@@ -13,15 +13,10 @@ this shows the cost of routing and checking positions, not extra capacity.
 from __future__ import annotations
 
 import os
-import signal
-import subprocess
-import sys
-import time
-import urllib.request
 from pathlib import Path
 
-from bench.compare import wrk
-from tests.servers import StreamingPair, free_port
+from bench.harness import TRAINERS, bench_environment, free_port, manage_output, serve, stop, wrk
+from tests.servers import StreamingPair
 
 PRINT_FIRST_TRAINER = (
     "from trainers.models import Trainer; from rest_framework.authtoken.models import Token; "
@@ -31,30 +26,6 @@ PRINT_FIRST_TRAINER = (
 VACUUM = "from django.db import connection; connection.cursor().execute('VACUUM ANALYZE')"
 
 
-ROOT = Path(__file__).resolve().parent.parent
-
-
-def _manage(env: dict, *args: str) -> str:
-    return subprocess.run([sys.executable, "manage.py", *args], cwd=ROOT, env=env, check=True,
-                          capture_output=True, text=True).stdout  # fmt: skip
-
-
-def _serve(env: dict, port: int) -> subprocess.Popen:
-    command = [str(ROOT / ".venv" / "bin" / "gunicorn")]
-    server = subprocess.Popen(
-        command, cwd=ROOT, env={**env, "WEB_PORT": str(port)}, start_new_session=True
-    )
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            urllib.request.urlopen(f"http://127.0.0.1:{port}/health/live", timeout=2)
-            return server
-        except OSError:
-            if time.monotonic() > deadline or server.poll() is not None:
-                raise RuntimeError("gunicorn did not start") from None
-            time.sleep(0.2)
-
-
 def replicas_possible() -> bool:
     """Root (to run PostgreSQL's tools as ``postgres``) and Debian's PostgreSQL binaries."""
     return os.geteuid() == 0 and Path("/usr/lib/postgresql").is_dir()
@@ -62,20 +33,20 @@ def replicas_possible() -> bool:
 
 def replica_rows(seconds: int, redis_url: str) -> dict[str, dict]:
     """``cold trainer bootstrap ..., 8 conn`` rows: primary only, then with the replica."""
-    from bench.run import TRAINERS, bench_environment  # (bench.run imports this module)
-
     pair = StreamingPair(database="bench_replicas")
     try:
         pair.start_primary()
         env = {**os.environ, **bench_environment(pair.url("primary"), redis_url,
                                                    Path("/tmp"))}  # fmt: skip  # noqa: S108
-        _manage(env, "migrate", "--noinput", "-v0")
-        _manage(env, "seed_demo", "--products", "200", "--stores", "10", "--events", "10",
-                "--offers", "40", "--users", "20", "--trainers", str(TRAINERS),
-                "--students", str(TRAINERS * 10), "--no-progress")  # fmt: skip
-        _manage(env, "shell", "-v0", "-c", VACUUM)
+        manage_output(env, "migrate", "--noinput", "-v0")
+        manage_output(
+            env, "seed_demo", "--products", "200", "--stores", "10", "--events", "10",
+            "--offers", "40", "--users", "20", "--trainers", str(TRAINERS),
+            "--students", str(TRAINERS * 10), "--no-progress",
+        )  # fmt: skip
+        manage_output(env, "shell", "-v0", "-c", VACUUM)
         pair.start_replica()
-        token, trainer = _manage(env, "shell", "-v0", "-c", PRINT_FIRST_TRAINER).split()
+        token, trainer = manage_output(env, "shell", "-v0", "-c", PRINT_FIRST_TRAINER).split()
         rows = {}
         setups = {
             "primary only": {},
@@ -83,15 +54,14 @@ def replica_rows(seconds: int, redis_url: str) -> dict[str, dict]:
         }
         for label, extra in setups.items():
             port = free_port()
-            server = _serve({**env, **extra}, port)
+            server = serve({**env, **extra}, port)
             try:
                 url = f"http://127.0.0.1:{port}/api/v1/trainers/{trainer}/bootstrap?fresh=true"
                 rows[f"cold trainer bootstrap, {label}, 8 conn"] = wrk(
                     url, 8, seconds, {"Authorization": f"Token {token}"}
                 )
             finally:
-                os.killpg(server.pid, signal.SIGTERM)
-                server.wait(30)
+                stop(server)
         return rows
     finally:
         pair.close()

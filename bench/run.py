@@ -12,11 +12,8 @@ from __future__ import annotations
 
 import argparse
 import gzip as gzip_module
-import http.client
-import json
 import os
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -26,17 +23,29 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
 
-import psutil
-from tabulate import tabulate
 from tqdm import tqdm
 
 from bench import edge
 from bench.compare import chart, compare, print_comparison
+from bench.harness import (
+    GUNICORN,
+    ROOT,
+    Client,
+    bench_environment,
+    flush_redis,
+    free_port,
+    percentile,
+    prepare_database,
+    print_table,
+    server_rss_mb,
+    shopper_tokens,
+    trainer_tokens,
+    write_json,
+)
+from bench.network import network_rows, print_network
 from bench.replicas import replica_rows, replicas_possible
 from bench.storefronts import storefront_rows, storefronts_possible
 
-ROOT = Path(__file__).resolve().parent.parent
-PYTHON = str(ROOT / ".venv" / "bin" / "python")
 LEGACY = [
     "/api/v1/products/featured",
     "/api/v1/products/new-arrivals",
@@ -49,111 +58,6 @@ HOME = "/api/v1/homepage"
 FRESH = "/api/v1/homepage?fresh=true"
 # Seed 004 §6.1 / §12.1 targets, milliseconds.
 TARGETS = {"p50": 250.0, "p95": 500.0, "p99": 800.0}
-
-
-def bench_environment(database_url: str, redis_url: str, results: Path) -> dict[str, str]:
-    """The server's environment: production settings plus the reference views, limits off."""
-    return {
-        "DJANGO_SETTINGS_MODULE": "bench.settings",  # production + the reference views
-        "DJANGO_SECRET_KEY": "bench-only-secret-key-0123456789-abcdefghijklmnopqrstuvwxyz",
-        "DJANGO_ALLOWED_HOSTS": "127.0.0.1,localhost",
-        "DJANGO_SECURE_SSL_REDIRECT": "false",
-        "BENCH_CEILING_FILE": str(results / "ceiling.json"),
-        "DATABASE_URL": database_url,
-        "REDIS_URL": redis_url,
-        "CELERY_TASK_ALWAYS_EAGER": "true",
-        "LOG_LEVEL": "ERROR",
-        "RATELIMIT_ENABLE": "false",  # the bench measures capacity, not the limits
-        "WEB_ACCESS_LOG": "",  # gunicorn.conf.py: no access log
-    }
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def _manage(env: dict, *args: str) -> None:
-    subprocess.run([PYTHON, "manage.py", *args], cwd=ROOT, env=env, check=True)
-
-
-def _shell(env: dict, code: str) -> str:
-    """Run Python in ``manage.py shell`` against the bench database; its stdout."""
-    return subprocess.run(
-        [PYTHON, "manage.py", "shell", "-v0", "-c", code],
-        cwd=ROOT, env=env, check=True, capture_output=True, text=True,
-    ).stdout.strip()  # fmt: skip
-
-
-TRAINERS = 50
-
-
-def _prepare_database(env: dict, products: int) -> None:
-    db = env["DATABASE_URL"].rsplit("/", 1)
-    subprocess.run(
-        ["psql", f"{db[0]}/postgres", "-qc", f'CREATE DATABASE "{db[1]}"'],
-        capture_output=True,
-    )
-    _manage(env, "migrate", "--noinput", "-v0")
-    counts = _shell(
-        env,
-        "from homepage.models import Product; from trainers.models import Trainer; "
-        "print(Product.objects.count(), Trainer.objects.count())",
-    ).split()
-    # Seeded completely (an interrupted seed leaves products without trainers)?
-    if [int(c) for c in counts] != [products, TRAINERS]:
-        _manage(
-            env, "seed_demo", "--clear", "--products", str(products),
-            "--stores", str(max(products // 20, 50)), "--events", str(max(products // 20, 50)),
-            "--offers", str(max(products // 5, 100)), "--users", "200",
-            "--trainers", str(TRAINERS), "--students", str(TRAINERS * 10),
-        )  # fmt: skip
-    _shell(env, "from django.db import connection; connection.cursor().execute('VACUUM ANALYZE')")
-
-
-def _tokens(env: dict) -> list[str]:
-    return _shell(
-        env,
-        "from rest_framework.authtoken.models import Token; "
-        "print('\\n'.join(Token.objects.filter(user__username__startswith='shopper')"
-        ".values_list('key', flat=True)[:200]))",
-    ).split()
-
-
-def _trainer_tokens(env: dict) -> list[tuple[str, int]]:
-    """(token, trainer id) of every demo trainer."""
-    out = _shell(
-        env,
-        "from trainers.models import Trainer; from rest_framework.authtoken.models import Token; "
-        "[print(Token.objects.get(user_id=t.user_id).key, t.pk) for t in Trainer.objects.all()]",
-    )
-    return [(line.split()[0], int(line.split()[1])) for line in out.splitlines()]
-
-
-class Client:
-    """One keep-alive HTTP connection per client thread."""
-
-    def __init__(self, port: int) -> None:
-        self.port = port
-        self.conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
-
-    def get(self, path: str, headers: dict | None = None) -> tuple[int, bytes, dict]:
-        try:
-            self.conn.request("GET", path, headers=headers or {})
-            response = self.conn.getresponse()
-        except (http.client.HTTPException, OSError):
-            self.conn.close()
-            self.conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)
-            self.conn.request("GET", path, headers=headers or {})
-            response = self.conn.getresponse()
-        return response.status, response.read(), dict(response.getheaders())
-
-
-def _percentile(values: list[float], pct: float) -> float:
-    ordered = sorted(values)
-    index = min(len(ordered) - 1, max(0, round(pct / 100 * len(ordered)) - 1))
-    return ordered[index]
 
 
 def _run(
@@ -198,9 +102,9 @@ def _run(
         "scenario": name,
         "requests": requests,
         "load": f"{rate:g} req/s open loop" if rate else f"{concurrency} clients closed loop",
-        "p50_ms": round(_percentile(latencies, 50), 2),
-        "p95_ms": round(_percentile(latencies, 95), 2),
-        "p99_ms": round(_percentile(latencies, 99), 2),
+        "p50_ms": round(percentile(latencies, 50), 2),
+        "p95_ms": round(percentile(latencies, 95), 2),
+        "p99_ms": round(percentile(latencies, 99), 2),
         "mean_ms": round(statistics.fmean(latencies), 2),
         "throughput_rps": round(requests / wall, 1),
         "bytes_mean": round(statistics.fmean(sizes)),
@@ -262,11 +166,6 @@ def _legacy_page_load(client: Client, i: int):
     return max(statuses), total, False
 
 
-def _server_rss_mb(pid: int) -> float:
-    process = psutil.Process(pid)
-    return sum(p.memory_info().rss for p in [process, *process.children(recursive=True)]) / 2**20
-
-
 def main() -> int:
     """Seed, start gunicorn, run every scenario, print the table and write JSON."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -294,6 +193,15 @@ def main() -> int:
         default=False,
         help="Sections in the thread pool (SECTIONS_IN_PARALLEL) instead of the request thread.",
     )
+    parser.add_argument(
+        "--network",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="The network rows: PostgreSQL and Redis behind the proxy, 0/0.5/1 ms (bench.network).",
+    )
+    parser.add_argument(
+        "--network-requests", type=int, default=200, help="Per path and delay, network rows."
+    )
     args = parser.parse_args()
 
     env = {
@@ -301,20 +209,20 @@ def main() -> int:
         **bench_environment(args.database_url, args.redis_url, Path(args.out).parent),
         "SECTIONS_IN_PARALLEL": str(args.parallel).lower(),
     }
-    _prepare_database(env, args.products)
-    tokens = _tokens(env)
-    trainers = _trainer_tokens(env)
-    subprocess.run(["redis-cli", "-u", args.redis_url, "flushdb"], check=True, capture_output=True)
+    prepare_database(env, args.products)
+    tokens = shopper_tokens(env)
+    trainers = trainer_tokens(env)
+    flush_redis(args.redis_url)
 
-    port = _free_port()
-    edge_port = _free_port() if edge.available() else None
+    port = free_port()
+    edge_port = free_port() if edge.available() else None
     if edge_port is not None:  # the server purges the edge on every commit, as deployed
         env |= {"EDGE_PURGE_URLS": f"http://127.0.0.1:{edge_port}/",
                 "EDGE_PURGE_SECRET": edge.SECRET}  # fmt: skip
     else:
         print("varnishd is not installed: no edge rows (apt-get install varnish varnish-modules)")
     server = subprocess.Popen(
-        [str(ROOT / ".venv" / "bin" / "gunicorn")],  # gunicorn.conf.py, as deployed
+        [GUNICORN],  # gunicorn.conf.py, as deployed
         cwd=ROOT,
         env={**env, "WEB_PORT": str(port), "WEB_CONCURRENCY": str(args.workers),
              "WEB_THREADS": str(args.threads)},
@@ -335,7 +243,7 @@ def main() -> int:
 
         n, c, rate = args.requests, args.concurrency, args.rate
         users = lambda i: tokens[i % len(tokens)]  # noqa: E731
-        rss_before = _server_rss_mb(server.pid)
+        rss_before = server_rss_mb(server.pid)
         edge_server = edge.Edge(edge_port, port) if edge_port is not None else None
         try:
             comparison = compare(
@@ -360,7 +268,9 @@ def main() -> int:
         else:
             print("no replica rows: they need root (to run initdb as postgres) and PostgreSQL")
         if storefronts_possible():
-            storefronts = storefront_rows(args.seconds, args.redis_url, args.storefront_products)
+            storefronts = storefront_rows(
+                args.seconds, args.redis_url, args.storefront_products, args.database_url
+            )
             comparison["rows"] |= storefronts
             cold = [row for name, row in storefronts.items() if name.startswith("homepage cold")]
             comparison["storefront_mongodb_vs_postgresql_cold_p50"] = round(
@@ -413,10 +323,23 @@ def main() -> int:
             ),
             _run("trainer bootstrap: cached", port, n, 32, _trainer_bootstrap(trainers), rate),
         ]
-        rss_after = _server_rss_mb(server.pid)
+        rss_after = server_rss_mb(server.pid)
     finally:
         os.killpg(server.pid, signal.SIGTERM)
         server.wait(timeout=30)
+    # With the main server stopped: a gunicorn of its own, reaching both stores through the proxy.
+    network = (
+        network_rows(
+            args.database_url,
+            args.redis_url,
+            workers=args.workers,
+            threads=args.threads,
+            parallel=args.parallel,
+            requests=args.network_requests,
+        )  # fmt: skip
+        if args.network
+        else None
+    )
 
     legacy_p50 = rows[0]["p50_ms"]
     for row in rows:
@@ -424,42 +347,43 @@ def main() -> int:
         row["seed_target_p95_ratio"] = round(TARGETS["p95"] / row["p95_ms"], 1)
         row["seed_target_p99_ratio"] = round(TARGETS["p99"] / row["p99_ms"], 1)
         row["vs_legacy_p50"] = round(legacy_p50 / row["p50_ms"], 1)
-    print(
-        tabulate(
+    print_table(
+        [
             [
-                [
-                    r["scenario"],
-                    r["requests"],
-                    r["p50_ms"],
-                    r["p95_ms"],
-                    r["p99_ms"],
-                    r["throughput_rps"],
-                    r["bytes_mean"],
-                    f"{r['cache_hit_rate']:.0%}",
-                    f"{r['seed_target_p50_ratio']}x",
-                    f"{r['seed_target_p95_ratio']}x",
-                    f"{r['seed_target_p99_ratio']}x",
-                    f"{r['vs_legacy_p50']}x",
-                ]
-                for r in rows
-            ],
-            headers=[
-                "scenario",
-                "reqs",
-                "p50 ms",
-                "p95 ms",
-                "p99 ms",
-                "req/s",
-                "bytes",
-                "hits",
-                "p50 vs target",
-                "p95 vs target",
-                "p99 vs target",
-                "p50 vs legacy",
-            ],
-        )
+                r["scenario"],
+                r["requests"],
+                r["p50_ms"],
+                r["p95_ms"],
+                r["p99_ms"],
+                r["throughput_rps"],
+                r["bytes_mean"],
+                f"{r['cache_hit_rate']:.0%}",
+                f"{r['seed_target_p50_ratio']}x",
+                f"{r['seed_target_p95_ratio']}x",
+                f"{r['seed_target_p99_ratio']}x",
+                f"{r['vs_legacy_p50']}x",
+            ]
+            for r in rows
+        ],
+        headers=[
+            "scenario",
+            "reqs",
+            "p50 ms",
+            "p95 ms",
+            "p99 ms",
+            "req/s",
+            "bytes",
+            "hits",
+            "p50 vs target",
+            "p95 vs target",
+            "p99 vs target",
+            "p50 vs legacy",
+        ],
     )
     print_comparison(comparison)
+    if network is not None:
+        print()
+        print_network(network)
     print(
         f"\nserver RSS: {rss_before:.0f} MiB before, {rss_after:.0f} MiB after "
         f"({args.workers} workers x {args.threads} threads); products: {args.products:,}"
@@ -475,9 +399,10 @@ def main() -> int:
         "comparison": comparison,
         "scenarios": rows,
     }
+    if network is not None:
+        result["network"] = network
     out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(result, indent=2))
+    write_json(out, result)
     chart(comparison, out.with_suffix(".png"))
     print(f"wrote {out} and {out.with_suffix('.png')}")
     return 0

@@ -18,20 +18,30 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import urllib.request
 from pathlib import Path
 
-from bench.compare import wrk
-from bench.replicas import _manage, _serve
-from tests.servers import ROOT, MongoServer, free_port
+from bench.harness import (
+    ROOT,
+    bench_environment,
+    flush_redis,
+    free_port,
+    manage_output,
+    serve,
+    stop,
+    wrk,
+)
+from tests.servers import MongoServer
 
-DATABASES = {
-    "PostgreSQL": "postgres://postgres@127.0.0.1:5432/bench_storefront_pg",
-    "MongoDB (secantusdb)": "postgres://postgres@127.0.0.1:5432/bench_storefront_mongo",
-}
+BACKENDS = {"PostgreSQL": "pg", "MongoDB (secantusdb)": "mongo"}
+
+
+def databases(database_url: str) -> dict[str, str]:
+    """The two PostgreSQL databases, named after the bench's own (``<name>_storefront_pg``...)."""
+    base, name = database_url.rsplit("/", 1)
+    return {label: f"{base}/{name}_storefront_{suffix}" for label, suffix in BACKENDS.items()}
 
 
 def _recreate(url: str) -> None:
@@ -43,13 +53,15 @@ def _recreate(url: str) -> None:
 
 
 def _seed(env: dict, products: int, mongodb: bool) -> None:
-    _manage(env, "migrate", "--noinput", "-v0")
+    manage_output(env, "migrate", "--noinput", "-v0")
     if mongodb:
-        _manage(env, "migrate", "--database", "storefront", "--noinput", "-v0")
-    _manage(env, "seed_demo", "--seed", "7", "--products", str(products),
-            "--stores", str(max(products // 10, 10)), "--events", str(max(products // 10, 10)),
-            "--offers", str(max(products // 4, 20)), "--users", "20", "--trainers", "1",
-            "--students", "2", "--sessions-per-trainer", "10", "--no-progress")  # fmt: skip
+        manage_output(env, "migrate", "--database", "storefront", "--noinput", "-v0")
+    manage_output(
+        env, "seed_demo", "--seed", "7", "--products", str(products),
+        "--stores", str(max(products // 10, 10)), "--events", str(max(products // 10, 10)),
+        "--offers", str(max(products // 4, 20)), "--users", "20", "--trainers", "1",
+        "--students", "2", "--sessions-per-trainer", "10", "--no-progress",
+    )  # fmt: skip
 
 
 def storefronts_possible() -> bool:
@@ -57,26 +69,28 @@ def storefronts_possible() -> bool:
     return (ROOT / ".venv" / "bin" / "secantusd-py").exists() and shutil.which("psql") is not None
 
 
-def storefront_rows(seconds: int, redis_url: str, products: int) -> dict[str, dict]:
+def storefront_rows(
+    seconds: int,
+    redis_url: str,
+    products: int,
+    database_url: str = "postgres://postgres@127.0.0.1:5432/bench",
+) -> dict[str, dict]:
     """``homepage cold|warm, <backend> storefront, 1 conn`` rows, same data on each backend."""
-    from bench.run import bench_environment  # (bench.run imports this module)
-
     server = MongoServer()
     server.start()
     rows: dict[str, dict] = {}
     try:
-        for label, database_url in DATABASES.items():
-            _recreate(database_url)
-            env = {**os.environ, **bench_environment(database_url, redis_url, Path("/tmp"))}  # noqa: S108
+        for label, url in databases(database_url).items():
+            _recreate(url)
+            env = {**os.environ, **bench_environment(url, redis_url, Path("/tmp"))}  # noqa: S108
             env.pop("STOREFRONT_DATABASE_URL", None)
             mongodb = label != "PostgreSQL"
             if mongodb:
                 env["STOREFRONT_DATABASE_URL"] = server.url
             _seed(env, products, mongodb)
-            subprocess.run(["redis-cli", "-u", redis_url, "flushdb"], check=True,
-                           capture_output=True)  # fmt: skip
+            flush_redis(redis_url)
             port = free_port()
-            gunicorn = _serve({**env, "WEB_CONCURRENCY": "2", "WEB_THREADS": "4"}, port)
+            gunicorn = serve({**env, "WEB_CONCURRENCY": "2", "WEB_THREADS": "4"}, port)
             try:
                 base = f"http://127.0.0.1:{port}/api/v1/homepage"
                 urllib.request.urlopen(base, timeout=60).read()  # warm the cache
@@ -85,8 +99,7 @@ def storefront_rows(seconds: int, redis_url: str, products: int) -> dict[str, di
                 )
                 rows[f"homepage warm, {label} storefront, 1 conn"] = wrk(base, 1, seconds)
             finally:
-                os.killpg(gunicorn.pid, signal.SIGTERM)
-                gunicorn.wait(30)
+                stop(gunicorn)
     finally:
         server.stop()
     return rows
@@ -98,8 +111,14 @@ def main() -> int:
     parser.add_argument("--products", type=int, default=2_000)
     parser.add_argument("--seconds", type=int, default=5)
     parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/3")
+    parser.add_argument(
+        "--database-url",
+        default="postgres://postgres@127.0.0.1:5432/bench",
+        help="Names the two databases: <name>_storefront_pg and <name>_storefront_mongo.",
+    )
     args = parser.parse_args()
-    for name, row in storefront_rows(args.seconds, args.redis_url, args.products).items():
+    rows = storefront_rows(args.seconds, args.redis_url, args.products, args.database_url)
+    for name, row in rows.items():
         print(f"{name}: p50 {row['p50_ms']} ms, p99 {row['p99_ms']} ms, {row['rps']} req/s")
     return 0
 

@@ -9,13 +9,13 @@ import signal
 import socket
 import subprocess
 import tempfile
-import threading
 import urllib.request
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import redis
 
+from bench.proxy import Proxy
 from tests.waiting import wait_until
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -206,64 +206,11 @@ class Varnish:
         shutil.rmtree(self.workdir, ignore_errors=True)
 
 
-class FreezableProxy:
-    """A TCP proxy to ``upstream`` that can freeze: connections stay open, nothing passes.
-
-    As a database that stopped answering looks to its clients (a frozen process,
-    a network partition): no error, no reply, just silence.
-    """
-
-    def __init__(self, upstream: tuple[str, int], port: int | None = None) -> None:
-        self.upstream = upstream
-        self.port = port or free_port()
-        self.flowing = threading.Event()
-        self.flowing.set()
-        self._listener = socket.create_server(("127.0.0.1", self.port))
-        self._closed = False
-        self._connections: list[socket.socket] = []
-        threading.Thread(target=self._accept, daemon=True).start()
-
-    def _accept(self) -> None:
-        while not self._closed:
-            try:
-                client, _ = self._listener.accept()
-            except OSError:
-                return
-            try:
-                server = socket.create_connection(self.upstream)
-            except OSError:
-                client.close()
-                continue
-            self._connections += [client, server]
-            for source, target in ((client, server), (server, client)):
-                threading.Thread(target=self._pump, args=(source, target), daemon=True).start()
-
-    def _pump(self, source: socket.socket, target: socket.socket) -> None:
-        try:
-            while data := source.recv(65536):
-                self.flowing.wait()  # frozen: hold what arrived, send nothing on
-                target.sendall(data)
-        except OSError:
-            pass
-        finally:
-            for end in (source, target):
-                with contextlib.suppress(OSError):
-                    end.shutdown(socket.SHUT_RDWR)
-
-    def freeze(self) -> None:
-        self.flowing.clear()
-
-    def thaw(self) -> None:
-        self.flowing.set()
-
-    def close(self) -> None:
-        """Stop listening and cut every connection (as a server that went away)."""
-        self._closed = True
-        self.thaw()
-        self._listener.close()
-        for end in self._connections:
-            with contextlib.suppress(OSError):
-                end.shutdown(socket.SHUT_RDWR)
+# A TCP proxy that can freeze (connections stay open, nothing passes) and close
+# (every connection cut), as a server that stopped answering or went away looks
+# to its clients: the benchmark's proxy (bench/proxy.py), which also adds
+# latency and counts round trips. One implementation for both.
+FreezableProxy = Proxy
 
 
 class StreamingPair:
