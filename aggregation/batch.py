@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import Enum
+from functools import cached_property
 from typing import Any
 
 from django.conf import settings
@@ -60,9 +61,9 @@ class BatchRequest:
     extras: Extras | None = None
     verify: tuple[str, dict[str, Any]] | None = None
 
-    @property
+    @cached_property
     def all_tags(self) -> list[str]:
-        """Every tag the response depends on, sorted."""
+        """Every tag the response depends on, sorted (worked out once per request)."""
         return batch_tags(self.sections, self.context, self.tags)
 
 
