@@ -20,10 +20,13 @@ from django.conf import settings
 
 from caching.consistency import track
 from caching.engine import CachePolicy, CacheResult, Computed, get_or_compute, peek_with
+from caching.keys import tag_key
+from caching.shared import shared_cache
 
 from .assembly import BatchBody, Extras, Layout, assemble
-from .compute import compute_sections, section_tags
+from .compute import compute_sections, section_cache_key, section_tags
 from .formats import iso
+from .plans import shared_totals
 from .sections import Section, SectionContext, SectionRegistry
 
 
@@ -173,13 +176,27 @@ def serve_batch(request: BatchRequest, mode: ReadMode = ReadMode.CACHED) -> Batc
             expires_at=body.expires_at,
         )
 
-    cached = get_or_compute(
-        request.cache_key,
-        compute,
-        tags=request.all_tags,
-        policy=request.policy,
-        bypass=mode is not ReadMode.CACHED,
-    )
-    if request.verify is not None and not cached.from_cache and cached.ok and cached.ttl > 0:
-        track(request.cache_key, request.policy.namespace, *request.verify)
+    # Round trips to Redis on a miss: the entry and its generations; the lock and
+    # everything the computation reads (read ahead); every write, in one pipeline.
+    with shared_cache.read_ahead(), shared_cache.deferred_writes():
+        cached = get_or_compute(
+            request.cache_key,
+            compute,
+            tags=request.all_tags,
+            policy=request.policy,
+            bypass=mode is not ReadMode.CACHED,
+            read_ahead=lambda: read_ahead_keys(request),
+        )
+        if request.verify is not None and not cached.from_cache and cached.ok and cached.ttl > 0:
+            track(request.cache_key, request.policy.namespace, *request.verify)
     return BatchResult.of(request, cached, started=started)
+
+
+def read_ahead_keys(request: BatchRequest) -> list[str]:
+    """What computing ``request`` reads from the shared cache: section entries, shared totals."""
+    keys = []
+    if request.section_policy is not None:
+        keys += [section_cache_key(request.registry, s, request.context) for s in request.sections]
+    for total in shared_totals(request.sections, request.context):
+        keys += [total.key, *(tag_key(tag) for tag in total.tags)]
+    return keys

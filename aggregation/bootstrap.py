@@ -20,7 +20,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
 from django.conf import settings
 
@@ -33,6 +33,7 @@ from .assembly import BatchBody, batch_view
 from .batch import BatchRequest, BatchResult, ReadMode, cached_batch, recompute_batch, serve_batch
 from .bounded import within_query_timeout
 from .compute import SectionResult, compute_sections
+from .plans import Plan, Planned
 from .sections import Section, SectionContext, SectionPayload, SectionRegistry
 
 SUBJECT_OPTION = "subject_id"
@@ -82,12 +83,20 @@ def subject_section(
     ``read`` then also gets the request's ``now=``.
     """
 
-    def fetch(context: SectionContext) -> SectionPayload:
-        arguments: dict[str, Any] = {context.options[SUBJECT_ARG]: subject_id_of(context)}
+    def arguments(context: SectionContext) -> dict[str, Any]:
+        found: dict[str, Any] = {context.options[SUBJECT_ARG]: subject_id_of(context)}
         if expires is not None:
-            arguments["now"] = context.now
-        value = read(**arguments)
+            found["now"] = context.now
+        return found
+
+    def payload(value: Any) -> SectionPayload:
         return SectionPayload(value=value, expires_at=expires(value) if expires else None)
+
+    def fetch(context: SectionContext) -> SectionPayload:
+        return payload(read(**arguments(context)))
+
+    def plan(context: SectionContext) -> Plan[SectionPayload]:
+        return payload((yield from cast(Planned, read).plan(**arguments(context))))
 
     fetch.__doc__ = title
     return Section(
@@ -95,6 +104,7 @@ def subject_section(
         title=title,
         type=section_id,
         fetch=fetch,
+        plan=plan if isinstance(read, Planned) else None,
         shape="value",
         empty=empty,
         cache_name=cache_name,

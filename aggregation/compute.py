@@ -20,6 +20,7 @@ from caching.engine import CachePolicy, Computed, lookup_many, store_many
 from . import replicas
 from .errors import ErrorCode, error_item
 from .formats import iso
+from .pipeline import can_pipeline, run_pipelined
 from .runner import SectionOutcome, run_sections_here_or_in_pool
 from .sections import Section, SectionContext, SectionRegistry
 from .snapshot import Snapshot, shared_snapshot
@@ -154,6 +155,9 @@ def _run_on(
     to_run: list[Section], context: SectionContext, *, consistent: bool, using: str
 ) -> Outcomes:
     with replicas.reading(using):
+        if not settings.SECTIONS_IN_PARALLEL and can_pipeline(to_run, using):
+            outcomes = run_pipelined(to_run, context, using=using, consistent=consistent)
+            return outcomes, Snapshot("single-transaction") if consistent else None
         if not consistent:
             return run_sections_here_or_in_pool(to_run, context, using=using), None
         with shared_snapshot(export=settings.SECTIONS_IN_PARALLEL, using=using) as snapshot:

@@ -326,26 +326,33 @@ def _collect(submitted: list[tuple[Section, Future, float]]) -> list[SectionOutc
     for section, future, deadline in submitted:
         try:
             payload, seconds = future.result(timeout=max(0.0, deadline - time.monotonic()))
-            outcomes.append(SectionOutcome(section, payload))
-            metrics.section_duration.labels(section.id).observe(seconds)
-            continue
         except FutureTimeout as exc:
             future.cancel()  # still queued: never start it
-            error: BaseException = exc
+            outcomes.append(failed_outcome(section, exc))
         except Exception as exc:  # a section's failure must not fail the request
-            error = exc
-        code = classify_error(error)
-        metrics.section_failures.labels(section.id, code).inc()
-        if code == ErrorCode.TIMEOUT_ERROR:
-            logger.warning("Section %s timed out", section.id)
+            outcomes.append(failed_outcome(section, exc))
         else:
-            logger.error("Section %s failed", section.id, exc_info=error)
-        outcomes.append(
-            SectionOutcome(
-                section,
-                None,
-                error_code=code,
-                error_message=_MESSAGES[code].format(title=section.title.lower()),
-            )
-        )
+            outcomes.append(succeeded_outcome(section, payload, seconds))
     return outcomes
+
+
+def succeeded_outcome(section: Section, payload: SectionPayload, seconds: float) -> SectionOutcome:
+    """A section's payload as its outcome, its duration recorded."""
+    metrics.section_duration.labels(section.id).observe(seconds)
+    return SectionOutcome(section, payload)
+
+
+def failed_outcome(section: Section, error: BaseException) -> SectionOutcome:
+    """A section's failure as its outcome (a stable code and message), counted and logged."""
+    code = classify_error(error)
+    metrics.section_failures.labels(section.id, code).inc()
+    if code == ErrorCode.TIMEOUT_ERROR:
+        logger.warning("Section %s timed out", section.id)
+    else:
+        logger.error("Section %s failed", section.id, exc_info=error)
+    return SectionOutcome(
+        section,
+        None,
+        error_code=code,
+        error_message=_MESSAGES[code].format(title=section.title.lower()),
+    )

@@ -11,6 +11,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from .plans import Plan, Planned
+
 
 @dataclass(frozen=True)
 class SectionContext:
@@ -48,7 +50,10 @@ class SectionPayload:
 class Section:
     """A named, independently fetched part of an aggregated response.
 
-    ``fetch`` runs in a worker thread with its own database connection.
+    ``fetch`` runs in a worker thread with its own database connection, or on
+    the request thread. ``plan`` is the same reads as a query plan (``plans.py``),
+    which a driver can batch with other sections' (PostgreSQL's pipeline); a
+    ``@planned`` fetch brings its own.
     ``timeout_ms`` overrides ``QUERY_TIMEOUT`` for this section.
     ``item_fields`` lists the item keys a sparse fieldset may name.
     ``tags`` name the data the section depends on, for cache invalidation.
@@ -74,6 +79,11 @@ class Section:
     shape: str = "list"
     empty: Any = None
     cache_name: str = ""
+    plan: Callable[[SectionContext], Plan[SectionPayload]] | None = None
+
+    def __post_init__(self) -> None:
+        if self.plan is None and isinstance(self.fetch, Planned):
+            self.plan = self.fetch.plan
 
     def envelope(self, payload: SectionPayload, *, last_updated: str) -> Any:
         """The section object of seed 004 §1.3, or the value of a value section."""

@@ -10,11 +10,14 @@ total is not kept past it.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Sequence
 
 from django.conf import settings
 
-from .engine import CachePolicy, Computed, get_or_compute
+from . import metrics
+from .engine import CachePolicy, Computed, get_or_compute, lookup, store
+from .tags import Generations
 
 
 def count_policy(namespace: str) -> CachePolicy:
@@ -45,3 +48,33 @@ def cached_total(
         return Computed((total, leaves_at), expires_at=leaves_at)
 
     return get_or_compute(key, compute, tags=tags, policy=count_policy(namespace)).value
+
+
+def peek_total(
+    key: str, *, tags: Sequence[str], namespace: str
+) -> tuple[tuple[int, float | None] | None, Generations]:
+    """The shared total under ``key`` if a valid copy is cached, and the generations read.
+
+    For a caller that counts by itself when there is none (a batch of queries):
+    it stores what it counted with ``store_total`` and these generations.
+    """
+    policy = count_policy(namespace)
+    found = lookup(key, sorted(set(tags)), policy)
+    if found.entry is None or time.time() >= found.entry.fresh_until:
+        metrics.record(namespace, "none", "miss")
+        return None, found.generations
+    metrics.record(namespace, found.layer, "hit")
+    return found.entry.value, found.generations
+
+
+def store_total(
+    key: str,
+    total: tuple[int, float | None],
+    *,
+    namespace: str,
+    generations: Generations,
+    started: float,
+) -> None:
+    """Share a total counted after ``peek_total`` found none (``started``: when counting began)."""
+    computed = Computed(total, expires_at=total[1])
+    store(key, computed, policy=count_policy(namespace), generations=generations, started=started)

@@ -151,6 +151,7 @@ class _Request:
     tags: list[str]
     policy: CachePolicy
     bypass: bool
+    read_ahead: Callable[[], Sequence[str]] | None = None
     started: float = field(default_factory=time.time)
 
 
@@ -287,7 +288,8 @@ def _from_other_process(request: _Request) -> CacheResult | None:
     """Poll Redis for the entry another process is computing for this request."""
 
     def look() -> CacheResult | None:
-        entry, generations, verified, _ = _read(request.key, request.tags, with_l2=True)
+        with shared_cache.reading_through():  # what the other process stores since
+            entry, generations, verified, _ = _read(request.key, request.tags, with_l2=True)
         if not verified:
             raise SharedCacheUnavailable
         if (
@@ -332,7 +334,8 @@ def _single_flight(request: _Request, seen: Generations, fallback: Entry | None)
         return _follow(request, flight, seen, fallback)
     result: CacheResult | None = None
     try:
-        token = flights.try_lock(request.key)
+        read_ahead = request.read_ahead() if request.read_ahead else ()
+        token = flights.try_lock(request.key, read_ahead)
         if token is None:  # another process computes it: take its result
             result = _from_other_process(request)
         if result is None:
@@ -383,6 +386,7 @@ def get_or_compute(
     tags: Sequence[str] = (),
     policy: CachePolicy,
     bypass: bool = False,
+    read_ahead: Callable[[], Sequence[str]] | None = None,
 ) -> CacheResult:
     """Serve ``key`` from the cache, or compute it once and cache it (and count it).
 
@@ -392,9 +396,10 @@ def get_or_compute(
     serves a copy, nor a computation that started before the call, but still
     goes through single-flight and stores the result. Never raises for a cache
     failure; raises what ``compute`` raises only when there is no copy to fall
-    back on.
+    back on. ``read_ahead()``: the keys the computation will read, fetched with
+    the lock (see ``shared.py``; the caller opens the read-ahead).
     """
-    request = _Request(key, compute, sorted(set(tags)), policy, bypass)
+    request = _Request(key, compute, sorted(set(tags)), policy, bypass, read_ahead)
     try:
         return _get_or_compute(request)
     finally:

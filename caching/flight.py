@@ -13,7 +13,7 @@ import contextlib
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from django.conf import settings
@@ -76,28 +76,36 @@ def wait(flight: Flight) -> Any:
     return None
 
 
-def try_lock(key: str) -> str | None:
+def try_lock(key: str, read_ahead: Sequence[str] = ()) -> str | None:
     """A cluster-wide lock token for ``key``, or None if another process holds it.
 
-    Without Redis the in-process single-flight is all there is: proceed.
+    ``read_ahead``: keys the computation will read, fetched in the same round
+    trip (into the shared cache's read-ahead, when one is open). Without Redis
+    the in-process single-flight is all there is: proceed.
     """
     token = uuid.uuid4().hex
     try:
         ttl = settings.REQUEST_TIMEOUT / 1000 + LOCK_GRACE_S
-        return token if shared_cache.add(lock_key(key), token, ttl) else None
+        added, _ = shared_cache.add_and_get_many(lock_key(key), token, ttl, read_ahead)
+        return token if added else None
     except SharedCacheUnavailable:
         return token
 
 
 def unlock(key: str, token: str) -> None:
-    """Release the lock if it is still ours (it may have expired and been retaken)."""
+    """Release the lock if it is still ours (it may have expired and been retaken).
+
+    Compare-and-delete in one call; sent with the request's other writes when
+    they are deferred.
+    """
     with contextlib.suppress(SharedCacheUnavailable):
-        shared_cache.delete_if_equal(lock_key(key), token)
+        shared_cache.release(lock_key(key), token)
 
 
 def _locked_elsewhere(key: str) -> bool:
     try:
-        return bool(shared_cache.get_many([lock_key(key)]))
+        with shared_cache.reading_through():
+            return bool(shared_cache.get_many([lock_key(key)]))
     except SharedCacheUnavailable:
         return False
 

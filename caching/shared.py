@@ -5,16 +5,29 @@ after a failure the breaker opens and every call fails fast with
 ``SharedCacheUnavailable`` for ``CACHE_REDIS_RETRY_AFTER_S`` seconds; then one call
 is let through, and on success the breaker closes and the recovery hooks run
 (replaying invalidations that could not be written while Redis was away).
+
+Round trips. Redis is a network hop away (0.3-1 ms deployed), so one request's
+calls are batched where the logic allows, on the calling thread only:
+
+- ``read_ahead()``: while it is open, every value read (found or missing) is
+  remembered and not read again, and ``add_and_get_many`` can read ahead what
+  the computation will ask for. A computation then sees Redis as it was when it
+  began (the generations it must store its result with), at no extra round trip.
+  Polling for another process's result reads through it (``reading_through()``).
+- ``deferred_writes()``: writes nobody waits on (``set``, ``set_each``,
+  ``release``, ``zadd_trim``, ``hincrby_many``) are queued and sent in one
+  pipeline when it closes, even if the block raised.
 """
 
 from __future__ import annotations
 
 import builtins
+import contextlib
 import logging
 import random
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from django.conf import settings
@@ -59,6 +72,17 @@ class SharedCacheUnavailable(Exception):
     """The shared cache failed or its breaker is open; nothing was read or written."""
 
 
+_MISSING = object()
+Write = Callable[[Any, Any], object]  # (redis pipeline, django-redis client) -> ignored
+
+
+class _Batching(threading.local):
+    """The read-ahead (key -> value or ``_MISSING``) and queued writes, if open."""
+
+    seen: dict[str, Any] | None = None
+    writes: list[Write] | None = None
+
+
 class SharedCache:
     """Thin, guarded access to one Django cache alias."""
 
@@ -68,6 +92,7 @@ class SharedCache:
         self._down_until = 0.0
         self._was_down = False
         self._recovery_hooks: list[Callable[[], None]] = []
+        self._batching = _Batching()
 
     @property
     def cache(self) -> BaseCache:
@@ -126,32 +151,123 @@ class SharedCache:
 
     # --- operations ------------------------------------------------------------
 
+    # --- batching (see the module docstring) ------------------------------------
+
+    @contextlib.contextmanager
+    def read_ahead(self) -> Iterator[None]:
+        """Remember every value read on this thread until the block ends (nested: the outer's)."""
+        if self._batching.seen is not None:
+            yield
+            return
+        self._batching.seen = {}
+        try:
+            yield
+        finally:
+            self._batching.seen = None
+
+    @contextlib.contextmanager
+    def reading_through(self) -> Iterator[None]:
+        """Read Redis itself inside a ``read_ahead`` (polling for what others write)."""
+        seen, self._batching.seen = self._batching.seen, None
+        try:
+            yield
+        finally:
+            self._batching.seen = seen
+
+    @contextlib.contextmanager
+    def deferred_writes(self) -> Iterator[None]:
+        """Queue writes nobody waits on and send them in one pipeline at the end (nested: once)."""
+        if self._batching.writes is not None:
+            yield
+            return
+        self._batching.writes = []
+        try:
+            yield
+        finally:
+            writes, self._batching.writes = self._batching.writes, None
+            if writes:
+                with contextlib.suppress(SharedCacheUnavailable):  # as each write alone would
+                    self.call(lambda: self._pipelined(writes))
+
+    def _pipelined(self, writes: list[Write]) -> None:
+        redis = self._redis()
+        client = getattr(self.cache, "client", None)
+        pipeline = redis.pipeline() if redis is not None else None
+        for write in writes:
+            write(pipeline, client)
+        if pipeline is not None:
+            pipeline.execute()
+
+    def _write(self, write: Write, alone: Callable[[], object]) -> None:
+        """``write`` queued while ``deferred_writes`` is open on Redis; else ``alone`` now."""
+        if self._batching.writes is not None and self._redis() is not None:
+            self._batching.writes.append(write)
+        else:
+            self.call(alone)
+
+    def _remember(self, values: dict[str, Any], asked: Iterable[str]) -> None:
+        seen = self._batching.seen
+        if seen is not None:
+            for key in asked:
+                seen[key] = values.get(key, _MISSING)
+
+    # --- operations ------------------------------------------------------------
+
     def get_many(self, keys: Iterable[str]) -> dict[str, Any]:
-        """One round trip (MGET) for many keys; missing keys are absent."""
+        """One round trip (MGET) for many keys, none for keys read ahead; missing are absent."""
         keys = list(keys)
-        return self.call(lambda: self.cache.get_many(keys)) if keys else {}
+        seen = self._batching.seen
+        unknown = keys if seen is None else [k for k in keys if k not in seen]
+        found = self.call(lambda: self.cache.get_many(unknown)) if unknown else {}
+        self._remember(found, unknown)
+        if seen is None:
+            return found
+        return {k: seen[k] for k in keys if seen[k] is not _MISSING}
+
+    def add_and_get_many(
+        self, key: str, value: Any, timeout: float, keys: Iterable[str]
+    ) -> tuple[bool, dict[str, Any]]:
+        """``add(key, value)`` and ``get_many(keys)`` in one round trip: (added, values)."""
+        keys = list(keys)
+        seen = self._batching.seen
+        unknown = keys if seen is None else [k for k in keys if k not in seen]
+        redis = self._redis()
+        if redis is None or not unknown:
+            return self.add(key, value, timeout), self.get_many(keys)
+
+        def operation() -> tuple[bool, dict[str, Any]]:
+            client = cast(Any, self.cache).client
+            pipeline = redis.pipeline()
+            client.set(key, value, timeout, nx=True, client=pipeline)
+            pipeline.mget([self.cache.make_key(k) for k in unknown])
+            added, raw = pipeline.execute()
+            return bool(added), {
+                k: client.decode(v) for k, v in zip(unknown, raw, strict=True) if v is not None
+            }
+
+        added, found = self.call(operation)
+        self._remember(found, unknown)
+        return added, self.get_many(keys) if seen is not None else found
 
     def set(self, key: str, value: Any, timeout: float | None) -> None:
         """Store ``value``; ``timeout`` in seconds, None for no expiry."""
-        self.call(lambda: self.cache.set(key, value, timeout))
+        self._write(
+            lambda pipeline, client: client.set(key, value, timeout, client=pipeline),
+            lambda: self.cache.set(key, value, timeout),
+        )
 
     def set_each(self, items: list[tuple[str, Any, float | None]]) -> None:
         """Store several ``(key, value, timeout)`` in one round trip (a pipeline on Redis)."""
 
-        def operation() -> None:
-            client = getattr(self.cache, "client", None)
-            redis = self._redis()
-            if redis is None or client is None:
-                for key, value, timeout in items:
-                    self.cache.set(key, value, timeout)
-                return
-            pipeline = redis.pipeline()
+        def write(pipeline: Any, client: Any) -> None:
             for key, value, timeout in items:
-                client.set(key, value, timeout, client=pipeline)
-            pipeline.execute()
+                if pipeline is None:
+                    self.cache.set(key, value, timeout)
+                else:
+                    client.set(key, value, timeout, client=pipeline)
 
         if items:
-            self.call(operation)
+            self._write(write, lambda: self._pipelined([write]))
 
     def add(self, key: str, value: Any, timeout: float | None) -> bool:
         """Store only if absent (SET NX); True if stored."""
@@ -160,6 +276,15 @@ class SharedCache:
     def delete(self, key: str) -> None:
         """Delete one key."""
         self.call(lambda: self.cache.delete(key))
+
+    def release(self, key: str, value: Any) -> None:
+        """``delete_if_equal`` for a caller that does not wait on the answer (deferrable)."""
+
+        def write(pipeline: Any, client: Any) -> None:
+            full = self.cache.make_key(key)
+            pipeline.eval(_DELETE_IF_EQUAL, 1, full, client.encode(value))
+
+        self._write(write, lambda: self.delete_if_equal(key, value))
 
     def delete_if_equal(self, key: str, value: Any) -> bool:
         """Delete ``key`` only if it holds ``value``, atomically (one Lua call on Redis).
@@ -204,7 +329,9 @@ class SharedCache:
             values = self.cache.get_many(keys)
             return {key: int(values.get(key, start)) for key in keys}
 
-        return self.call(operation)
+        counters = self.call(operation)
+        self._remember(counters, keys)
+        return counters
 
     # --- Redis structures (sets, hashes); plain values on the in-process cache ---
 
@@ -259,11 +386,14 @@ class SharedCache:
                 self.cache.set(key, current, None)
                 return
             pipe = redis.pipeline()
-            for name, n in counts.items():
-                pipe.hincrby(self.cache.make_key(key), name, n)
+            write(pipe, None)
             pipe.execute()
 
-        self.call(operation)
+        def write(pipe: Any, client: Any) -> None:
+            for name, n in counts.items():
+                pipe.hincrby(self.cache.make_key(key), name, n)
+
+        self._write(write, operation)
 
     def hset_many(self, key: str, fields: dict[str, str | float]) -> None:
         """Set fields of a hash (``HSET``), in one round trip."""
@@ -313,13 +443,16 @@ class SharedCache:
                 top = sorted(scores.items(), key=lambda item: -item[1])[:keep]
                 self.cache.set(key, dict(top), None)
                 return
-            full = self.cache.make_key(key)
             pipe = redis.pipeline()
-            pipe.zadd(full, {member: score})
-            pipe.zremrangebyrank(full, 0, -keep - 1)
+            write(pipe, None)
             pipe.execute()
 
-        self.call(operation)
+        def write(pipe: Any, client: Any) -> None:
+            full = self.cache.make_key(key)
+            pipe.zadd(full, {member: score})
+            pipe.zremrangebyrank(full, 0, -keep - 1)
+
+        self._write(write, operation)
 
     def zadd_max(self, key: str, scores: dict[str, float]) -> None:
         """Raise members' scores to ``scores`` (``ZADD GT``: never lowered, atomically)."""

@@ -15,6 +15,7 @@ from rest_framework import serializers
 
 from aggregation.batch import BatchRequest
 from aggregation.compute import SectionResult
+from aggregation.plans import Plan, planned
 from aggregation.sections import Section, SectionContext, SectionPayload, SectionRegistry
 
 from . import selectors
@@ -92,49 +93,56 @@ def _offer_leaves(now: datetime) -> Callable[[Row], datetime]:
     return leaves
 
 
-def fetch_just_for_you(ctx: SectionContext) -> SectionPayload:
+@planned
+def fetch_just_for_you(ctx: SectionContext) -> Plan[SectionPayload]:
     """Featured products ranked for the user (popular ones for anonymous callers)."""
-    return _payload(
-        selectors.products_just_for_you(user_id=ctx.user_id, limit=ctx.limit), product_item
-    )
+    page = yield from selectors.products_just_for_you.plan(user_id=ctx.user_id, limit=ctx.limit)
+    return _payload(page, product_item)
 
 
-def fetch_new_arrivals(ctx: SectionContext) -> SectionPayload:
+@planned
+def fetch_new_arrivals(ctx: SectionContext) -> Plan[SectionPayload]:
     """Newest in-stock products."""
-    return _payload(selectors.products_new_arrivals(limit=ctx.limit), product_item)
+    page = yield from selectors.products_new_arrivals.plan(limit=ctx.limit)
+    return _payload(page, product_item)
 
 
-def fetch_trending_stores(ctx: SectionContext) -> SectionPayload:
+@planned
+def fetch_trending_stores(ctx: SectionContext) -> Plan[SectionPayload]:
     """Featured stores, nearest first when a location is given."""
-    page = selectors.stores_trending(
+    page = yield from selectors.stores_trending.plan(
         limit=ctx.limit, location=ctx.options.get("location"), radius_km=_radius()
     )
     return _payload(page, store_item)
 
 
-def fetch_events(ctx: SectionContext) -> SectionPayload:
+@planned
+def fetch_events(ctx: SectionContext) -> Plan[SectionPayload]:
     """Upcoming featured events; the list is stale once the first one starts."""
-    page = selectors.events_featured(
+    page = yield from selectors.events_featured.plan(
         now=ctx.now, limit=ctx.limit, location=ctx.options.get("location"), radius_km=_radius()
     )
     return _payload(page, event_item, lambda row: row["starts_at"])
 
 
-def fetch_offers(ctx: SectionContext) -> SectionPayload:
+@planned
+def fetch_offers(ctx: SectionContext) -> Plan[SectionPayload]:
     """Featured valid offers; stale once the first one's validity (or sale) ends."""
-    page = selectors.offers_featured(now=ctx.now, limit=ctx.limit)
+    page = yield from selectors.offers_featured.plan(now=ctx.now, limit=ctx.limit)
     return _payload(page, lambda row: offer_item(row, ctx.now), _offer_leaves(ctx.now))
 
 
-def fetch_flash_sales(ctx: SectionContext) -> SectionPayload:
+@planned
+def fetch_flash_sales(ctx: SectionContext) -> Plan[SectionPayload]:
     """Running flash sales; stale once the first one ends."""
-    page = selectors.offers_flash_sales(now=ctx.now, limit=ctx.limit)
+    page = yield from selectors.offers_flash_sales.plan(now=ctx.now, limit=ctx.limit)
     return _payload(page, lambda row: offer_item(row, ctx.now), _offer_leaves(ctx.now))
 
 
-def fetch_all_offers(ctx: SectionContext) -> SectionPayload:
+@planned
+def fetch_all_offers(ctx: SectionContext) -> Plan[SectionPayload]:
     """Every valid offer, featured or not (``/offers`` without ``featured=true``)."""
-    page = selectors.offers_valid(now=ctx.now, limit=ctx.limit)
+    page = yield from selectors.offers_valid.plan(now=ctx.now, limit=ctx.limit)
     return _payload(page, lambda row: offer_item(row, ctx.now), _offer_leaves(ctx.now))
 
 

@@ -18,10 +18,10 @@ from datetime import datetime
 from itertools import groupby
 from typing import Any
 
-from django.db.models import Count, F, Min, QuerySet, Value
+from django.db.models import F, QuerySet, Value
 from django.db.models.functions import Least
 
-from caching.counts import cached_total
+from aggregation.plans import Plan, Rows, SharedTotal, more, planned
 from caching.querysets import totals_tag
 
 from .items import (
@@ -58,20 +58,11 @@ class Total:
     tag: str
     exit: Any = None  # an expression: the moment a row leaves the set (None: never by time)
 
-
-def _count(queryset: QuerySet, total: Total) -> tuple[int, float | None]:
-    """The shared total of ``queryset``: cached under its tag, ending when an item leaves."""
-
-    def compute() -> tuple[int, float | None]:
-        if total.exit is None:
-            return queryset.order_by().count(), None
-        # COUNT(*), not COUNT(id): answerable from the partial index alone.
-        found = queryset.order_by().aggregate(n=Count("*"), leaves=Min(total.exit))
-        return found["n"], found["leaves"].timestamp() if found["leaves"] else None
-
-    return cached_total(
-        count_cache_key(total.name), compute, tags=[total.tag], namespace=COUNT_NAMESPACE
-    )
+    def request(self, queryset: QuerySet) -> SharedTotal:
+        """The shared ``COUNT(*)`` of ``queryset`` under this total's key and tag."""
+        return SharedTotal(
+            count_cache_key(self.name), (self.tag,), COUNT_NAMESPACE, queryset, self.exit
+        )
 
 
 def _page(
@@ -80,12 +71,18 @@ def _page(
     limit: int,
     total: Total,
     joined: dict[str, Any] | None = None,
-) -> Page:
-    """``limit`` rows (reading one more for ``has_more``) and the set's shared total."""
-    rows = list(queryset.values(*columns, **(joined or {}))[: limit + 1])
+) -> Plan[Page]:
+    """``limit`` rows (reading one more for ``has_more``) and the set's shared total.
+
+    The total is asked for with the rows (from the cache, or counted in the
+    same round trip): a list worth paging almost always has more.
+    """
+    rows, (count, until) = yield (
+        Rows(queryset.values(*columns, **(joined or {}))[: limit + 1]),
+        total.request(queryset),
+    )
     if len(rows) <= limit:
         return Page(rows, len(rows), False)
-    count, until = _count(queryset, total)
     return Page(rows[:limit], count, True, until)
 
 
@@ -119,22 +116,27 @@ def _with_distances(page: Page) -> Page:
     return page
 
 
-def user_category_affinities(*, user_id: int) -> dict[str, float]:
-    """The user's strongest category affinities, strongest first."""
-    rows = (
+def _affinities(user_id: int) -> QuerySet:
+    return (
         CategoryAffinity.objects.filter(user_id=user_id, score__gt=0)
         .order_by("-score", "category")
         .values_list("category", "score")[:MAX_AFFINITY_CATEGORIES]
     )
-    return dict(rows)
+
+
+def user_category_affinities(*, user_id: int) -> dict[str, float]:
+    """The user's strongest category affinities, strongest first."""
+    return dict(_affinities(user_id))
 
 
 FEATURED_IN_STOCK = Total("featuredInStock", totals_tag(Product))
 IN_STOCK = Total("inStock", totals_tag(Product))
 _RECOMMENDED_ORDER = ("-recommendation_score", "-views", "-created_at", "-pk")
+_POPULAR_ORDER = ("-views", "-created_at", "-pk")
 
 
-def products_just_for_you(*, user_id: int | None, limit: int) -> Page:
+@planned
+def products_just_for_you(*, user_id: int | None, limit: int) -> Plan[Page]:
     """Featured, in-stock products ranked for the user.
 
     With category affinities: the user's favourite categories first (strongest
@@ -142,64 +144,78 @@ def products_just_for_you(*, user_id: int | None, limit: int) -> Page:
     then the best of the other categories. Anonymous callers, and users with
     no affinities yet, get the most popular featured products. The total is the
     same for everyone: every featured product in stock.
+
+    Two steps for a signed-in user: the affinities (with the total), then
+    every candidate list at once (``_top_by_affinity``).
     """
     base = Product.objects.featured_in_stock()
-    affinities = user_category_affinities(user_id=user_id) if user_id else {}
+    if not user_id:
+        return (yield from _page(base.order_by(*_POPULAR_ORDER), PRODUCT_COLUMNS, limit,
+                                 FEATURED_IN_STOCK))  # fmt: skip
+    found, (count, until) = yield more(Rows(_affinities(user_id)), FEATURED_IN_STOCK.request(base))
+    affinities = dict(found)
     if not affinities:
-        ordered = base.order_by("-views", "-created_at", "-pk")
-        return _page(ordered, PRODUCT_COLUMNS, limit, FEATURED_IN_STOCK)
-    rows = _top_by_affinity(base, affinities, limit + 1)
-    if len(rows) <= limit:
-        others = base.exclude(category__in=list(affinities)).order_by(*_RECOMMENDED_ORDER)
-        rows += list(others.values(*PRODUCT_COLUMNS)[: limit + 1 - len(rows)])
+        popular = base.order_by(*_POPULAR_ORDER).values(*PRODUCT_COLUMNS)
+        (rows,) = yield (Rows(popular[: limit + 1]),)
+    else:
+        rows = yield from _top_by_affinity(base, affinities, limit + 1)
     if len(rows) <= limit:
         return Page(rows, len(rows), False)
-    count, until = _count(base, FEATURED_IN_STOCK)
     return Page(rows[:limit], count, True, until)
 
 
-def _top_by_affinity(base: QuerySet, affinities: dict[str, float], limit: int) -> list[Row]:
-    """The best ``limit`` products of the user's categories, strongest affinity first.
+def _top_by_affinity(base: QuerySet, affinities: dict[str, float], limit: int) -> Plan[list[Row]]:
+    """The best ``limit`` products, the user's categories first, strongest affinity first.
 
     Categories of equal affinity form one group, read with one query in
     recommendation order (an index range scan on ``product_featured_category_idx``);
-    groups are read strongest first until the page is full, usually after one.
-    Equivalent to ordering every featured product by a CASE on its category,
-    without sorting them all.
+    every group's query, and the other categories' (the fallback when the
+    groups fall short), are sent at once, each reading ``limit`` rows at most,
+    and taken in order until the page is full. Equivalent to ordering every
+    featured product by a CASE on its category, without sorting them all.
     """
-    rows: list[Row] = []
     by_strength = sorted(affinities.items(), key=lambda item: -item[1])
-    for _, group in groupby(by_strength, key=lambda item: item[1]):
-        categories = [category for category, _ in group]
-        queryset = base.filter(category__in=categories).order_by(*_RECOMMENDED_ORDER)
-        rows += list(queryset.values(*PRODUCT_COLUMNS)[: limit - len(rows)])
-        if len(rows) >= limit:
-            break
+    groups = [[category for category, _ in group]
+              for _, group in groupby(by_strength, key=lambda item: item[1])]  # fmt: skip
+    lists = [base.filter(category__in=categories) for categories in groups]
+    lists.append(base.exclude(category__in=list(affinities)))
+    found = yield tuple(
+        Rows(queryset.order_by(*_RECOMMENDED_ORDER).values(*PRODUCT_COLUMNS)[:limit])
+        for queryset in lists
+    )
+    rows: list[Row] = []
+    for group_rows in found:
+        rows += group_rows[: limit - len(rows)]
     return rows
 
 
-def products_new_arrivals(*, limit: int) -> Page:
+@planned
+def products_new_arrivals(*, limit: int) -> Plan[Page]:
     """In-stock products, newest first."""
     queryset = Product.objects.in_stock().order_by("-created_at", "-pk")
-    return _page(queryset, PRODUCT_COLUMNS, limit, IN_STOCK)
+    return (yield from _page(queryset, PRODUCT_COLUMNS, limit, IN_STOCK))
 
 
+@planned
 def stores_trending(
     *, limit: int, location: Location | None = None, radius_km: float = 50.0
-) -> Page:
+) -> Plan[Page]:
     """Featured stores by rating and views, or the nearest ones to ``location``."""
     queryset: QuerySet = Store.objects.featured()
     if location:
         near = _nearest(queryset, location, radius_km)
         total = Total(f"featuredStores:{location_part(location)}", totals_tag(Store))
-        return _with_distances(_page(near, (*STORE_COLUMNS, "distance_sq"), limit, total))
+        page = yield from _page(near, (*STORE_COLUMNS, "distance_sq"), limit, total)
+        return _with_distances(page)
     ordered = queryset.order_by("-rating", "-views", "pk")
-    return _page(ordered, STORE_COLUMNS, limit, Total("featuredStores", totals_tag(Store)))
+    featured = Total("featuredStores", totals_tag(Store))
+    return (yield from _page(ordered, STORE_COLUMNS, limit, featured))
 
 
+@planned
 def events_featured(
     *, now: datetime, limit: int, location: Location | None = None, radius_km: float = 50.0
-) -> Page:
+) -> Plan[Page]:
     """Featured events yet to start: soonest first, or nearest to ``location``.
 
     An event leaves the set when it starts.
@@ -208,59 +224,63 @@ def events_featured(
     if location:
         near = _nearest(queryset, location, radius_km)
         total = Total(f"upcomingEvents:{location_part(location)}", totals_tag(Event), "starts_at")
-        return _with_distances(_page(near, (*EVENT_COLUMNS, "distance_sq"), limit, total))
+        page = yield from _page(near, (*EVENT_COLUMNS, "distance_sq"), limit, total)
+        return _with_distances(page)
     ordered = queryset.order_by("starts_at", "-views", "pk")
-    return _page(
-        ordered, EVENT_COLUMNS, limit, Total("upcomingEvents", totals_tag(Event), "starts_at")
-    )
+    upcoming = Total("upcomingEvents", totals_tag(Event), "starts_at")
+    return (yield from _page(ordered, EVENT_COLUMNS, limit, upcoming))
 
 
-def offers_featured(*, now: datetime, limit: int) -> Page:
+@planned
+def offers_featured(*, now: datetime, limit: int) -> Plan[Page]:
     """Featured offers still valid, newest first (an offer leaves when its validity ends)."""
     queryset = Offer.objects.featured_valid(now).order_by("-created_at", "-pk")
     total = Total("featuredOffers", totals_tag(Offer), "valid_until")
-    return _offers(queryset, limit, total)
+    return (yield from _offers(queryset, limit, total))
 
 
-def offers_valid(*, now: datetime, limit: int) -> Page:
+@planned
+def offers_valid(*, now: datetime, limit: int) -> Plan[Page]:
     """Every offer still valid, newest first (``/offers`` without ``featured``)."""
     queryset = Offer.objects.valid(now).order_by("-created_at", "-pk")
     total = Total("validOffers", totals_tag(Offer), "valid_until")
-    return _offers(queryset, limit, total)
+    return (yield from _offers(queryset, limit, total))
 
 
-def offers_flash_sales(*, now: datetime, limit: int) -> Page:
+@planned
+def offers_flash_sales(*, now: datetime, limit: int) -> Plan[Page]:
     """Running flash sales, cheapest sale price first (one leaves when the sale or offer ends)."""
     queryset = Offer.objects.flash_sales(now).order_by("flash_sale_price", "valid_until", "pk")
     ends = Least("valid_until", "flash_sale_ends_at")
     total = Total("flashSales", totals_tag(Offer), ends)
-    return _offers(queryset, limit, total)
+    return (yield from _offers(queryset, limit, total))
 
 
 # The offer's store in the same query, where a join is cheap (SQL).
 _STORE_JOIN = {"store_name": F("store__name"), "store_logo": F("store__logo")}
 
 
-def _offers(queryset: QuerySet, limit: int, total: Total) -> Page:
+def _offers(queryset: QuerySet, limit: int, total: Total) -> Plan[Page]:
     """Offer rows with their store's name and logo.
 
     On MongoDB a join is a ``$lookup`` run on every offer before the filter,
     so there the stores are read by a second query on their keys.
     """
     if not is_mongodb(queryset.db):
-        return _page(queryset, OFFER_COLUMNS, limit, total, _STORE_JOIN)
-    page = _page(queryset, OFFER_COLUMNS, limit, total)
-    with_stores(page.rows)
+        return (yield from _page(queryset, OFFER_COLUMNS, limit, total, _STORE_JOIN))
+    page = yield from _page(queryset, OFFER_COLUMNS, limit, total)
+    ids = {row["store_id"] for row in page.rows}
+    stores = (
+        (yield (Rows(Store.objects.filter(pk__in=ids).values(*OFFER_STORE_COLUMNS)),))[0]
+        if ids else []
+    )  # fmt: skip
+    with_stores(page.rows, stores)
     return page
 
 
-def with_stores(rows: list[Row]) -> list[Row]:
-    """Each offer row with its store's name and logo (one query on the stores' keys)."""
-    ids = {row["store_id"] for row in rows}
-    stores = {
-        store["id"]: store
-        for store in Store.objects.filter(pk__in=ids).values(*OFFER_STORE_COLUMNS)
-    } if ids else {}  # fmt: skip
+def with_stores(rows: list[Row], found: list[Row]) -> list[Row]:
+    """Each offer row with its store's name and logo, from the stores ``found`` for them."""
+    stores = {store["id"]: store for store in found}
     for row in rows:
         store = stores.get(row["store_id"], {})
         row["store_name"], row["store_logo"] = store.get("name", ""), store.get("logo", "")

@@ -5,51 +5,67 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from trainers.models import Session, Student
-from trainers.selectors import approved_allocations, session_rows
+from django.db.models import Count
 
-from .models import CourseProgress, StudentProgress
+from aggregation.plans import Aggregate, Plan, Rows, planned
+from trainers.models import Session, Student
+from trainers.selectors import approved_allocations, session_items, session_query
+
+from .models import Achievement, CourseProgress, StudentProgress
 from .serializers import CourseProgressSerializer, StudentOverviewSerializer
 
 UPCOMING_SESSIONS_LIMIT = 100
 
 
-def student_overview(*, student_id: int) -> dict[str, Any]:
-    """Profile, progress summary and achievements."""
-    student = Student.objects.get(pk=student_id)
-    progress = StudentProgress.objects.filter(student_id=student_id).first()
+@planned
+def student_overview(*, student_id: int) -> Plan[dict[str, Any]]:
+    """Profile, progress summary and achievements (four queries, sent together)."""
     in_progress = CourseProgress.objects.filter(
         student_id=student_id, status=CourseProgress.Status.IN_PROGRESS
-    ).count()
+    )
+    students, progress, counted, achievements = yield (
+        Rows(Student.objects.filter(pk=student_id)[:1]),
+        Rows(StudentProgress.objects.filter(student_id=student_id).order_by("pk")[:1]),
+        Aggregate(in_progress, {"n": Count("*")}),
+        Rows(Achievement.objects.filter(student_id=student_id)),
+    )
+    if not students:
+        raise Student.DoesNotExist(f"No student {student_id}")
+    student = students[0]
     return StudentOverviewSerializer(
         {
             "profile": student,
-            "progress": progress or StudentProgress(student=student),
-            "achievements": list(student.achievements.all()),
+            "progress": progress[0] if progress else StudentProgress(student=student),
+            "achievements": achievements,
         },
-        context={"courses_in_progress": in_progress},
+        context={"courses_in_progress": counted["n"]},
     ).data
 
 
-def student_upcoming_sessions(*, student_id: int, now: datetime) -> list[dict[str, Any]]:
+@planned
+def student_upcoming_sessions(*, student_id: int, now: datetime) -> Plan[list[dict[str, Any]]]:
     """Scheduled sessions that have not started, soonest first."""
     sessions = (
         Session.objects.scheduled()
         .filter(student_id=student_id, scheduled_at__gte=now)
         .order_by("scheduled_at", "id")
     )
-    return session_rows(sessions[:UPCOMING_SESSIONS_LIMIT])
+    (found,) = yield (session_query(sessions[:UPCOMING_SESSIONS_LIMIT]),)
+    return session_items(found)
 
 
-def student_allocations(*, student_id: int) -> list[dict[str, Any]]:
+@planned
+def student_allocations(*, student_id: int) -> Plan[list[dict[str, Any]]]:
     """Active (approved) allocations, with trainer, course and schedule details."""
-    return approved_allocations(student_id=student_id)
+    return (yield from approved_allocations.plan(student_id=student_id))
 
 
-def student_courses(*, student_id: int) -> list[dict[str, Any]]:
+@planned
+def student_courses(*, student_id: int) -> Plan[list[dict[str, Any]]]:
     """Progress in each course the student has started."""
     progress = CourseProgress.objects.filter(student_id=student_id).select_related("course")
-    return list(CourseProgressSerializer(progress, many=True).data)
+    (found,) = yield (Rows(progress),)
+    return list(CourseProgressSerializer(found, many=True).data)
 
 
 def student_owner(student_id: int) -> int | None:

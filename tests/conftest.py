@@ -77,6 +77,24 @@ def flight_followers(monkeypatch) -> FlightFollowers:
 
 
 @pytest.fixture
+def patch_section(monkeypatch):
+    """Replace a section's reads with ``fetch(ctx)`` on every path: the ORM's and the pipeline's.
+
+    Its plan runs ``fetch`` when first advanced and asks the database for nothing.
+    """
+
+    def patch(section, fetch) -> None:
+        def plan(ctx):
+            return fetch(ctx)
+            yield  # a generator: a plan
+
+        monkeypatch.setattr(section, "fetch", fetch)
+        monkeypatch.setattr(section, "plan", plan)
+
+    return patch
+
+
+@pytest.fixture
 def api_client() -> APIClient:
     return APIClient()
 

@@ -7,6 +7,7 @@ from typing import Any
 from django.db.models import QuerySet
 
 from aggregation.formats import iso_or_none
+from aggregation.plans import Plan, Rows, planned
 
 from .models import (
     Allocation,
@@ -48,15 +49,23 @@ def _performance(row: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def trainer_overview(*, trainer_id: int) -> dict[str, Any]:
+@planned
+def trainer_overview(*, trainer_id: int) -> Plan[dict[str, Any]]:
     """Profile, performance (zeros before the first session), documents, location.
 
-    ``TrainerOverviewSerializer``'s shape from two flat queries (pinned by a test).
+    ``TrainerOverviewSerializer``'s shape from two flat queries, sent together
+    (pinned by a test). No such trainer: ``Trainer.DoesNotExist``.
     """
-    row = Trainer.objects.filter(pk=trainer_id).values(*_PROFILE_COLUMNS).get()
-    documents = TrainerDocument.objects.filter(trainer_id=trainer_id).order_by(
-        "-uploaded_at", "-id"
+    profile = Trainer.objects.filter(pk=trainer_id).values(*_PROFILE_COLUMNS)[:1]
+    documents = (
+        TrainerDocument.objects.filter(trainer_id=trainer_id)
+        .order_by("-uploaded_at", "-id")
+        .values(*_DOCUMENT_COLUMNS)
     )
+    found, document_rows = yield (Rows(profile), Rows(documents))
+    if not found:
+        raise Trainer.DoesNotExist(f"No trainer {trainer_id}")
+    row = found[0]
     return {
         "profile": {
             "id": str(row["id"]),
@@ -83,7 +92,7 @@ def trainer_overview(*, trainer_id: int) -> dict[str, Any]:
                 "uploadedAt": iso_or_none(doc["uploaded_at"]),
                 "expiresAt": iso_or_none(doc["expires_at"]),
             }
-            for doc in documents.values(*_DOCUMENT_COLUMNS)
+            for doc in document_rows
         ],
         "location": {
             "address": row["address"],
@@ -124,15 +133,20 @@ def _people_and_course(row: dict[str, Any], course: str) -> dict[str, Any]:
     }  # fmt: skip
 
 
-def session_rows(sessions: QuerySet) -> list[dict[str, Any]]:
-    """Sessions in ``SessionSerializer``'s shape, built from one flat query.
+def session_query(sessions: QuerySet) -> Rows:
+    """The flat rows ``session_items`` builds sessions from (tuples, not dicts)."""
+    return Rows(sessions.values_list(*_SESSION_COLUMNS))
+
+
+def session_items(found: list[tuple[Any, ...]]) -> list[dict[str, Any]]:
+    """Sessions in ``SessionSerializer``'s shape, built from ``session_query``'s rows.
 
     A bootstrap lists up to 200 sessions; building model instances and running
     nested serializers for them costs ~100 ms, plain rows ~2 ms (tuples, not
     dicts, from the database). The shape is pinned to the serializer by a test.
     """
     rows = []
-    for values in sessions.values_list(*_SESSION_COLUMNS):
+    for values in found:
         row = dict(zip(_SESSION_COLUMNS, values, strict=True))
         confirmed = row["student_confirmed_at"]
         rows.append(
@@ -154,10 +168,12 @@ def session_rows(sessions: QuerySet) -> list[dict[str, Any]]:
     return rows
 
 
-def trainer_sessions(*, trainer_id: int) -> list[dict[str, Any]]:
+@planned
+def trainer_sessions(*, trainer_id: int) -> Plan[list[dict[str, Any]]]:
     """The trainer's most recent sessions, whatever their status, newest first."""
     sessions = Session.objects.filter(trainer_id=trainer_id).order_by("-scheduled_at", "-id")
-    return session_rows(sessions[:TRAINER_SESSIONS_LIMIT])
+    (found,) = yield (session_query(sessions[:TRAINER_SESSIONS_LIMIT]),)
+    return session_items(found)
 
 
 _ALLOCATION_COLUMNS = (
@@ -168,8 +184,8 @@ _ALLOCATION_COLUMNS = (
 )  # fmt: skip
 
 
-def allocation_rows(allocations: QuerySet) -> list[dict[str, Any]]:
-    """Allocations in ``AllocationSerializer``'s shape, from one flat query (pinned by a test)."""
+def allocation_items(found: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Allocations in ``AllocationSerializer``'s shape, from flat rows (pinned by a test)."""
     return [
         {
             "id": str(row["id"]),
@@ -185,30 +201,41 @@ def allocation_rows(allocations: QuerySet) -> list[dict[str, Any]]:
             "approvedAt": iso_or_none(row["approved_at"]),
             "createdAt": iso_or_none(row["created_at"]),
         }
-        for row in allocations.values(*_ALLOCATION_COLUMNS)
+        for row in found
     ]  # fmt: skip
 
 
-def approved_allocations(**person: int) -> list[dict[str, Any]]:
+@planned
+def approved_allocations(**person: int) -> Plan[list[dict[str, Any]]]:
     """Approved (active) allocations of ``trainer_id=`` or ``student_id=``, with details."""
-    return allocation_rows(Allocation.objects.approved().filter(**person))
+    allocations = Allocation.objects.approved().filter(**person)
+    (found,) = yield (Rows(allocations.values(*_ALLOCATION_COLUMNS)),)
+    return allocation_items(found)
 
 
-def trainer_allocations(*, trainer_id: int) -> list[dict[str, Any]]:
+@planned
+def trainer_allocations(*, trainer_id: int) -> Plan[list[dict[str, Any]]]:
     """Approved allocations, with student, course and schedule details."""
-    return approved_allocations(trainer_id=trainer_id)
+    return (yield from approved_allocations.plan(trainer_id=trainer_id))
 
 
 _CLAIM_COLUMNS = ("id", "trainer_id", "amount", "currency", "status", "note", "created_at",
                   "decided_at")  # fmt: skip
 
 
-def payout_claim_rows(claims: QuerySet) -> list[dict[str, Any]]:
-    """Payout claims in ``PayoutClaimSerializer``'s shape, from two flat queries (pinned)."""
-    rows = list(claims.values(*_CLAIM_COLUMNS))
+def payout_claim_rows(claims: QuerySet) -> Plan[list[dict[str, Any]]]:
+    """Payout claims in ``PayoutClaimSerializer``'s shape, from two flat queries (pinned).
+
+    Sent together: the claimed sessions are found by the same query as the
+    claims, as a subquery.
+    """
+    claimed = PayoutClaimSession.objects.filter(claim_id__in=claims.values("id")).order_by("pk")
+    rows, pairs = yield (
+        Rows(claims.values(*_CLAIM_COLUMNS)),
+        Rows(claimed.values_list("claim_id", "session_id")),
+    )
     sessions: dict[int, list[str]] = {row["id"]: [] for row in rows}
-    claimed = PayoutClaimSession.objects.filter(claim_id__in=list(sessions)).order_by("pk")
-    for claim_id, session_id in claimed.values_list("claim_id", "session_id"):
+    for claim_id, session_id in pairs:
         sessions[claim_id].append(str(session_id))
     return [
         {
@@ -226,10 +253,11 @@ def payout_claim_rows(claims: QuerySet) -> list[dict[str, Any]]:
     ]
 
 
-def trainer_payout_claims(*, trainer_id: int) -> list[dict[str, Any]]:
+@planned
+def trainer_payout_claims(*, trainer_id: int) -> Plan[list[dict[str, Any]]]:
     """The trainer's payout claims, newest first."""
     claims = PayoutClaim.objects.filter(trainer_id=trainer_id).order_by("-created_at", "-id")
-    return payout_claim_rows(claims[:PAYOUT_CLAIMS_LIMIT])
+    return (yield from payout_claim_rows(claims[:PAYOUT_CLAIMS_LIMIT]))
 
 
 def trainer_by_id(trainer_id: int) -> Trainer | None:

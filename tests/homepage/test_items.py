@@ -41,7 +41,10 @@ def test_offer_builder_matches_the_serializer_during_and_after_a_sale():
     OfferFactory(flash=True)
     OfferFactory(flash=True, flash_sale_ends_at=now - timedelta(minutes=1))
     OfferFactory()
-    rows = selectors.with_stores(list(Offer.objects.order_by("pk").values(*items.OFFER_COLUMNS)))
+    stores = list(Store.objects.values(*items.OFFER_STORE_COLUMNS))
+    rows = selectors.with_stores(
+        list(Offer.objects.order_by("pk").values(*items.OFFER_COLUMNS)), stores
+    )
     expected = OfferItemSerializer(
         Offer.objects.order_by("pk").select_related("store"), many=True, context={"now": now}
     ).data

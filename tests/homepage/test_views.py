@@ -22,11 +22,13 @@ import orjson
 import pytest
 import time_machine
 from django.db import connection
+from django.db.models import Func, Value
 from django.test import Client
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 from rest_framework.test import APIClient
 
+from aggregation.plans import Rows, planned
 from aggregation.sections import SectionPayload
 from caching import metrics
 from caching.tags import bump
@@ -174,11 +176,13 @@ def test_analytics_on_request(api_client, catalogue):
 # --- failures --------------------------------------------------------------------
 
 
-def test_a_failing_section_gives_a_partial_response(api_client, catalogue, monkeypatch):
+def test_a_failing_section_gives_a_partial_response(
+    api_client, catalogue, monkeypatch, patch_section
+):
     def boom(ctx):
         raise RuntimeError("SELECT secret FROM internals")
 
-    monkeypatch.setattr(homepage_sections["offers"], "fetch", boom)
+    patch_section(homepage_sections["offers"], boom)
     response = api_client.get(URL)
 
     assert response.status_code == 200
@@ -231,13 +235,18 @@ def test_in_the_pool_a_hanging_section_times_out_within_the_budget(
 def test_a_slow_query_is_stopped_by_the_database(api_client, catalogue, monkeypatch, settings):
     settings.QUERY_TIMEOUT = 300
 
+    @planned
     def slow(ctx):
-        with connection.cursor() as cursor:
-            cursor.execute("SELECT pg_sleep(20)")
+        sleeping = Product.objects.annotate(slept=Func(Value(20), function="pg_sleep"))
+        yield (Rows(sleeping.values("slept")[:1]),)
         return SectionPayload(items=[], total=0)
 
     monkeypatch.setattr(homepage_sections["newArrivals"], "fetch", slow)
+    monkeypatch.setattr(homepage_sections["newArrivals"], "plan", slow.plan)
+    started = time.monotonic()
     body = api_client.get(URL).json()
+    assert time.monotonic() - started < 20  # stopped long before the sleep's end
+    assert body["data"]["sections"]["justForYou"]["total"] == 3  # the others were served
     assert body["errors"] == [
         {
             "section": "newArrivals",
@@ -247,12 +256,12 @@ def test_a_slow_query_is_stopped_by_the_database(api_client, catalogue, monkeypa
     ]
 
 
-def test_all_sections_failing_is_a_500_in_the_envelope(api_client, db, monkeypatch):
+def test_all_sections_failing_is_a_500_in_the_envelope(api_client, db, monkeypatch, patch_section):
     def boom(ctx):
         raise RuntimeError("down")
 
     for section in homepage_sections:
-        monkeypatch.setattr(section, "fetch", boom)
+        patch_section(section, boom)
     response = api_client.get(URL)
 
     assert response.status_code == 500
@@ -264,8 +273,10 @@ def test_all_sections_failing_is_a_500_in_the_envelope(api_client, db, monkeypat
     assert api_client.get(URL).json()["data"]["metadata"]["fromCache"] is False
 
 
-def test_a_partial_response_is_cached_only_briefly(api_client, catalogue, monkeypatch, settings):
-    monkeypatch.setattr(homepage_sections["offers"], "fetch", lambda ctx: 1 / 0)
+def test_a_partial_response_is_cached_only_briefly(
+    api_client, catalogue, monkeypatch, settings, patch_section
+):
+    patch_section(homepage_sections["offers"], lambda ctx: 1 / 0)
     metadata = api_client.get(URL).json()["data"]["metadata"]
     assert metadata["ttl"] == settings.CACHE_PARTIAL_TTL_S < settings.CACHE_TTL
 
@@ -282,14 +293,16 @@ def test_cache_miss_then_hit(api_client, catalogue):
     assert second["data"]["metadata"]["timestamp"] >= first["data"]["metadata"]["timestamp"]
 
 
-def test_the_cache_is_served_without_the_database(api_client, catalogue, monkeypatch):
+def test_the_cache_is_served_without_the_database(
+    api_client, catalogue, monkeypatch, patch_section
+):
     api_client.get(URL)
 
     def must_not_run(ctx):
         raise AssertionError("section ran on a cache hit")
 
     for section in homepage_sections:
-        monkeypatch.setattr(section, "fetch", must_not_run)
+        patch_section(section, must_not_run)
     body = api_client.get(URL).json()
     assert body["data"]["metadata"]["fromCache"] is True
     assert "errors" not in body
@@ -559,7 +572,7 @@ def test_personal_ranking_matches_a_full_sort(user_client, user):
 
 @pytest.fixture
 def fetch_counts(monkeypatch) -> Counter:
-    """Count every section fetch (while still fetching for real)."""
+    """Count every section's computation, on either path (while still reading for real)."""
     counts: Counter = Counter()
     for section in homepage_sections:
 
@@ -567,7 +580,22 @@ def fetch_counts(monkeypatch) -> Counter:
             counts[_id] += 1
             return _fetch(ctx)
 
+        def counting_plan(ctx, _plan=section.plan, _id=section.id):
+            # Counted when its reads come back: starting a plan to see which
+            # shared totals it needs (read ahead from the cache) computes nothing.
+            plan = _plan(ctx)
+            step = next(plan)
+            results = yield step
+            counts[_id] += 1
+            while True:
+                try:
+                    step = plan.send(results)
+                except StopIteration as stop:
+                    return stop.value
+                results = yield step
+
         monkeypatch.setattr(section, "fetch", counting)
+        monkeypatch.setattr(section, "plan", counting_plan)
     return counts
 
 
@@ -577,14 +605,15 @@ def test_fifty_concurrent_requests_on_a_cold_key_compute_once(
     settings.REQUEST_TIMEOUT = 60_000  # followers outwait a slow machine
     settings.QUERY_TIMEOUT = 60_000
     ProductFactory.create_batch(3)
-    fetch = homepage_sections["justForYou"].fetch
+    plan = homepage_sections["justForYou"].plan
     release = threading.Event()
 
     def held(ctx):
         assert release.wait(60), "the test never let the section finish"
-        return fetch(ctx)
+        return (yield from plan(ctx))
 
-    monkeypatch.setattr(homepage_sections["justForYou"], "fetch", held)
+    monkeypatch.setattr(homepage_sections["justForYou"], "plan", held)
+    monkeypatch.setattr(homepage_sections["justForYou"], "fetch", planned(held))
     statuses = []
 
     def request() -> None:
@@ -912,13 +941,13 @@ def test_legacy_validation(api_client, db, url, params, field):
     assert response.json()["errors"][0]["field"] == field
 
 
-def test_a_failing_legacy_section_is_an_error_envelope(api_client, db, monkeypatch):
+def test_a_failing_legacy_section_is_an_error_envelope(api_client, db, monkeypatch, patch_section):
     from homepage.sections import homepage_sections
 
     def boom(ctx):
         raise RuntimeError("hidden")
 
-    monkeypatch.setattr(homepage_sections["newArrivals"], "fetch", boom)
+    patch_section(homepage_sections["newArrivals"], boom)
     response = api_client.get("/api/v1/products/new-arrivals")
     assert response.status_code == 500
     assert response.json()["errors"][0]["code"] == "SECTION_FETCH_ERROR"

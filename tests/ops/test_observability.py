@@ -57,10 +57,10 @@ def _finished(lines: list[dict], path: str) -> dict:
 
 
 def test_every_request_is_logged_in_the_seed_shape(
-    client, user_client, user, log_lines, monkeypatch
+    client, user_client, user, log_lines, monkeypatch, patch_section
 ):
     ProductFactory()
-    monkeypatch.setattr(homepage_sections["events"], "fetch", lambda ctx: 1 / 0)
+    patch_section(homepage_sections["events"], lambda ctx: 1 / 0)
     response = user_client.get("/api/v1/homepage", HTTP_X_REQUEST_ID="req_xyz123")
     assert response["X-Request-ID"] == "req_xyz123"
 
@@ -120,7 +120,7 @@ def _metrics(client) -> str:
     return response.content.decode()
 
 
-def test_metrics(client, monkeypatch):
+def test_metrics(client, monkeypatch, patch_section):
     def value(name: str, **labels) -> float:
         return REGISTRY.get_sample_value(name, labels) or 0.0
 
@@ -132,7 +132,7 @@ def test_metrics(client, monkeypatch):
     )
     ProductFactory()
     client.get("/api/v1/homepage")
-    monkeypatch.setattr(homepage_sections["offers"], "fetch", lambda ctx: 1 / 0)
+    patch_section(homepage_sections["offers"], lambda ctx: 1 / 0)
     client.get("/api/v1/homepage", {"fresh": "true"})
     assert value("aggregation_batch_responses_total", **partial) == before[0] + 1
     assert value("aggregation_section_failures_total", **failures) == before[1] + 1

@@ -13,7 +13,7 @@ pytestmark = pytest.mark.django_db
 
 
 def test_flat_session_rows_match_the_serializer():
-    from trainers.selectors import session_rows
+    from trainers.selectors import session_items, session_query
     from trainers.serializers import SessionSerializer
 
     done = services.session_complete(session=SessionFactory(), rating=5)
@@ -24,12 +24,12 @@ def test_flat_session_rows_match_the_serializer():
     expected = SessionSerializer(
         queryset.select_related("trainer", "student", "allocation__course"), many=True
     ).data
-    assert session_rows(queryset) == expected
+    assert session_items(list(session_query(queryset).queryset)) == expected
 
 
 def test_flat_allocation_rows_match_the_serializer():
     from trainers.models import Allocation
-    from trainers.selectors import allocation_rows
+    from trainers.selectors import _ALLOCATION_COLUMNS, allocation_items
     from trainers.serializers import AllocationSerializer
 
     AllocationFactory(schedule={"days": ["mon"]}, start_date="2030-01-01", notes="n")
@@ -38,7 +38,7 @@ def test_flat_allocation_rows_match_the_serializer():
     expected = AllocationSerializer(
         queryset.select_related("trainer", "student", "course"), many=True
     ).data
-    assert allocation_rows(queryset) == expected
+    assert allocation_items(list(queryset.values(*_ALLOCATION_COLUMNS))) == expected
 
 
 @pytest.mark.parametrize("with_performance", [True, False])
@@ -67,6 +67,7 @@ def test_flat_overview_matches_the_serializer(with_performance):
 
 
 def test_flat_payout_claim_rows_match_the_serializer():
+    from aggregation.plans import run_plan
     from trainers.models import PayoutClaim
     from trainers.selectors import payout_claim_rows
     from trainers.serializers import PayoutClaimSerializer
@@ -81,5 +82,5 @@ def test_flat_payout_claim_rows_match_the_serializer():
     services.payout_claim_set_status(claim=decided, new_status="rejected")
     queryset = PayoutClaim.objects.order_by("pk")
     expected = PayoutClaimSerializer(queryset.prefetch_related("claimed"), many=True).data
-    assert payout_claim_rows(queryset) == expected
+    assert run_plan(payout_claim_rows(queryset)) == expected
     assert [len(row["sessionIds"]) for row in expected] == [2, 1]
