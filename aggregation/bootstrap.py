@@ -209,6 +209,10 @@ class Bootstrap:
         )
         return results[section.id]
 
+    def owner_key(self, subject_id: int) -> str:
+        """``trainer:owner:7``: whose the subject is, cached (``owner_of``)."""
+        return f"{self.kind}:owner:{subject_id}"
+
     def owner_of(self, subject_id: int) -> int | None:
         """Whose the subject is, through the cache: no database read on a repeat visit.
 
@@ -221,7 +225,7 @@ class Bootstrap:
             return Computed(owner, ok=owner is not None)
 
         result = get_or_compute(
-            f"{self.kind}:owner:{subject_id}",
+            self.owner_key(subject_id),
             compute,
             tags=[self.tag(subject_id)],
             policy=read_your_writes_policy(f"{self.kind}:owner"),

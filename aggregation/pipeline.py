@@ -42,14 +42,15 @@ from typing import Any, cast
 
 from django.conf import settings
 from django.core.exceptions import EmptyResultSet
-from django.db import DatabaseError, connections
+from django.db import DatabaseError, OperationalError, connections
 from django.db.backends.base.base import BaseDatabaseWrapper
 from django.db.models import QuerySet
 
 from caching.counts import peek_total, store_total
 
+from .errors import ErrorCode
 from .plans import Aggregate, Plan, Request, SharedTotal, evaluate, is_last
-from .runner import SectionOutcome, failed_outcome, succeeded_outcome
+from .runner import SectionOutcome, classify_error, failed_outcome, succeeded_outcome
 from .sections import Section, SectionContext, SectionPayload
 
 BUDGET = (
@@ -63,6 +64,7 @@ TIMEOUT = (
     " true)"
 )
 OUTER = "aggregation_pipeline"
+CONNECTION_LOST = ErrorCode.DB_CONNECTION_ERROR
 
 
 class PlanError(Exception):
@@ -97,13 +99,6 @@ class _Statement:
     prepare: bool | None = False  # None: as often-run queries are (prepare_threshold)
     cursor: Any = None
     done: bool = False
-
-
-@dataclass
-class _Totals:
-    """Shared totals this run counted itself, to store once counted."""
-
-    found: dict[int, tuple[SharedTotal, dict[str, int], float]] = field(default_factory=dict)
 
 
 def _compile(queryset: QuerySet, using: str) -> tuple[Any, str, Sequence[Any]]:
@@ -141,7 +136,7 @@ class _Run:
         self.query_timeout_ms = settings.QUERY_TIMEOUT
         self.nested = self.conn.in_atomic_block
         self.running: list[_Section] = []
-        self.totals = _Totals()
+        self.fresh_start = True  # nothing sent yet on this connection (a retry is safe)
         now = time.monotonic()
         for index, section in enumerate(sections):
             assert section.plan is not None  # noqa: S101  # callers pass planned sections only
@@ -306,21 +301,37 @@ class _Run:
 
     def run(self) -> list[SectionOutcome]:
         """Every section's outcome, in order."""
-        self.conn.ensure_connection()
-        first, rollback_to, ended = True, None, False
+        kept = self.conn.connection is not None
         try:
-            while not ended:
-                statements = self._round(first, rollback_to)
-                if not statements:
-                    break
-                error = self._send(statements)
-                first, rollback_to = False, None
-                rollback_to, ended = self._read(statements, error)
+            self.conn.ensure_connection()
+            try:
+                self._rounds()
+            except OperationalError as exc:
+                # A connection kept from before can have died since (the database
+                # restarted, an operator ended it) before this run sent anything:
+                # no reason to fail the sections. Once more on a new connection.
+                if not (kept and self.fresh_start and classify_error(exc) == CONNECTION_LOST):
+                    raise
+                self.conn.close()
+                self.conn.ensure_connection()
+                self._rounds()
         except DatabaseError as exc:  # the pipeline itself failed: every section waiting fails
             for state in self.waiting:
                 self._fail(state, exc)
             self._abandon()
         return [s.outcome for s in self.running if s.outcome is not None]
+
+    def _rounds(self) -> None:
+        first, rollback_to = True, None
+        self.fresh_start = True
+        while True:
+            statements = self._round(first, rollback_to)
+            error = self._send(statements)
+            first = False
+            rollback_to, ended = self._read(statements, error)
+            self.fresh_start = False
+            if ended:
+                return
 
     def _read(
         self, statements: list[_Statement], error: DatabaseError | None

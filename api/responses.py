@@ -19,7 +19,7 @@ from aggregation.encoding import MIN_COMPRESS_LENGTH, accepts_gzip
 from aggregation.errors import ErrorCode
 from aggregation.rendering import render_batch, sparse_etag
 from aggregation.sparse import SectionFields
-from api.errors import APIError
+from api.errors import DATABASE_RETRY_AFTER_S, APIError
 from api.http import VARY, cache_control, not_modified
 from api.request_logs import note_aggregation
 from caching import edge
@@ -61,6 +61,8 @@ def batch_response(
     }
     if public and status == 200:
         headers |= edge.tag_header(result.tags)
+    if status == 503:  # every section failed for want of the database
+        headers["Retry-After"] = str(DATABASE_RETRY_AFTER_S)
     etag = sparse_etag(result.body.etag, fieldset[0]) if fieldset else result.body.etag
     if status == 200:
         headers["ETag"] = etag

@@ -113,6 +113,17 @@ def shopper_tokens(env: dict) -> list[str]:
     ).split()
 
 
+def shopper_token_ids(env: dict) -> list[tuple[str, int]]:
+    """(token, user id) of up to 200 demo shoppers."""
+    out = shell(
+        env,
+        "from rest_framework.authtoken.models import Token; "
+        "[print(k, u) for k, u in Token.objects.filter(user__username__startswith='shopper')"
+        ".values_list('key', 'user_id')[:200]]",
+    )
+    return [(key, int(user_id)) for key, user_id in (line.split() for line in out.splitlines())]
+
+
 def trainer_tokens(env: dict) -> list[tuple[str, int]]:
     """(token, trainer id) of every demo trainer."""
     out = shell(

@@ -47,7 +47,7 @@ from bench.harness import (
     prepare_database,
     print_table,
     serve,
-    shopper_tokens,
+    shopper_token_ids,
     stop,
     student_token,
     trainer_tokens,
@@ -101,8 +101,12 @@ def _patch(path: str) -> Requests:
     return lambda i: [("PATCH", path, json.dumps({"bio": f"Bench profile {i}"}).encode())]
 
 
-def paths(shopper: str, trainer: tuple[str, int], student: tuple[str, int]) -> list[tuple]:
+def paths(
+    shopper: tuple[str, int], trainer: tuple[str, int], student: tuple[str, int]
+) -> list[tuple]:
     """(path, the service's job, the conventional build's job or None), in the order run."""
+    shopper_token, shopper_id = shopper
+    mine = f"{HOME}?userId={shopper_id}"  # the seed's personalised request
     trainer_token, trainer_id = trainer
     student_token_, student_id = student
     bootstrap = f"/api/v1/trainers/{trainer_id}/bootstrap"
@@ -126,8 +130,8 @@ def paths(shopper: str, trainer: tuple[str, int], student: tuple[str, int]) -> l
         ("homepage anonymous, warm", Job("", _get(HOME)),
          Job("cache_page", _get(f"{conventional}/homepage-cached"))),
         ("homepage personalised, cold",
-         Job("fresh=true", _get(f"{HOME}?fresh=true"), shopper), None),
-        ("homepage personalised, warm", Job("", _get(HOME), shopper), None),
+         Job("fresh=true", _get(f"{mine}&fresh=true"), shopper_token), None),
+        ("homepage personalised, warm", Job("", _get(mine), shopper_token), None),
         ("trainer bootstrap, cold",
          Job("fresh=true", _get(f"{bootstrap}?fresh=true"), trainer_token), trainer_four),
         ("trainer bootstrap, warm", Job("", _get(bootstrap), trainer_token), trainer_four),
@@ -288,7 +292,7 @@ def network_rows(
 ) -> dict:
     """Every path through the proxies at each delay; the database is already seeded."""
     direct = {**os.environ, **bench_environment(database_url, redis_url, Path("/tmp"))}  # noqa: S108
-    shopper = shopper_tokens(direct)[0]
+    shopper = shopper_token_ids(direct)[0]
     trainer = trainer_tokens(direct)[0]
     student = student_token(direct)
     flush_redis(redis_url)

@@ -94,6 +94,8 @@ DATABASES = {"default": env.db("DATABASE_URL", default=f"sqlite:///{BASE_DIR / '
 DATABASE_ROUTERS: list[str] = []
 DATABASE_REPLICA_URLS = env.list("DATABASE_REPLICA_URLS", default=[])  # PostgreSQL only
 if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+    # Django's backend, with a pool check that costs no round trip (its module says how).
+    DATABASES["default"]["ENGINE"] = "aggregation.postgresql"
     DATABASES["default"]["CONN_MAX_AGE"] = 0  # the pool keeps connections instead
     DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
         "min_size": env.int("DB_POOL_MIN_SIZE", default=2),
@@ -101,9 +103,10 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
         # Below QUERY_TIMEOUT: an unreachable database is reported as such, fast.
         "timeout": env.float("DB_POOL_TIMEOUT_S", default=2.0),
     }
-    # With the pool, this checks a connection before lending it: after a
-    # database restart the pool must not hand out dead connections.
-    DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+    # The pool checks a connection before lending it, without a round trip
+    # (aggregation/postgresql): after a database restart it hands out no dead
+    # connection. Django's own check (an empty query per checkout) stays off.
+    DATABASES["default"]["CONN_HEALTH_CHECKS"] = False
     # Prepared statements: a query run again on a connection is planned once,
     # not every time (the sessions query of a bootstrap joins four tables and
     # took longer to plan than to run). They need server-side parameter
@@ -119,8 +122,9 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
     for _number, _url in enumerate(DATABASE_REPLICA_URLS):
         DATABASES[f"replica{_number}"] = {
             **env.db_url_config(_url),
+            "ENGINE": "aggregation.postgresql",
             "CONN_MAX_AGE": 0,
-            "CONN_HEALTH_CHECKS": True,
+            "CONN_HEALTH_CHECKS": False,
             "OPTIONS": {**DATABASES["default"]["OPTIONS"]},
             "TEST": {"MIRROR": "default"},
         }
