@@ -69,8 +69,8 @@ def record_call(request: HttpRequest, endpoint: str) -> None:
     client = client_of(request)
     calls_total.labels(endpoint, _label(client)).inc()
     field = f"{endpoint}|{client}"
-    with contextlib.suppress(SharedCacheUnavailable):
-        shared_cache.hincrby_many(CALLS_KEY, {field: 1})
+    with contextlib.suppress(SharedCacheUnavailable), shared_cache.deferred_writes():
+        shared_cache.hincrby_many(CALLS_KEY, {field: 1})  # both in one round trip
         shared_cache.hset_many(LAST_KEY, {field: time.time()})
 
 

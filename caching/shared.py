@@ -15,7 +15,7 @@ calls are batched where the logic allows, on the calling thread only:
   began (the generations it must store its result with), at no extra round trip.
   Polling for another process's result reads through it (``reading_through()``).
 - ``deferred_writes()``: writes nobody waits on (``set``, ``set_each``,
-  ``release``, ``zadd_trim``, ``hincrby_many``) are queued and sent in one
+  ``release``, ``zadd_trim``, ``hincrby_many``, ``hset_many``) are queued and sent in one
   pipeline when it closes, even if the block raised.
 """
 
@@ -60,6 +60,12 @@ except ImportError:  # pragma: no cover
 _DELETE_IF_EQUAL = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
 return 0
+"""
+
+
+_INCR_FROM = """
+if redis.call('EXISTS', KEYS[1]) == 0 then redis.call('SET', KEYS[1], ARGV[1]) end
+return redis.call('INCR', KEYS[1])
 """
 
 
@@ -317,6 +323,24 @@ class SharedCache:
 
         return self.call(operation)
 
+    def incr_many(self, keys: list[str], initial: int) -> dict[str, int]:
+        """Increment each of ``keys`` in one round trip, creating missing ones at ``initial``.
+
+        One Lua call per key (each touches one key: any key may live anywhere),
+        all in one pipeline; a key is created and incremented atomically.
+        """
+
+        def operation() -> dict[str, int]:
+            redis = self._redis()
+            if redis is None:
+                return {key: self.incr(key, initial) for key in keys}
+            pipeline = redis.pipeline(transaction=False)
+            for key in keys:
+                pipeline.eval(_INCR_FROM, 1, self.cache.make_key(key), initial)
+            return {key: int(n) for key, n in zip(keys, pipeline.execute(), strict=True)}
+
+        return self.call(operation) if keys else {}
+
     def seed_counters(self, keys: list[str], start: int) -> dict[str, int]:
         """Create the missing counters ``keys`` at ``start`` (``SET NX``); their values now.
 
@@ -397,16 +421,19 @@ class SharedCache:
 
     def hset_many(self, key: str, fields: dict[str, str | float]) -> None:
         """Set fields of a hash (``HSET``), in one round trip."""
+        mapping: dict[EncodableT, EncodableT] = dict(fields.items())
 
         def operation() -> None:
             redis = self._redis()
             if redis is None:
                 self.cache.set(key, {**dict(self.cache.get(key, {})), **fields}, None)
                 return
-            mapping: dict[EncodableT, EncodableT] = dict(fields.items())
             redis.hset(self.cache.make_key(key), mapping=mapping)
 
-        self.call(operation)
+        def write(pipe: Any, client: Any) -> None:
+            pipe.hset(self.cache.make_key(key), mapping=mapping)
+
+        self._write(write, operation)
 
     def hgetall_raw(self, key: str) -> dict[str, str]:
         """A whole hash, its values as strings."""

@@ -81,12 +81,13 @@ def bump(tags: Iterable[str]) -> None:
     _before(tags)
     for tag in tags:
         metrics.invalidations_total.labels(tag.split(":")[0]).inc()
-        try:
-            shared_cache.incr(tag_key(tag), _seed())
-        except SharedCacheUnavailable:
-            with _local_lock:
+    try:
+        shared_cache.incr_many([tag_key(tag) for tag in tags], _seed())  # one round trip
+    except SharedCacheUnavailable:
+        with _local_lock:
+            for tag in tags:
                 _local_bumps[tag] = _local_bumps.get(tag, 0) + 1
-            logger.warning("Invalidation of %s kept locally until Redis returns", tag)
+        logger.warning("Invalidation of %s kept locally until Redis returns", ", ".join(tags))
     for listener in _listeners:
         try:
             listener(tags)

@@ -19,8 +19,8 @@ import select
 from typing import Any
 
 from django.core.exceptions import ImproperlyConfigured
-from django.db.backends.postgresql import base
 from django.db.backends.base.base import NO_DB_ALIAS
+from django.db.backends.postgresql import base
 
 
 def check_without_round_trip(conn: Any) -> None:
