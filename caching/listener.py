@@ -42,7 +42,7 @@ from typing import Any
 
 from django.conf import settings
 from django.db import DEFAULT_DB_ALIAS, close_old_connections
-from prometheus_client import Counter, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
 from . import capture
 from .keys import LISTENER_STATUS_KEY
@@ -215,7 +215,7 @@ class ChangeListener:
         if not has_slot or reset:
             with self._replication() as cursor:
                 cursor.create_replication_slot(self.slot, output_plugin="pgoutput")
-            logger.warning("Created replication slot %s", self.slot)
+            logger.info("Created replication slot %s", self.slot)
         if reset:
             self._bump_everything()
 
@@ -276,7 +276,8 @@ class ChangeListener:
                     raise self._dropped() from exc
                 except (psycopg2.OperationalError, psycopg2.InterfaceError, ConnectError) as exc:
                     self.transaction = None  # resent from the last confirmed position
-                    self._state("reconnecting", _first_line(exc))
+                    if not isinstance(exc, psycopg2.errors.ObjectInUse):  # else: a standby
+                        self._state("reconnecting", _first_line(exc))
                     logger.warning("Change stream lost (%s); reconnecting", _first_line(exc))
                     stop.wait(pause)
                     pause = min(pause * 2, RETRY_MAX_S)
@@ -464,3 +465,40 @@ def report() -> str | None:
     if state["lag_s"] > settings.CACHE_LISTENER_MAX_LAG_S:
         return f"lagging: {state['lag_s']:.1f} s, {state['lag_bytes']} bytes behind"
     return "OK"
+
+
+def metrics_text() -> bytes:
+    """The listener's state as Prometheus text, for any process's ``/metrics``.
+
+    The listener is a process of its own; what it reports to Redis is exported
+    by the web processes, so a listener that is down still shows (as
+    ``aggregation_listener_up 0`` with a growing heartbeat age). Empty when no
+    listener is expected.
+    """
+    if not capture.listening():
+        return b""
+    state = status()
+    registry = CollectorRegistry()
+    slot = settings.CACHE_LISTENER_SLOT
+    up = Gauge("aggregation_listener_up", "1 while the change listener streams and reports.",
+               ["slot"], registry=registry)  # fmt: skip
+    fresh = bool(state) and state["heartbeat_age_s"] <= settings.CACHE_LISTENER_MAX_LAG_S
+    up.labels(slot).set(1 if fresh and state["state"] == "streaming" else 0)
+    if state:
+        gauges = {
+            "heartbeat_age_seconds": ("Seconds since the listener last reported.",
+                                      state["heartbeat_age_s"]),
+            "lag_seconds": ("From commit to bumps done, latest transaction (0 when idle).",
+                            state["lag_s"]),
+            "lag_bytes": ("WAL the listener has received but not yet confirmed.",
+                          state["lag_bytes"]),
+        }  # fmt: skip
+        for name, (text, value) in gauges.items():
+            gauge = Gauge(f"aggregation_listener_{name}", text, ["slot"], registry=registry)
+            gauge.labels(slot).set(value)
+        applied = Gauge("aggregation_listener_applied", "Counts since Redis last lost them: "
+                        "changes applied, transactions bumped, announced, unwatched.",
+                        ["slot", "kind"], registry=registry)  # fmt: skip
+        for kind, n in state["counts"].items():
+            applied.labels(slot, kind).set(n)
+    return generate_latest(registry)

@@ -243,7 +243,7 @@ def test_a_dropped_slot_stops_the_listener_in_one_line_and_readiness_names_it(cl
     line = _fails(cluster.url("primary"))
     assert "was dropped" in line and "--reset" in line
 
-    settings.ENABLE_CACHE_LISTENER = True
+    settings.ENABLE_CACHE_LISTENER, settings.CACHE_LISTENER_SLOT = True, SLOT
     assert "failed" in listener.report() and "was dropped" in listener.report()
 
     before = _generation("offers")
@@ -252,9 +252,11 @@ def test_a_dropped_slot_stops_the_listener_in_one_line_and_readiness_names_it(cl
     try:
         _moved("offers", before)
         assert listener.report() == "OK"
+        assert b'aggregation_listener_up{slot="test_listener"} 1.0' in listener.metrics_text()
     finally:
         follower.stop()
     assert listener.report().startswith("down")
+    assert b'aggregation_listener_up{slot="test_listener"} 0.0' in listener.metrics_text()
 
 
 @override_settings(ENABLE_CACHE_LISTENER=False)
