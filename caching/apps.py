@@ -11,9 +11,9 @@ class CachingConfig(AppConfig):
     def ready(self) -> None:
         from functools import partial
 
-        from . import edge
+        from . import capture, edge
         from .schedule import ensure_warming_schedule
-        from .tags import on_invalidation
+        from .tags import on_invalidation, on_transaction_tags
         from .tasks import enqueue_edge_purge, enqueue_rewarm
         from .warming import schedule_rewarm
 
@@ -22,6 +22,8 @@ class CachingConfig(AppConfig):
         on_invalidation(edge.purge)
         edge.on_retry(enqueue_edge_purge)
         on_invalidation(partial(schedule_rewarm, enqueue=enqueue_rewarm))
+        if capture.listening():  # the change listener skips what the app bumps itself
+            on_transaction_tags(capture.announce)
         # After the beat tables exist (this app has no models to send its own signal).
         post_migrate.connect(
             ensure_warming_schedule,

@@ -15,6 +15,7 @@ CONSISTENCY_SAMPLES_KEY = "consistency:samples"  # sorted set: tracked entries, 
 CONSISTENCY_KEY = "consistency:stats"  # hash: "namespace|sampled" / "namespace|inconsistent"
 TAG_LSN_KEY = "tag:lsn"  # sorted set: tag -> WAL position of its latest write (replicas)
 EDGE_STATUS_KEY = "edge:status"  # hash: last_ok / last_failed / last_abandoned / last_error
+LISTENER_STATUS_KEY = "listener:status"  # hash: the change listener's state (listener.status)
 
 
 def tag_key(tag: str) -> str:

@@ -36,11 +36,14 @@ logger = logging.getLogger(__name__)
 Generations = dict[str, int]
 # Called with the sorted tags of one bump (or replay); what it returns is ignored.
 InvalidationHook = Callable[[list[str]], object]
+# Called with the tags a transaction will bump on commit, and its database alias.
+AnnounceHook = Callable[[list[str], str | None], object]
 
 _local_lock = threading.Lock()
 _local_bumps: dict[str, int] = {}  # tag -> bumps made here while Redis was away
 _listeners: list[InvalidationHook] = []
 _before_hooks: list[InvalidationHook] = []
+_announcers: list[AnnounceHook] = []
 
 
 def _seed() -> int:
@@ -119,10 +122,23 @@ def invalidate_on_commit(tags: Iterable[str], using: str | None = None) -> None:
     tags = set(tags)
     if not tags:
         return
+    if _announcers and transaction.get_connection(using).in_atomic_block:
+        for announce in _announcers:  # before on_commit below: see ``capture.announce``
+            announce(sorted(tags), using)
     if not hasattr(_pending, "tags"):
         _pending.tags = set()
     _pending.tags |= tags
     transaction.on_commit(_flush_pending, using=using, robust=True)
+
+
+def on_transaction_tags(announce: AnnounceHook) -> None:
+    """Call ``announce(tags, using)`` inside a transaction as it names tags to bump on commit.
+
+    Called before the bump is scheduled, on the transaction's connection, so
+    what it writes commits or rolls back with the transaction (the change
+    listener's marker: ``capture.announce``). Not called outside a transaction.
+    """
+    _announcers.append(announce)
 
 
 def on_invalidation(listener: InvalidationHook) -> None:

@@ -26,7 +26,7 @@ from aggregation import replicas
 from aggregation.errors import ErrorCode, error_item
 from api.errors import error_envelope
 from api.ratelimits import client_ip
-from caching import edge
+from caching import edge, listener
 from homepage.storage import STOREFRONT_DB, on_mongodb
 
 
@@ -109,7 +109,7 @@ class ReadinessView(HealthCheckView):
 
 
 def _reported() -> dict[str, object]:
-    """What readiness reports without failing on it: the edge's purges, the replicas' lag."""
+    """What readiness reports without failing on it: edge purges, replica lag, the listener."""
     extra: dict[str, object] = {}
     report = edge_report()
     if report is not None:
@@ -117,6 +117,9 @@ def _reported() -> dict[str, object]:
     lags = replicas.status()
     if lags:
         extra["replicas"] = lags  # a replica away only sends reads to the primary
+    follower = listener.report()
+    if follower is not None:
+        extra["listener"] = follower  # down or lagging: other writers' changes wait (degraded)
     return extra
 
 
@@ -133,4 +136,6 @@ def metrics(request: HttpRequest) -> HttpResponse:
     if not any(address in network for network in settings.METRICS_ALLOWED_NETWORKS):
         body = error_envelope("Not found.", [error_item(ErrorCode.NOT_FOUND, "Not found.")])
         return JsonResponse(body, status=404)
-    return ExportToDjangoView(request)
+    response = ExportToDjangoView(request)
+    response.content += listener.metrics_text()  # another process's state, read from Redis
+    return response

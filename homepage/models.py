@@ -9,7 +9,9 @@ keys are ObjectIds; the API shows every id as a string either way.
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from datetime import datetime
+from typing import Any
 
 from django.conf import settings
 from django.db import models
@@ -275,6 +277,8 @@ class CategoryAffinity(models.Model):
     category = models.CharField(max_length=100)
     score = models.FloatField(default=0)
 
+    cache_row_columns = ("user_id",)
+
     class Meta:
         db_table = "category_affinities"
         constraints = [
@@ -284,3 +288,10 @@ class CategoryAffinity(models.Model):
 
     def __str__(self) -> str:
         return f"{self.user_id}:{self.category}={self.score}"
+
+    @classmethod
+    def cache_row_tags(cls, rows: Sequence[Mapping[str, Any]] | None) -> list[str]:
+        """The user's personalised sections (``user:42``); every user's cannot be named."""
+        if rows is None:  # a TRUNCATE: "just for you" falls back to the global ranking
+            return ["products"]
+        return sorted({f"user:{row['user_id']}" for row in rows if row.get("user_id")})

@@ -7,13 +7,33 @@ never point up into this app.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from django.db import models
 from django.utils import timezone
 
-from trainers.models import Student
+from caching.querysets import InvalidatingQuerySet, RowValues
+from trainers.models import Student, everyone_tags
+from trainers.tags import people_tags
 
 
-class StudentProgress(models.Model):
+class StudentRows:
+    """Rows that belong to one student (``student_id``): shown in that student's bootstrap.
+
+    Their managers invalidate on bulk writes too (``InvalidatingQuerySet``).
+    """
+
+    cache_row_columns = ("student_id",)
+
+    @classmethod
+    def cache_row_tags(cls, rows: Sequence[RowValues] | None) -> list[str]:
+        """The student's bootstrap (everyone's for every row)."""
+        if rows is None:
+            return everyone_tags()
+        return people_tags(students={int(r["student_id"]) for r in rows if r.get("student_id")})
+
+
+class StudentProgress(StudentRows, models.Model):
     """Summary figures, updated in the same transaction as the sessions they count."""
 
     student = models.OneToOneField(Student, on_delete=models.CASCADE, related_name="progress")
@@ -23,6 +43,8 @@ class StudentProgress(models.Model):
     last_session_at = models.DateTimeField(null=True, blank=True)
     updated_at = models.DateTimeField(auto_now=True)
 
+    objects = InvalidatingQuerySet.as_manager()
+
     class Meta:
         verbose_name_plural = "progress"
 
@@ -30,12 +52,14 @@ class StudentProgress(models.Model):
         return f"Progress of {self.student}"
 
 
-class Achievement(models.Model):
+class Achievement(StudentRows, models.Model):
     student = models.ForeignKey(Student, on_delete=models.CASCADE, related_name="achievements")
     code = models.CharField(max_length=50)
     title = models.CharField(max_length=200)
     description = models.CharField(max_length=300, blank=True)
     earned_at = models.DateTimeField(default=timezone.now)
+
+    objects = InvalidatingQuerySet.as_manager()
 
     class Meta:
         ordering = ["-earned_at", "-id"]
@@ -47,7 +71,7 @@ class Achievement(models.Model):
         return self.title
 
 
-class CourseProgress(models.Model):
+class CourseProgress(StudentRows, models.Model):
     class Status(models.TextChoices):
         IN_PROGRESS = "in_progress"
         COMPLETED = "completed"
@@ -59,6 +83,8 @@ class CourseProgress(models.Model):
     status = models.CharField(max_length=20, choices=Status.choices, default=Status.IN_PROGRESS)
     last_activity_at = models.DateTimeField(null=True, blank=True)
     updated_at = models.DateTimeField(auto_now=True)
+
+    objects = InvalidatingQuerySet.as_manager()
 
     class Meta:
         ordering = ["-last_activity_at", "-id"]

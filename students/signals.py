@@ -3,8 +3,9 @@
 The training domain sends ``session_completed`` and ``allocation_approved``
 inside its transaction; the receivers here apply the student's own rules
 (``services.py``) in that same transaction. The invalidation receivers schedule
-tag bumps after commit, nothing else; saves whose ``update_fields`` touch only
-fields no bootstrap shows invalidate nothing.
+tag bumps after commit, nothing else, as in ``trainers.signals``: bulk writes go
+through the models' ``InvalidatingQuerySet``, any other writer through the
+change listener, all from the models' ``cache_row_tags``.
 """
 
 from __future__ import annotations
@@ -14,11 +15,9 @@ from typing import Any
 
 from django.db.models.signals import post_delete, post_save
 
-from caching.querysets import changes_content
-from caching.tags import invalidate_on_commit
-from trainers.models import Allocation, Session, Student
+from caching.querysets import invalidate_deleted, invalidate_saved
+from trainers.models import Allocation, Session
 from trainers.signals import allocation_approved, session_completed
-from trainers.tags import people_tags, student_tag
 
 from . import services
 from .models import Achievement, CourseProgress, StudentProgress
@@ -41,34 +40,8 @@ def on_allocation_approved(
     services.course_progress_start(allocation=allocation)
 
 
-# A row of one of ``MODELS``, the ones the invalidation receivers are connected to.
-Shown = Student | StudentProgress | Achievement | CourseProgress
-
-
-def _tags(instance: Shown) -> list[str]:
-    if isinstance(instance, Student):
-        trainers = Allocation.objects.filter(student=instance).values_list("trainer_id", flat=True)
-        return people_tags(trainers=set(trainers), students=[instance.pk])
-    return [student_tag(instance.student_id)]  # progress, achievements
-
-
-def saved(
-    sender: type[Shown],
-    instance: Shown,
-    update_fields: frozenset[str] | None = None,
-    **kwargs: Any,
-) -> None:
-    """A save of a student row some bootstrap shows."""
-    if changes_content(sender, update_fields):
-        invalidate_on_commit(_tags(instance))
-
-
-def deleted(sender: type[Shown], instance: Shown, **kwargs: Any) -> None:
-    """A delete of a student row some bootstrap shows."""
-    invalidate_on_commit(_tags(instance))
-
-
-MODELS = (Student, StudentProgress, Achievement, CourseProgress)
+# The student's own rows (``Student`` is the training domain's: its receivers are there).
+MODELS = (StudentProgress, Achievement, CourseProgress)
 
 
 def connect() -> None:
@@ -81,5 +54,7 @@ def connect() -> None:
     )
     for model in MODELS:
         name = model._meta.label_lower
-        post_save.connect(saved, sender=model, dispatch_uid=f"bootstrap.{name}.saved")
-        post_delete.connect(deleted, sender=model, dispatch_uid=f"bootstrap.{name}.deleted")
+        post_save.connect(invalidate_saved, sender=model, dispatch_uid=f"bootstrap.{name}.saved")
+        post_delete.connect(
+            invalidate_deleted, sender=model, dispatch_uid=f"bootstrap.{name}.deleted"
+        )

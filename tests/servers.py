@@ -220,7 +220,8 @@ class StreamingPair:
     temporary directory, on free ports; removed by ``close``.
     """
 
-    def __init__(self, database: str = "pair") -> None:
+    def __init__(self, database: str = "pair", *, logical: bool = False) -> None:
+        self.logical = logical  # wal_level=logical: a change listener can follow the primary
         versions = sorted(Path("/usr/lib/postgresql").iterdir(), key=lambda p: int(p.name))
         self.bin = versions[-1] / "bin"
         self.dir = Path(tempfile.mkdtemp(prefix="pgpair-"))
@@ -239,6 +240,7 @@ class StreamingPair:
         return (
             f"listen_addresses = '127.0.0.1'\nport = {self.ports[which]}\n"
             f"unix_socket_directories = '{self.dir}'\nfsync = off\nfull_page_writes = off\n"
+            + ("wal_level = logical\n" if self.logical else "")
         )
 
     def _ctl(self, which: str, action: str, *extra: str) -> None:
@@ -267,6 +269,9 @@ class StreamingPair:
             with open(replica / "postgresql.conf", "a") as conf:
                 conf.write(self._settings("replica"))
         self._ctl("replica", "start")
+
+    def stop_primary(self) -> None:
+        self._ctl("primary", "stop", "-m", "fast")
 
     def stop_replica(self) -> None:
         self._ctl("replica", "stop", "-m", "immediate")

@@ -9,6 +9,7 @@ transaction (see ``services.py``); the bootstrap reads them from one snapshot.
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
 from typing import Literal
 
 from django.conf import settings
@@ -16,7 +17,40 @@ from django.db import models
 from django.db.models import Q
 from django.utils import timezone
 
+from caching.querysets import InvalidatingQuerySet, RowValues
+
 from .querysets import AllocationQuerySet, SessionQuerySet
+from .tags import people_tags, trainer_tag
+
+# Cache tags: every model here names the bootstraps its rows are shown in
+# (``cache_row_tags``, see ``caching.querysets.RowTagged``), for the receivers,
+# the querysets and the change listener alike. ``rows=None``: every row (a
+# ``TRUNCATE``), which is everyone's.
+
+
+def _ids(rows: Sequence[RowValues], column: str) -> set[int]:
+    """The ids in ``column`` of ``rows`` (ints from the ORM, text from the WAL)."""
+    return {int(row[column]) for row in rows if row.get(column) is not None}
+
+
+def everyone_tags() -> list[str]:
+    """Every trainer's and student's tag (what a ``TRUNCATE`` invalidates)."""
+    return people_tags(
+        trainers=Trainer.objects.values_list("pk", flat=True),
+        students=Student.objects.values_list("pk", flat=True),
+    )
+
+
+def _allocated_tags(**lookup: Iterable[int]) -> list[str]:
+    pairs = set(Allocation.objects.filter(**lookup).values_list("trainer_id", "student_id"))
+    return people_tags(trainers={t for t, _ in pairs}, students={s for _, s in pairs})
+
+
+def _trainer_rows_tags(rows: Sequence[RowValues] | None) -> list[str]:
+    """Rows that belong to one trainer (``trainer_id``): shown in that trainer's bootstrap."""
+    if rows is None:
+        return everyone_tags()
+    return [trainer_tag(t) for t in _ids(rows, "trainer_id")]
 
 
 class Trainer(models.Model):
@@ -40,8 +74,20 @@ class Trainer(models.Model):
     created_at = models.DateTimeField(default=timezone.now)
     updated_at = models.DateTimeField(auto_now=True)
 
+    objects = InvalidatingQuerySet.as_manager()
+
+    cache_row_columns = ("id",)
+
     def __str__(self) -> str:
         return self.name
+
+    @classmethod
+    def cache_row_tags(cls, rows: Sequence[RowValues] | None) -> list[str]:
+        """The trainer's bootstrap, and their students' (who see their profile)."""
+        if rows is None:
+            return everyone_tags()
+        trainers = _ids(rows, "id")
+        return sorted({*people_tags(trainers=trainers), *_allocated_tags(trainer_id__in=trainers)})
 
 
 class Student(models.Model):
@@ -57,11 +103,23 @@ class Student(models.Model):
     joined_at = models.DateTimeField(default=timezone.now)
     updated_at = models.DateTimeField(auto_now=True)
 
+    objects = InvalidatingQuerySet.as_manager()
+
+    cache_row_columns = ("id",)
+
     class Meta:
         db_table = "students_student"  # kept from when it lived in the students app
 
     def __str__(self) -> str:
         return self.name
+
+    @classmethod
+    def cache_row_tags(cls, rows: Sequence[RowValues] | None) -> list[str]:
+        """The student's bootstrap, and their trainers' (who see them in allocations)."""
+        if rows is None:
+            return everyone_tags()
+        students = _ids(rows, "id")
+        return sorted({*people_tags(students=students), *_allocated_tags(student_id__in=students)})
 
 
 class TrainerPerformance(models.Model):
@@ -77,6 +135,10 @@ class TrainerPerformance(models.Model):
     earnings_total = models.DecimalField(max_digits=12, decimal_places=2, default=0)
     updated_at = models.DateTimeField(auto_now=True)
 
+    objects = InvalidatingQuerySet.as_manager()
+
+    cache_row_columns = ("trainer_id",)
+
     class Meta:
         verbose_name_plural = "performance"
 
@@ -87,6 +149,11 @@ class TrainerPerformance(models.Model):
     def rating_average(self) -> float | None:
         """Mean rating, or None before the first one."""
         return round(self.rating_sum / self.rating_count, 2) if self.rating_count else None
+
+    @classmethod
+    def cache_row_tags(cls, rows: Sequence[RowValues] | None) -> list[str]:
+        """The trainer's bootstrap."""
+        return _trainer_rows_tags(rows)
 
 
 class TrainerDocument(models.Model):
@@ -103,12 +170,21 @@ class TrainerDocument(models.Model):
     uploaded_at = models.DateTimeField(default=timezone.now)
     expires_at = models.DateTimeField(null=True, blank=True)
 
+    objects = InvalidatingQuerySet.as_manager()
+
+    cache_row_columns = ("trainer_id",)
+
     class Meta:
         ordering = ["-uploaded_at", "-id"]
         indexes = [models.Index(fields=["trainer", "-uploaded_at"], name="document_trainer_idx")]
 
     def __str__(self) -> str:
         return self.title
+
+    @classmethod
+    def cache_row_tags(cls, rows: Sequence[RowValues] | None) -> list[str]:
+        """The trainer's bootstrap."""
+        return _trainer_rows_tags(rows)
 
 
 class Course(models.Model):
@@ -119,8 +195,19 @@ class Course(models.Model):
     session_minutes = models.PositiveIntegerField(default=60)
     created_at = models.DateTimeField(default=timezone.now)
 
+    objects = InvalidatingQuerySet.as_manager()
+
+    cache_row_columns = ("id",)
+
     def __str__(self) -> str:
         return self.title
+
+    @classmethod
+    def cache_row_tags(cls, rows: Sequence[RowValues] | None) -> list[str]:
+        """The bootstraps of everyone allocated to the course."""
+        if rows is None:
+            return everyone_tags()
+        return _allocated_tags(course_id__in=_ids(rows, "id"))
 
 
 # ``Allocation.Status``'s values, for what takes one as a string (a requested transition).
@@ -154,6 +241,7 @@ class Allocation(models.Model):
     objects = AllocationQuerySet.as_manager()
 
     cache_ignored_fields = ("updated_at",)
+    cache_row_columns = ("trainer_id", "student_id")
 
     class Meta:
         ordering = ["-created_at", "-id"]
@@ -174,6 +262,13 @@ class Allocation(models.Model):
 
     def __str__(self) -> str:
         return f"{self.course} for {self.student} with {self.trainer}"
+
+    @classmethod
+    def cache_row_tags(cls, rows: Sequence[RowValues] | None) -> list[str]:
+        """Its trainer's and its student's bootstraps."""
+        if rows is None:
+            return everyone_tags()
+        return people_tags(trainers=_ids(rows, "trainer_id"), students=_ids(rows, "student_id"))
 
 
 class Session(models.Model):
@@ -202,6 +297,7 @@ class Session(models.Model):
     objects = SessionQuerySet.as_manager()
 
     cache_ignored_fields = ("created_at", "updated_at")
+    cache_row_columns = ("trainer_id", "student_id")
 
     class Meta:
         ordering = ["-scheduled_at", "-id"]
@@ -224,6 +320,13 @@ class Session(models.Model):
 
     def __str__(self) -> str:
         return f"Session {self.pk} ({self.get_status_display()})"
+
+    @classmethod
+    def cache_row_tags(cls, rows: Sequence[RowValues] | None) -> list[str]:
+        """Its trainer's and its student's bootstraps."""
+        if rows is None:
+            return everyone_tags()
+        return people_tags(trainers=_ids(rows, "trainer_id"), students=_ids(rows, "student_id"))
 
 
 # ``PayoutClaim.Status``'s values, for what takes one as a string (a requested transition).
@@ -249,12 +352,21 @@ class PayoutClaim(models.Model):
     decided_at = models.DateTimeField(null=True, blank=True)
     updated_at = models.DateTimeField(auto_now=True)
 
+    objects = InvalidatingQuerySet.as_manager()
+
+    cache_row_columns = ("trainer_id",)
+
     class Meta:
         ordering = ["-created_at", "-id"]
         indexes = [models.Index(fields=["trainer", "-created_at"], name="payout_trainer_idx")]
 
     def __str__(self) -> str:
         return f"Claim {self.pk} ({self.get_status_display()})"
+
+    @classmethod
+    def cache_row_tags(cls, rows: Sequence[RowValues] | None) -> list[str]:
+        """The trainer's bootstrap."""
+        return _trainer_rows_tags(rows)
 
 
 class PayoutClaimSession(models.Model):
@@ -263,6 +375,10 @@ class PayoutClaimSession(models.Model):
     claim = models.ForeignKey(PayoutClaim, on_delete=models.CASCADE, related_name="claimed")
     session = models.ForeignKey(Session, on_delete=models.PROTECT, related_name="claims")
     active = models.BooleanField(default=True, help_text="False once the claim is rejected.")
+
+    objects = InvalidatingQuerySet.as_manager()
+
+    cache_row_columns = ("claim_id",)
 
     class Meta:
         constraints = [
@@ -273,3 +389,11 @@ class PayoutClaimSession(models.Model):
 
     def __str__(self) -> str:
         return f"Session {self.session_id} in claim {self.claim_id}"
+
+    @classmethod
+    def cache_row_tags(cls, rows: Sequence[RowValues] | None) -> list[str]:
+        """The bootstrap of the claim's trainer."""
+        if rows is None:
+            return everyone_tags()
+        claims = PayoutClaim.objects.filter(pk__in=_ids(rows, "claim_id"))
+        return people_tags(trainers=set(claims.values_list("trainer_id", flat=True)))

@@ -1,11 +1,16 @@
-"""Reusable filters for the training models (``Allocation.objects.approved()``)."""
+"""Reusable filters for the training models (``Allocation.objects.approved()``).
+
+Every training model's manager derives from ``InvalidatingQuerySet``: bulk
+writes (``update()``, ``bulk_create()``, ``bulk_update()``) invalidate the tags
+of the rows they write, as saves and deletes do through the receivers.
+"""
 
 from __future__ import annotations
 
-from django.db import models
+from caching.querysets import InvalidatingQuerySet
 
 
-class AllocationQuerySet(models.QuerySet):
+class AllocationQuerySet(InvalidatingQuerySet):
     def approved(self) -> AllocationQuerySet:
         """Active allocations: approved and not yet completed or cancelled."""
         return self.filter(status="approved")
@@ -17,7 +22,7 @@ class AllocationQuerySet(models.QuerySet):
         )
 
 
-class SessionQuerySet(models.QuerySet):
+class SessionQuerySet(InvalidatingQuerySet):
     def scheduled(self) -> SessionQuerySet:
         """Sessions still to happen (not completed, cancelled or missed)."""
         return self.filter(status="scheduled")

@@ -3,14 +3,14 @@
 Each service is one transaction. Rows that change together are locked in one
 order (session, allocation, performance, then whatever the receivers of
 ``session_completed`` lock: student progress, course progress) so concurrent
-mutations serialise instead of losing updates or deadlocking. Every service
-invalidates, on commit, the cache tags of everyone it touched. Invalid state
-transitions raise ``InvalidTransition`` (409).
+mutations serialise instead of losing updates or deadlocking. No service
+invalidates by itself: every row it saves or bulk-writes bumps, on commit, the
+tags of everyone it is shown to (``signals.py``, ``querysets.py``). Invalid
+state transitions raise ``InvalidTransition`` (409).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import ROUND_HALF_UP, Decimal
@@ -22,7 +22,6 @@ from rest_framework import status
 
 from aggregation.errors import ErrorCode
 from api.errors import APIError
-from caching.tags import invalidate_on_commit
 
 from .models import (
     Allocation,
@@ -36,7 +35,6 @@ from .models import (
     TrainerPerformance,
 )
 from .signals import allocation_approved, session_completed
-from .tags import people_tags
 
 # The rows a service locks by primary key.
 _Locked = TypeVar("_Locked", Allocation, Session, PayoutClaim, Trainer)
@@ -63,10 +61,6 @@ class InvalidTransition(APIError):
     status_code: int = status.HTTP_409_CONFLICT
     code = ErrorCode.CONFLICT
     default_detail = "This change is not allowed in the object's current state."
-
-
-def _touch(*, trainers: Iterable[int] = (), students: Iterable[int] = ()) -> None:
-    invalidate_on_commit(people_tags(trainers=trainers, students=students))
 
 
 def _require(condition: bool, message: str) -> None:
@@ -117,7 +111,6 @@ def session_create(
         scheduled_at=scheduled_at,
         duration_minutes=duration_minutes or allocation.course.session_minutes,
     )
-    _touch(trainers=(allocation.trainer_id,), students=(allocation.student_id,))
     return session
 
 
@@ -161,7 +154,6 @@ def session_complete(*, session: Session, rating: int | None = None, feedback: s
     performance.save()
 
     session_completed.send(Session, session=session, allocation=allocation, completed_at=now)
-    _touch(trainers=(session.trainer_id,), students=(session.student_id,))
     return session
 
 
@@ -176,7 +168,6 @@ def session_cancel(*, session: Session, reason: str = "") -> Session:
     session.save(update_fields=["status", "cancelled_at", "cancel_reason", "updated_at"])
     performance.sessions_cancelled += 1
     performance.save()
-    _touch(trainers=(session.trainer_id,), students=(session.student_id,))
     return session
 
 
@@ -191,7 +182,6 @@ def session_mark_no_show(*, session: Session) -> Session:
     _use_session(allocation)
     performance.sessions_no_show += 1
     performance.save()
-    _touch(trainers=(session.trainer_id,), students=(session.student_id,))
     return session
 
 
@@ -202,7 +192,6 @@ def session_confirm(*, session: Session) -> Session:
     _require(session.student_confirmed_at is None, "This session is already confirmed.")
     session.student_confirmed_at = timezone.now()
     session.save(update_fields=["student_confirmed_at", "updated_at"])
-    _touch(trainers=(session.trainer_id,), students=(session.student_id,))
     return session
 
 
@@ -237,7 +226,6 @@ def allocation_create(
         end_date=terms.end_date,
         notes=terms.notes,
     )
-    _touch(trainers=(trainer.pk,), students=(student_id,))
     return allocation
 
 
@@ -261,7 +249,6 @@ def allocation_set_status(*, allocation: Allocation, new_status: AllocationStatu
             cancel_reason="Allocation cancelled.",
         )
     allocation.save()
-    _touch(trainers=(allocation.trainer_id,), students=(allocation.student_id,))
     return allocation
 
 
@@ -294,7 +281,6 @@ def payout_claim_create(*, trainer: Trainer, session_ids: list[int], note: str =
             )
     except IntegrityError as exc:  # a concurrent claim won the race
         raise InvalidTransition("Some of these sessions were just claimed.") from exc
-    _touch(trainers=(trainer.pk,))
     return claim
 
 
@@ -309,7 +295,6 @@ def payout_claim_set_status(*, claim: PayoutClaim, new_status: PayoutClaimStatus
     claim.save(update_fields=["status", "decided_at", "updated_at"])
     if new_status == PayoutClaim.Status.REJECTED:
         claim.claimed.update(active=False)
-    _touch(trainers=(claim.trainer_id,))
     return claim
 
 
@@ -339,7 +324,6 @@ def trainer_profile_update(*, trainer: Trainer, **changes: Any) -> Trainer:
     trainer = _locked(Trainer, trainer.pk)
     _assign(trainer, changes, PROFILE_FIELDS)
     trainer.save()
-    _touch(trainers=(trainer.pk,), students=Allocation.objects.student_ids_of(trainer.pk))
     return trainer
 
 
@@ -349,5 +333,4 @@ def trainer_performance_update(*, trainer: Trainer, **changes: Any) -> TrainerPe
     performance = _performance(trainer.pk)
     _assign(performance, changes, PERFORMANCE_FIELDS)
     performance.save()
-    _touch(trainers=(trainer.pk,))
     return performance

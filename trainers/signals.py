@@ -4,21 +4,26 @@
 transaction, so what other domains do in response (a student's progress and
 achievements) commits or rolls back with it.
 
-The invalidation receivers schedule tag bumps after commit and do nothing else.
-The services invalidate explicitly; these cover every other write (the admin,
-shells, data fixes) so no path leaves a bootstrap stale. Saves whose
-``update_fields`` touch only fields no bootstrap shows invalidate nothing.
+Invalidation has one path per kind of write, as in the storefront: saves and
+deletes (the services, the admin, a shell) reach the receivers connected here;
+bulk writes (``update()``, ``bulk_create()``, ``bulk_update()``) go through the
+models' ``InvalidatingQuerySet``. Both bump, on commit, the tags the model names
+for the rows written (``cache_row_tags`` in ``models.py``); the services make no
+invalidation calls of their own. A save whose ``update_fields`` touch only fields
+no bootstrap shows invalidates nothing. Writes that reach the database some
+other way (``psql``, another service, raw SQL, a migration's data step) are
+bumped by the change listener (``manage.py cache listen``) from the same
+declarations. The trap: a save that moves a row to another trainer or student
+bumps the new one here; the old one is bumped by the listener (it sees the old
+row), or when the listener is not running, by the hard TTL.
 """
 
 from __future__ import annotations
 
-from typing import Any
-
 from django.db.models.signals import post_delete, post_save
 from django.dispatch import Signal
 
-from caching.querysets import changes_content
-from caching.tags import invalidate_on_commit
+from caching.querysets import invalidate_deleted, invalidate_saved
 
 from .models import (
     Allocation,
@@ -26,60 +31,20 @@ from .models import (
     PayoutClaim,
     PayoutClaimSession,
     Session,
+    Student,
     Trainer,
     TrainerDocument,
     TrainerPerformance,
 )
-from .tags import people_tags, trainer_tag
 
 # Sent with ``session``, ``allocation`` (both locked) and ``completed_at``.
 session_completed = Signal()
 # Sent with ``allocation`` when it becomes approved.
 allocation_approved = Signal()
 
-# A row of one of ``MODELS``, the ones the receivers are connected to.
-Shown = (
-    Trainer | TrainerPerformance | TrainerDocument | Course | Allocation | Session | PayoutClaim
-    | PayoutClaimSession
-)  # fmt: skip
-
-
-def _tags(instance: Shown) -> list[str]:
-    """The trainers and students a changed row is shown to."""
-    if isinstance(instance, Trainer):
-        students = Allocation.objects.student_ids_of(instance.pk)
-        return people_tags(trainers=[instance.pk], students=students)
-    if isinstance(instance, Course):
-        pairs = set(
-            Allocation.objects.filter(course=instance).values_list("trainer_id", "student_id")
-        )
-        return people_tags(trainers=[t for t, _ in pairs], students=[s for _, s in pairs])
-    if isinstance(instance, Allocation | Session):
-        return people_tags(trainers=[instance.trainer_id], students=[instance.student_id])
-    if isinstance(instance, PayoutClaimSession):
-        return [trainer_tag(instance.claim.trainer_id)]
-    return [trainer_tag(instance.trainer_id)]  # performance, documents, claims
-
-
-def saved(
-    sender: type[Shown],
-    instance: Shown,
-    update_fields: frozenset[str] | None = None,
-    **kwargs: Any,
-) -> None:
-    """A save of a model some bootstrap shows."""
-    if changes_content(sender, update_fields):
-        invalidate_on_commit(_tags(instance))
-
-
-def deleted(sender: type[Shown], instance: Shown, **kwargs: Any) -> None:
-    """A delete of a model some bootstrap shows."""
-    invalidate_on_commit(_tags(instance))
-
-
 MODELS = (
-    Trainer, TrainerPerformance, TrainerDocument, Course, Allocation, Session, PayoutClaim,
-    PayoutClaimSession,
+    Trainer, Student, TrainerPerformance, TrainerDocument, Course, Allocation, Session,
+    PayoutClaim, PayoutClaimSession,
 )  # fmt: skip
 
 
@@ -87,5 +52,7 @@ def connect() -> None:
     """Connect the receivers (from ``TrainersConfig.ready``)."""
     for model in MODELS:
         name = model._meta.label_lower
-        post_save.connect(saved, sender=model, dispatch_uid=f"bootstrap.{name}.saved")
-        post_delete.connect(deleted, sender=model, dispatch_uid=f"bootstrap.{name}.deleted")
+        post_save.connect(invalidate_saved, sender=model, dispatch_uid=f"bootstrap.{name}.saved")
+        post_delete.connect(
+            invalidate_deleted, sender=model, dispatch_uid=f"bootstrap.{name}.deleted"
+        )

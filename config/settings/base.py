@@ -234,6 +234,13 @@ EDGE_PURGE_RETRY_FOR_S = env.int("EDGE_PURGE_RETRY_FOR_S", default=300)  # s of 
 if EDGE_PURGE_URLS and not EDGE_PURGE_SECRET:
     raise ImproperlyConfigured("EDGE_PURGE_URLS needs EDGE_PURGE_SECRET (the edge checks it).")
 # How long an edge may serve a stale public response while the service is down.
+# The change listener (manage.py cache listen): every writer's changes become tag
+# bumps. On, in-app transactions announce the tags they bump (so it skips them)
+# and readiness reports it; set it alike on the web, worker and listener.
+ENABLE_CACHE_LISTENER = env.bool("ENABLE_CACHE_LISTENER", default=False)
+CACHE_LISTENER_SLOT = env.str("CACHE_LISTENER_SLOT", default="aggregation_cache")  # + publication
+CACHE_LISTENER_DATABASE_URL = env.str("CACHE_LISTENER_DATABASE_URL", default="")  # "": DATABASE_URL
+CACHE_LISTENER_MAX_LAG_S = env.float("CACHE_LISTENER_MAX_LAG_S", default=10.0)  # seconds
 CDN_STALE_IF_ERROR_S = env.int("CDN_STALE_IF_ERROR_S", default=3600)  # seconds
 BOOTSTRAP_WARM_LIMIT = env.int("BOOTSTRAP_WARM_LIMIT", default=50)  # per kind, per warm run
 HOMEPAGE_LOCATION_RADIUS_KM = env.float("HOMEPAGE_LOCATION_RADIUS_KM", default=50.0)

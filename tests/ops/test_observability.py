@@ -11,6 +11,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -21,6 +22,8 @@ from prometheus_client import REGISTRY
 from structlog.stdlib import ProcessorFormatter
 
 from caching import consistency
+from caching.keys import LISTENER_STATUS_KEY
+from caching.shared import shared_cache
 from config.celery_app import app as celery_app
 from homepage.sections import homepage_sections
 from tests.homepage.factories import ProductFactory
@@ -155,13 +158,16 @@ def test_metrics_are_only_for_the_internal_network(client):
     assert client.get("/metrics", REMOTE_ADDR="8.8.8.8").status_code == 404
 
 
-def test_alert_rules_are_valid_and_name_real_metrics(client):
+def test_alert_rules_are_valid_and_name_real_metrics(client, settings):
     rules = yaml.safe_load(ALERTS.read_text())["groups"][0]["rules"]
     assert {r["alert"] for r in rules} == {
         "AggregationSlowResponses", "AggregationErrorRate", "AggregationCacheHitRateLow",
         "AggregationPartialFailures", "AggregationEdgePurgesAbandoned",
-        "AggregationCacheInconsistent",
+        "AggregationCacheInconsistent", "AggregationCacheListenerDown",
+        "AggregationCacheListenerLagging",
     }  # fmt: skip
+    settings.ENABLE_CACHE_LISTENER = True  # its state, as a listener process reports it
+    shared_cache.hset_many(LISTENER_STATUS_KEY, {"state": "streaming", "heartbeat": time.time()})
     product = ProductFactory()
     client.get("/api/v1/homepage")
     client.get("/api/v1/nothing")  # a 404, so response-by-status series exist
@@ -169,7 +175,7 @@ def test_alert_rules_are_valid_and_name_real_metrics(client):
     assert consistency.verify(limit=10).any_inconsistent  # so the inconsistency series exist
     exposed = _metrics(client)
     for rule in rules:
-        assert rule.get("for", "0m") in {"0m", "5m", "10m"}
+        assert rule.get("for", "0m") in {"0m", "5m", "10m"}, rule["alert"]
         # A metric is followed by its labels ({...}) or its range ([5m]).
         metrics = re.findall(r"\b((?:django|aggregation)_[a-z_]+)[{\[]", rule["expr"])
         assert metrics, rule["alert"]  # every rule is checked against what is exposed

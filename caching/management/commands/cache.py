@@ -1,8 +1,10 @@
-"""``manage.py cache stats | invalidate TAG... | warm [NAME...] | verify [--sample N]``."""
+"""``manage.py cache stats | invalidate TAG... | warm [NAME...] | verify [--sample N] | listen``."""
 
 from __future__ import annotations
 
 import argparse
+import signal
+import threading
 from datetime import UTC, datetime
 from typing import Any
 
@@ -12,6 +14,7 @@ from tabulate import tabulate
 
 from caching import consistency
 from caching.inspection import known_tags, namespace_stats, tag_generations, warm_times
+from caching.listener import ChangeListener, ListenerError
 from caching.metrics import flush_stats
 from caching.tags import bump
 from caching.tasks import warm_one
@@ -41,6 +44,17 @@ class Command(BaseCommand):
         )
         verify.add_argument(
             "--sample", type=_positive, default=None, help="Entries to compare (at least 1)."
+        )
+
+        listen = sub.add_parser(
+            "listen", help="Follow PostgreSQL's change stream: every writer's changes bump tags."
+        )
+        listen.add_argument(
+            "--reset", action="store_true",
+            help="Start a new slot after the old one was dropped (invalidates every watched table)",
+        )  # fmt: skip
+        listen.add_argument(
+            "--drop", action="store_true", help="Drop the slot and publication, then exit."
         )
 
     def handle(self, *args: Any, action: str, **options: Any) -> None:
@@ -113,3 +127,17 @@ class Command(BaseCommand):
         self.stdout.write(f"skipped (changed since stored, expired or gone): {report.skipped}")
         if report.any_inconsistent:
             raise CommandError("Cached entries differ from the database (see above).", returncode=1)
+
+    def _listen(self, reset: bool, drop: bool, **options: Any) -> None:
+        stop = threading.Event()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(signum, lambda *_: stop.set())
+        try:
+            listener = ChangeListener()
+            if drop:
+                listener.drop()
+                self.stdout.write(f"Dropped replication slot and publication {listener.slot}.")
+                return
+            listener.run(stop, reset=reset)
+        except ListenerError as exc:  # one line for the operator, no traceback
+            raise CommandError(f"cache listen: {exc}", returncode=2) from exc
