@@ -41,7 +41,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from django.conf import settings
-from django.db import DEFAULT_DB_ALIAS, close_old_connections
+from django.db import DEFAULT_DB_ALIAS, close_old_connections, connections
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
 from . import capture
@@ -109,7 +109,7 @@ def dsn(alias: str = DEFAULT_DB_ALIAS) -> str:
     if settings.CACHE_LISTENER_DATABASE_URL:
         return str(settings.CACHE_LISTENER_DATABASE_URL)
     db = settings.DATABASES[alias]
-    if db["ENGINE"] != "django.db.backends.postgresql":
+    if connections[alias].vendor != "postgresql":
         raise ListenerError(f"The cache listener needs PostgreSQL; database {alias!r} is not.")
     parts = {"dbname": db["NAME"], "user": db.get("USER"), "password": db.get("PASSWORD"),
              "host": db.get("HOST"), "port": db.get("PORT")}  # fmt: skip
