@@ -36,10 +36,11 @@ GZIP_LEVEL = 6
 GZIP_HEADER = b"\x1f\x8b\x08\x00\x00\x00\x00\x00\x00\xff"  # deflate, no flags, no mtime
 GZIP_END = b"\x03\x00"  # an empty final fixed-Huffman block
 MIN_COMPRESS_LENGTH = 200  # as Django's GZipMiddleware: smaller bodies gain nothing
-# The few hundred bytes a response compresses itself fit a 512-byte window,
-# which costs a fraction of the default 256 KiB of compressor state.
-_SMALL_WBITS = -9
-_SMALL_MEM_LEVEL = 2
+# What a response compresses itself (an envelope, a few replaced sections) is
+# small: a 4 KiB window and memLevel 5 compress it as well as the defaults,
+# four times faster (their 256 KiB of state costs more than the data).
+_SMALL_WBITS = -12
+_SMALL_MEM_LEVEL = 5
 BROTLI_LAST = b"\x03"  # ISLAST=1, ISLASTEMPTY=1, padded to the byte
 _BROTLI_BLOCK = 1 << 16  # an uncompressed meta-block of MNIBBLES=4 holds up to 64 KiB
 BROTLI_REDUCED_QUALITY = 4  # a reduced body compressed per response: fast, still ~0.8x gzip
