@@ -1,26 +1,27 @@
-"""The cached body of an aggregate: its sections serialized, and deflated, once.
+"""The cached body of an aggregate: its sections serialized, versioned and compressed once.
 
 Every response wraps those bytes with fresh metadata (``rendering.py``), so a
 cache hit runs no serializer and compresses only a few hundred bytes of
-envelope.
+envelope. The sections are stored as *pieces*, one per section, each with
+its version and its precompressed gzip and zstd forms (``delivery.py``), so
+a response may replace any of them (``known=``, ``fields=``) and still reuse
+the others' compressed bytes.
 """
 
 from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from typing import Any, Literal
+from dataclasses import dataclass, field, replace
+from typing import Any
 
 import orjson
 
 from .compute import SectionResult
-from .encoding import deflate_segment
+from .delivery import Layout as Layout  # re-exported: the batch names it from here
+from .delivery import Pieces, pieces_of, serialized
 from .errors import ErrorCode
 from .snapshot import Snapshot
-
-# "sections": ``data.sections = {...}`` (homepage); "inline": each section a member of ``data``.
-Layout = Literal["sections", "inline"]
 
 # What a batch adds beside its sections, from their results (analytics, an owner).
 Extras = Callable[[dict[str, SectionResult]], dict[str, Any]]
@@ -41,6 +42,17 @@ class BatchBody:
     expires_at: float | None = None
     layout: Layout = "sections"
     snapshot: dict[str, str | None] | None = None
+    # Per-section delivery (``delivery.py``). Builtin types only, and None on a
+    # body stored by a release before them: the cache is shared across a
+    # rolling deploy, and an unpickled body has exactly the fields it was
+    # stored with (class defaults stand in for the others).
+    section_versions: dict[str, str] | None = None
+    body_version: str | None = None
+    piece_bounds: tuple[int, ...] | None = None
+    deflate_bounds: tuple[int, ...] | None = None
+    sections_zstd: bytes | None = None
+    zstd_bounds: tuple[int, ...] | None = None
+    brotli_head: bytes | None = None
 
     @property
     def partial_failure(self) -> bool:
@@ -66,23 +78,28 @@ def assemble(
     extras: Extras | None = None,
     layout: Layout = "sections",
     snapshot: Snapshot | None = None,
+    subject: str = "",
 ) -> BatchBody:
-    """Serialize (and deflate) the sections once; gather errors and expiry.
+    """Serialize, version and compress the sections once; gather errors and expiry.
 
     With ``layout="inline"`` the cached bytes are the sections as members,
-    without the enclosing braces.
+    without the enclosing braces. ``subject`` (the cache key: whose response
+    this is) goes into every section's version, so a version from one
+    subject's response never equals a section of another's.
     """
-    sections = {section_id: r.body for section_id, r in results.items()}
     errors = [r.error for r in results.values() if r.error is not None]
-    sections_json = orjson.dumps(sections)
-    if layout == "inline":
-        sections_json = sections_json[1:-1]
+    pieces = pieces_of(
+        {s: serialized(r.body, ok=r.status == "success") for s, r in results.items()},
+        layout=layout,
+        subject=subject,
+        head=ENVELOPE_HEADS[layout],
+    )
+    sections_json = pieces.sections_json
     digest = hashlib.blake2b(sections_json, digest_size=16)
     digest.update(orjson.dumps(errors))
     expiries = [r.expires_at for r in results.values() if r.expires_at is not None]
     return BatchBody(
         sections_json=sections_json,
-        sections_deflate=deflate_segment(sections_json),
         etag=f'W/"{digest.hexdigest()}"',
         errors=errors,
         section_status={section_id: r.status for section_id, r in results.items()},
@@ -90,7 +107,38 @@ def assemble(
         expires_at=min(expiries) if expiries else None,
         layout=layout,
         snapshot=snapshot.as_metadata() if snapshot else None,
+        **pieces.stored(),
     )
+
+
+# What precedes the sections in a successful response, in each layout: the
+# start of the Brotli stream stored with a body (``rendering.py`` checks it).
+ENVELOPE_HEADS: dict[Layout, bytes] = {
+    "sections": b'{"success":true,"data":{"sections":',
+    "inline": b'{"success":true,"data":{',
+}
+
+
+def with_pieces(body: BatchBody, subject: str) -> BatchBody:
+    """``body`` with its per-section delivery, rebuilt if it was stored without (older release).
+
+    Costs what storing it would have (a serialization and compressions), once
+    per response of such a body, until it expires (``CACHE_TTL`` at most).
+    """
+    if body.piece_bounds is not None:
+        return body
+    raw = body.sections_json if body.layout == "sections" else b"{" + body.sections_json + b"}"
+    failed = {e.get("section") for e in body.errors}
+    pieces: Pieces = pieces_of(
+        {
+            section_id: serialized(value, ok=section_id not in failed)
+            for section_id, value in orjson.loads(raw).items()
+        },
+        layout=body.layout,
+        subject=subject,
+        head=ENVELOPE_HEADS[body.layout],
+    )
+    return replace(body, sections_json=pieces.sections_json, **pieces.stored())
 
 
 def batch_view(body: BatchBody) -> dict[str, Any]:

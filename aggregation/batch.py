@@ -108,7 +108,7 @@ class BatchResult:
         return 503 if self.body.unavailable else 500
 
     def metadata(self) -> dict[str, Any]:
-        """``data.metadata`` of seed 004 §1.3, plus ``stale`` (and ``snapshot``)."""
+        """``data.metadata`` of seed 004 §1.3, plus ``stale`` (and ``snapshot``, versions)."""
         metadata: dict[str, Any] = {"timestamp": iso(datetime.now(UTC))}
         if self.user_id is not None:  # declared optional: absent for anonymous callers
             metadata["userId"] = str(self.user_id)
@@ -122,6 +122,9 @@ class BatchResult:
         }
         if self.body.snapshot is not None:
             metadata["snapshot"] = self.body.snapshot
+        if self.body.section_versions is not None:  # stored with the body (``delivery.py``)
+            metadata["sectionVersions"] = self.body.section_versions
+            metadata["bodyVersion"] = self.body.body_version
         return metadata
 
 
@@ -152,7 +155,13 @@ def recompute_batch(request: BatchRequest) -> BatchBody:
         section_policy=None,
         consistent=request.consistent,
     )
-    return assemble(results, extras=request.extras, layout=request.layout, snapshot=snapshot)
+    return assemble(
+        results,
+        extras=request.extras,
+        layout=request.layout,
+        snapshot=snapshot,
+        subject=request.cache_key,
+    )
 
 
 def serve_batch(request: BatchRequest, mode: ReadMode = ReadMode.CACHED) -> BatchResult:
@@ -168,7 +177,13 @@ def serve_batch(request: BatchRequest, mode: ReadMode = ReadMode.CACHED) -> Batc
             reuse_sections=mode is not ReadMode.FRESH,
             consistent=request.consistent,
         )
-        body = assemble(results, extras=request.extras, layout=request.layout, snapshot=snapshot)
+        body = assemble(
+            results,
+            extras=request.extras,
+            layout=request.layout,
+            snapshot=snapshot,
+            subject=request.cache_key,
+        )
         return Computed(
             body,
             ok=not body.all_failed,

@@ -1,22 +1,37 @@
-"""The response bytes of a batch: fresh metadata around the cached section bytes.
+"""The response bytes of a batch: fresh metadata around the cached section pieces.
 
-Sections are never serialized again here: their cached JSON (or deflate
-segment, for a gzip response) is spliced into the envelope. A sparse
-fieldset is the one exception, reduced per response so one cached body
-serves every sparse variant.
+Sections are never serialized again here: their stored pieces (JSON, and
+compressed in each encoding) are spliced into the envelope. Two things are
+made per response, and only for the sections they touch: a ``notModified``
+stand-in for a section the client holds (``known=``), and a section reduced
+to a sparse fieldset (``fields=``). One cached body serves every variant.
 """
 
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Iterable
+from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
 from django.conf import settings
 
+from .assembly import ENVELOPE_HEADS, BatchBody
 from .batch import BatchResult
-from .encoding import deflate_segment, gzip_stitched
-from .sparse import SectionFields, apply_fieldset
+from .delivery import Stretch, stretches
+from .encoding import (
+    IDENTITY,
+    MIN_COMPRESS_LENGTH,
+    STITCHED,
+    Run,
+    brotli_finished,
+    brotli_whole,
+    choose_encoding,
+    gzip_stitched,
+    zstd_stitched,
+)
+from .sparse import SectionFields
 
 _SECTIONS_PLACEHOLDER = b'"\\u0000sections\\u0000"'
 _INLINE_KEY = "\x00"  # stands where a bootstrap's sections go, then is cut out
@@ -24,25 +39,80 @@ _INLINE_MARK = b'"\\u0000":0,'
 
 
 def sparse_etag(etag: str, paths: list[str]) -> str:
-    """The ETag of a sparse fieldset of a body whose ETag is ``etag``."""
+    """The ETag of a variant (``paths``: its fieldset, its sections not sent) of a body."""
     digest = hashlib.blake2b(etag.encode(), digest_size=16)
     digest.update("\x00".join(paths).encode())
     return f'W/"{digest.hexdigest()}"'
+
+
+def unchanged_sections(body: BatchBody, known: dict[str, str] | None) -> list[str]:
+    """The sections ``known`` names at their current version (sent as ``notModified``)."""
+    versions = body.section_versions or {}
+    return [s for s, v in (known or {}).items() if versions.get(s) == v]
+
+
+@dataclass
+class Rendered:
+    """A response body and the content coding it is in (``identity``: none)."""
+
+    content: bytes
+    encoding: str = IDENTITY
+    not_modified: list[str] = field(default_factory=list)
+
+
+def offered_encodings(*, reduced: bool) -> tuple[str, ...]:
+    """The codings a body may be sent in, best first (``RESPONSE_ENCODINGS``).
+
+    A reduced body prefers the codings it can be stitched in from stored
+    pieces: Brotli would have to compress it for this response.
+    """
+    configured = tuple(settings.RESPONSE_ENCODINGS)
+    if not reduced:
+        return configured
+    return tuple(e for e in configured if e in STITCHED) + tuple(
+        e for e in configured if e not in STITCHED
+    )
 
 
 def render_batch(
     result: BatchResult,
     *,
     extra: dict[str, Any] | None = None,
-    gzip: bool = False,
+    accept_encoding: str = "",
     fieldset: dict[str, SectionFields] | None = None,
-) -> bytes:
-    """The response bytes around the cached sections (homepage or bootstrap layout)."""
+    known: dict[str, str] | None = None,
+) -> Rendered:
+    """The response bytes around the cached sections, in the best coding the client takes.
+
+    ``result.body`` must have its pieces (``assembly.with_pieces``).
+    """
     body = result.body
-    sections_json, sections_deflate = body.sections_json, body.sections_deflate
-    if fieldset:
-        sections_json = orjson.dumps(apply_fieldset(orjson.loads(sections_json), fieldset))
-        sections_deflate = deflate_segment(sections_json)
+    if body.piece_bounds is None or body.section_versions is None:
+        raise ValueError("A body without pieces: pass it through with_pieces first.")
+    parts, unchanged = stretches(
+        sections_json=body.sections_json,
+        piece_bounds=body.piece_bounds,
+        versions=body.section_versions,
+        layout=body.layout,
+        fieldset=fieldset,
+        known=known,
+    )
+    prefix, suffix = _envelope(result, extra)
+    reduced = any(index is None for _, index in parts)
+    length = len(prefix) + len(suffix) + sum(len(raw) for raw, _ in parts)
+    encoding = (
+        choose_encoding(accept_encoding, offered_encodings(reduced=reduced))
+        if length >= MIN_COMPRESS_LENGTH
+        else IDENTITY
+    )
+    return Rendered(
+        _encode(body, encoding, prefix, parts, suffix, reduced=reduced), encoding, unchanged
+    )
+
+
+def _envelope(result: BatchResult, extra: dict[str, Any] | None) -> tuple[bytes, bytes]:
+    """The envelope's bytes before and after the sections."""
+    body = result.body
     data: dict[str, Any] = {}
     if body.layout == "inline":
         data[_INLINE_KEY] = 0
@@ -61,6 +131,51 @@ def render_batch(
     prefix, suffix = orjson.dumps(envelope).split(mark, 1)
     if body.layout == "inline":
         suffix = b"," + suffix
-    if gzip:
-        return gzip_stitched(prefix, sections_json, sections_deflate, suffix)
-    return prefix + sections_json + suffix
+    return prefix, suffix
+
+
+def _encode(
+    body: BatchBody,
+    encoding: str,
+    prefix: bytes,
+    parts: list[Stretch],
+    suffix: bytes,
+    *,
+    reduced: bool,
+) -> bytes:
+    if encoding == "gzip":
+        runs = _runs(prefix, parts, suffix, body.deflate_bounds, body.sections_deflate)
+        return gzip_stitched(runs)
+    if encoding == "zstd":
+        runs = _runs(prefix, parts, suffix, body.zstd_bounds, body.sections_zstd)
+        return zstd_stitched(runs, settings.RESPONSE_ZSTD_LEVEL)
+    plain = b"".join((prefix, *(raw for raw, _ in parts), suffix))
+    if encoding == "br":
+        if not reduced and body.brotli_head is not None and prefix == ENVELOPE_HEADS[body.layout]:
+            return brotli_finished(body.brotli_head, suffix)
+        return brotli_whole(plain)
+    return plain
+
+
+def _runs(
+    prefix: bytes,
+    parts: list[Stretch],
+    suffix: bytes,
+    bounds: tuple[int, ...] | None,
+    stored: bytes | None,
+) -> Iterable[Run]:
+    """The response as runs for a stitching coder: stored pieces reused, the rest merged.
+
+    Without stored pieces in this coding (a body stored while it was not in
+    ``RESPONSE_ENCODINGS``), every run is compressed for this response.
+    """
+    pending = [prefix]
+    for raw, index in parts:
+        if index is None or bounds is None or stored is None:
+            pending.append(raw)
+            continue
+        yield b"".join(pending), None
+        pending = []
+        yield raw, stored[bounds[index] : bounds[index + 1]]
+    pending.append(suffix)
+    yield b"".join(pending), None

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
+from drf_spectacular.serializers import PolymorphicProxySerializerExtension
+from drf_spectacular.utils import PolymorphicProxySerializer
 from rest_framework import serializers
 
+from aggregation.delivery import InvalidKnown, parse_known
 from aggregation.sections import SectionRegistry, UnknownSection
 from aggregation.sparse import InvalidFieldset, parse_fieldset
 
@@ -61,6 +64,27 @@ class FieldsetField(_CommaListField):
             raise serializers.ValidationError(str(exc)) from exc
 
 
+class KnownField(_CommaListField):
+    """``known=overview:<version>,sessions:<version>``: the section versions a client holds.
+
+    Reads the registry from the serializer context key ``registry``. Returns
+    ``{canonical section id: version}``.
+    """
+
+    def to_internal_value(self, data: Any) -> dict[str, str]:  # type: ignore[override]
+        try:
+            return parse_known(self.split(data), self.context["registry"])
+        except InvalidKnown as exc:
+            raise serializers.ValidationError(str(exc)) from exc
+
+
+KNOWN_HELP = (
+    "Comma-separated <section>:<version> pairs from an earlier response's "
+    "metadata.sectionVersions; each section still at that version is sent as "
+    '{"id", "notModified": true, "version"}.'
+)
+
+
 class BatchMetadataSerializer(serializers.Serializer):
     timestamp = serializers.DateTimeField()
     userId = serializers.CharField(
@@ -74,6 +98,22 @@ class BatchMetadataSerializer(serializers.Serializer):
     )
     executionTime = serializers.FloatField(help_text="Milliseconds spent answering.")
     partialFailure = serializers.BooleanField()
+    sectionVersions = serializers.DictField(
+        child=serializers.CharField(),
+        help_text="Each section's version: changes exactly when the section's content does. "
+        "Send them back as known= to receive unchanged sections as notModified.",
+    )
+    bodyVersion = serializers.CharField(
+        help_text="The version of every section together: the snapshot the versions belong to."
+    )
+
+
+class NotModifiedSectionSerializer(serializers.Serializer):
+    """A section the client holds at this version (``known=``), in place of its content."""
+
+    id = serializers.CharField()
+    notModified = serializers.BooleanField()
+    version = serializers.CharField()
 
 
 def section_serializer(
@@ -91,7 +131,15 @@ def section_serializer(
         "error": serializers.BooleanField(
             required=False, help_text="Present and true when the section failed."
         ),
-        "__doc__": "A section; a sparse fieldset may leave out any key but id.",
+        "notModified": serializers.BooleanField(
+            required=False,
+            help_text="Present and true when known= named this section at its current version: "
+            "only id, notModified and version are sent.",
+        ),
+        "version": serializers.CharField(
+            required=False, help_text="The section's version, with notModified."
+        ),
+        "__doc__": "A section; a sparse fieldset or known= may leave out any key but id.",
     }
     return type(name, (serializers.Serializer,), attrs)
 
@@ -100,6 +148,7 @@ class BootstrapQuerySerializer(serializers.Serializer):
     fresh = serializers.BooleanField(
         default=False, help_text="Bypass the cache read (still cached afterwards)."
     )
+    known = KnownField(help_text=KNOWN_HELP)
 
 
 class SnapshotSerializer(serializers.Serializer):
@@ -117,14 +166,43 @@ class BootstrapMetadataSerializer(BatchMetadataSerializer):
     )
 
 
+class _OneOf(PolymorphicProxySerializer):
+    """``oneOf`` its serializers, as is (no discriminator, no list of them).
+
+    Declared as a field, a serializer is deep-copied by re-creating it from its
+    arguments, without ``many`` (DRF takes it out first): ``many=False`` is
+    put back on every creation, as drf-spectacular needs it to keep a list
+    serializer among the alternatives as it is.
+    """
+
+    def __new__(cls, *args: Any, **kwargs: Any) -> Any:
+        kwargs["many"] = False
+        return super().__new__(cls, *args, **kwargs)
+
+
+class _OneOfExtension(PolymorphicProxySerializerExtension):
+    """drf-spectacular's own handling, for the subclass (extensions match exact classes)."""
+
+    target_class = "api.batch_serializers._OneOf"
+
+
 def bootstrap_response_serializer(
     name: str, sections: dict[str, serializers.Field]
 ) -> type[serializers.Serializer]:
-    """A bootstrap: its sections and ``metadata`` inside ``data``."""
+    """A bootstrap: its sections (each may be ``notModified``) and ``metadata`` inside ``data``."""
+    either = {
+        section_id: _OneOf(
+            component_name=f"{name}{section_id[0].upper()}{section_id[1:]}",
+            serializers=[cast(Any, field), NotModifiedSectionSerializer],
+            resource_type_field_name=None,
+            allow_null=getattr(field, "allow_null", False),  # a missing subject's overview
+        )
+        for section_id, field in sections.items()
+    }
     data = type(
         f"{name}Data",
         (serializers.Serializer,),
-        {**sections, "metadata": BootstrapMetadataSerializer()},
+        {**either, "metadata": BootstrapMetadataSerializer()},
     )
     return type(
         f"{name}Response",

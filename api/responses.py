@@ -13,11 +13,12 @@ from django.http import HttpRequest, HttpResponse, HttpResponseNotModified
 from rest_framework.response import Response
 
 from aggregation import metrics
+from aggregation.assembly import with_pieces
 from aggregation.batch import BatchResult
 from aggregation.compute import SectionResult
-from aggregation.encoding import MIN_COMPRESS_LENGTH, accepts_gzip
+from aggregation.encoding import IDENTITY
 from aggregation.errors import ErrorCode
-from aggregation.rendering import render_batch, sparse_etag
+from aggregation.rendering import render_batch, sparse_etag, unchanged_sections
 from aggregation.sparse import SectionFields
 from api.errors import DATABASE_RETRY_AFTER_S, APIError
 from api.http import VARY, cache_control, not_modified
@@ -34,12 +35,16 @@ def batch_response(
     public: bool,
     extra: dict[str, Any] | None = None,
     fieldset: tuple[list[str], dict[str, SectionFields]] | None = None,
+    known: dict[str, str] | None = None,
 ) -> HttpResponse:
-    """The response for a batch result: 304, gzip or plain JSON, with cache headers.
+    """The response for a batch result: 304, or JSON in the best coding the client takes.
 
     ``fieldset`` (its paths and its spec) reduces the cached sections for this
-    response only; the ETag names the reduced content.
+    response only; ``known`` (section: version the client holds) sends each
+    section still at that version as ``notModified``. The ETag names the
+    reduced content.
     """
+    result.body = with_pieces(result.body, result.cache_key)
     status = result.status_code
     note_aggregation(
         request,
@@ -63,7 +68,11 @@ def batch_response(
         headers |= edge.tag_header(result.tags)
     if status == 503:  # every section failed for want of the database
         headers["Retry-After"] = str(DATABASE_RETRY_AFTER_S)
-    etag = sparse_etag(result.body.etag, fieldset[0]) if fieldset else result.body.etag
+    variant = [
+        *(fieldset[0] if fieldset else ()),
+        *(f"known:{s}" for s in unchanged_sections(result.body, known)),
+    ]
+    etag = sparse_etag(result.body.etag, variant) if variant else result.body.etag
     if status == 200:
         headers["ETag"] = etag
         if not_modified(request, etag):
@@ -71,16 +80,16 @@ def batch_response(
             for name, value in headers.items():
                 response[name] = value
             return response
-    gzip = (
-        accepts_gzip(request.META.get("HTTP_ACCEPT_ENCODING", ""))
-        and len(result.body.sections_json) >= MIN_COMPRESS_LENGTH
+    rendered = render_batch(
+        result,
+        extra=extra,
+        accept_encoding=request.META.get("HTTP_ACCEPT_ENCODING", ""),
+        fieldset=fieldset[1] if fieldset else None,
+        known=known,
     )
-    content = render_batch(
-        result, extra=extra, gzip=gzip, fieldset=fieldset[1] if fieldset else None
-    )
-    response = HttpResponse(content, status=status, content_type="application/json")
-    if gzip:
-        response["Content-Encoding"] = "gzip"
+    response = HttpResponse(rendered.content, status=status, content_type="application/json")
+    if rendered.encoding != IDENTITY:
+        response["Content-Encoding"] = rendered.encoding
     for name, value in headers.items():
         response[name] = value
     return response

@@ -146,7 +146,7 @@ class BootstrapViewSet(LegacyEndpoint, viewsets.ViewSet):
         if token is None:
             return None
         try:
-            fresh = validated_query(BootstrapQuerySerializer, request)["fresh"]
+            params = self._params(request)
             subject_id = int(kwargs[self.lookup_field])
         except (exceptions.ValidationError, KeyError, ValueError):
             return None
@@ -154,12 +154,16 @@ class BootstrapViewSet(LegacyEndpoint, viewsets.ViewSet):
         extra_keys = (token_key, self.spec.owner_key(subject_id))
         cached, extra = self.spec.peek(subject_id, extra_keys=extra_keys)
         user = user_from_cache(extra.get(token_key))
-        if user is None or fresh:  # (fresh: what was read is not read again)
+        if user is None or params["fresh"]:  # (fresh: what was read is not read again)
             return None
         request.user = user  # the rate limit counts against the user, as DRF would
         if over_budget(request) is not None or not self._may_see(user, cached):
             return None
-        return self._respond(request, subject_id, cached)  # type: ignore[arg-type]
+        return self._respond(request, subject_id, cached, params)  # type: ignore[arg-type]
+
+    def _params(self, request: HttpRequest) -> dict[str, Any]:
+        """The bootstrap's validated query parameters (``fresh``, ``known``)."""
+        return validated_query(BootstrapQuerySerializer, request, registry=self.spec.registry)
 
     @staticmethod
     def _may_see(user: User, cached: BatchResult | None) -> bool:
@@ -175,24 +179,27 @@ class BootstrapViewSet(LegacyEndpoint, viewsets.ViewSet):
         A fresh cached copy is served after checking the owner it was stored
         with: one cache read, no database read, no access query.
         """
-        fresh = validated_query(BootstrapQuerySerializer, request)["fresh"]
+        params = self._params(request)
+        fresh = params["fresh"]
         user = request.user
         if not fresh and user.is_authenticated:
             subject_id = int(kwargs[self.lookup_field])
             cached, _ = self.spec.peek(subject_id)
             if self._may_see(user, cached):
-                return self._respond(request, subject_id, cached)  # type: ignore[arg-type]
+                return self._respond(request, subject_id, cached, params)  # type: ignore[arg-type]
         subject_id, owner = self._subject(request, kwargs)
         return self._respond(
-            request, subject_id, self.spec.serve(subject_id, fresh=fresh, owner=owner)
+            request, subject_id, self.spec.serve(subject_id, fresh=fresh, owner=owner), params
         )
 
-    def _respond(self, request: HttpRequest, subject_id: int, result: BatchResult) -> HttpResponse:
+    def _respond(
+        self, request: HttpRequest, subject_id: int, result: BatchResult, params: dict[str, Any]
+    ) -> HttpResponse:
         record_activity(self.spec.kind, subject_id)
         # The cached content is the same for the subject and staff; the metadata
         # names whoever asked.
         result.user_id = request.user.pk
-        return batch_response(request, result, public=False)
+        return batch_response(request, result, public=False, known=params.get("known"))
 
     def section(self, request: Request, kwargs: dict[str, Any], section_id: str) -> Response:
         """One section alone, from its own cache entry."""

@@ -27,6 +27,7 @@ from tqdm import tqdm
 
 from bench import edge
 from bench.compare import chart, compare, print_comparison
+from bench.delivery import delivery_rows, print_delivery
 from bench.harness import (
     GUNICORN,
     ROOT,
@@ -261,6 +262,8 @@ def main() -> int:
         finally:
             if edge_server is not None:
                 edge_server.close()
+        # Section versions and encodings (changes the first trainer's bio once).
+        delivery = delivery_rows(port, trainers[0], args.seconds)
         if replicas_possible():
             replica = replica_rows(args.seconds, args.redis_url)
             comparison["rows"] |= replica
@@ -391,6 +394,8 @@ def main() -> int:
         ],
     )
     print_comparison(comparison)
+    print()
+    print_delivery(delivery)
     if network is not None:
         print()
         print_network(network)
@@ -407,6 +412,7 @@ def main() -> int:
         "server_rss_mb": {"before": round(rss_before, 1), "after": round(rss_after, 1)},
         "sections_in_parallel": args.parallel,
         "comparison": comparison,
+        "delivery": delivery,
         "scenarios": rows,
     }
     if network is not None:

@@ -10,8 +10,10 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from api.batch_serializers import (
+    KNOWN_HELP,
     BatchMetadataSerializer,
     FieldsetField,
+    KnownField,
     SectionListField,
     section_serializer,
 )
@@ -258,6 +260,7 @@ class HomepageQuerySerializer(LocatedListQuerySerializer):
     fields = FieldsetField(  # type: ignore[assignment]  # the fields= parameter
         help_text="Sparse fieldset: comma-separated paths such as justForYou.items.name."
     )
+    known = KnownField(help_text=KNOWN_HELP)
 
 
 # --- Responses (OpenAPI) --------------------------------------------------------

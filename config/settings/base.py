@@ -56,7 +56,7 @@ MIDDLEWARE = [
     "django_prometheus.middleware.PrometheusBeforeMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
-    "django.middleware.gzip.GZipMiddleware",
+    "api.compression.RefusableGZipMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -245,6 +245,15 @@ CDN_STALE_IF_ERROR_S = env.int("CDN_STALE_IF_ERROR_S", default=3600)  # seconds
 BOOTSTRAP_WARM_LIMIT = env.int("BOOTSTRAP_WARM_LIMIT", default=50)  # per kind, per warm run
 HOMEPAGE_LOCATION_RADIUS_KM = env.float("HOMEPAGE_LOCATION_RADIUS_KM", default=50.0)
 API_VERSION = "1.0.0"
+# Content codings of batch responses, best first; each is compressed once per
+# stored body, so a hit never compresses a section (docs/api.md, "Encodings").
+RESPONSE_ENCODINGS = tuple(
+    e.strip().lower() for e in env.list("RESPONSE_ENCODINGS", default=["br", "zstd", "gzip"])
+)
+if not set(RESPONSE_ENCODINGS) <= {"br", "zstd", "gzip"}:
+    raise ImproperlyConfigured("RESPONSE_ENCODINGS lists only br, zstd and gzip.")
+RESPONSE_BROTLI_QUALITY = env.int("RESPONSE_BROTLI_QUALITY", default=6)  # 0-11
+RESPONSE_ZSTD_LEVEL = env.int("RESPONSE_ZSTD_LEVEL", default=6)  # 1-22
 
 TOKEN_CACHE_TTL_S = env.int("TOKEN_CACHE_TTL_S", default=300)  # seconds a token lookup is kept
 

@@ -12,7 +12,9 @@ vcl 4.1;
 # - passes anything with Authorization or a session cookie, and every method
 #   but GET and HEAD;
 # - one object per normalised URL (query parameters sorted, tracking ones
-#   dropped) and per Accept-Encoding class (gzip or identity);
+#   dropped) and per encoding class: br, zstd, gzip (stored once, gunzipped
+#   by Varnish for clients without gzip), as the app would choose from the
+#   client's Accept-Encoding (q=0 refuses a coding);
 # - each object carries the app's tags (the `xkey` header); the app purges by
 #   tag on every commit that bumps one (PURGE with `xkey-softpurge`, from the
 #   purgers ACL and with the shared secret): a soft purge, so the object stays
@@ -48,6 +50,7 @@ acl purgers {
 }
 
 sub vcl_recv {
+    unset req.http.X-Edge-Encoding;  # ours alone (set below), whatever a client sends
     if (req.method == "PURGE") {
         if (client.ip !~ purgers || req.http.X-Purge-Secret != "{{EDGE_PURGE_SECRET}}") {
             return (synth(403, "Forbidden"));
@@ -77,8 +80,17 @@ sub vcl_recv {
     set req.url = regsub(req.url, "[?&]+$", "");
     set req.url = std.querysort(req.url);
 
-    # ... and per encoding class.
-    if (req.http.Accept-Encoding ~ "gzip") {
+    # ... and per encoding class: the first of br, zstd, gzip the client takes
+    # (named without q or with q above 0), the app's order. Varnish knows only
+    # gzip (it may rewrite Accept-Encoding to "gzip" or remove it after this
+    # sub), so br and zstd are kept apart by the hash (vcl_hash) and asked of
+    # the app by name (vcl_backend_fetch).
+    if (req.http.Accept-Encoding ~ "(?i)(^|,)\s*br\s*(;\s*q\s*=\s*(1(\.0{0,3})?|0?\.[0-9]{0,2}[1-9]))?\s*(,|$)") {
+        set req.http.X-Edge-Encoding = "br";
+    } elsif (req.http.Accept-Encoding ~ "(?i)(^|,)\s*zstd\s*(;\s*q\s*=\s*(1(\.0{0,3})?|0?\.[0-9]{0,2}[1-9]))?\s*(,|$)") {
+        set req.http.X-Edge-Encoding = "zstd";
+    }
+    if (req.http.Accept-Encoding ~ "(?i)(^|,)\s*gzip\s*(;\s*q\s*=\s*(1(\.0{0,3})?|0?\.[0-9]{0,2}[1-9]))?\s*(,|$)") {
         set req.http.Accept-Encoding = "gzip";
     } else {
         unset req.http.Accept-Encoding;
@@ -90,6 +102,21 @@ sub vcl_recv {
         set req.grace = 0s;
     }
     return (hash);
+}
+
+sub vcl_hash {
+    if (req.http.X-Edge-Encoding) {
+        hash_data(req.http.X-Edge-Encoding);
+    }
+    # then the built-in vcl_hash: the URL and the host
+}
+
+sub vcl_backend_fetch {
+    # Varnish asks for gzip; a br or zstd object is asked for by that name only.
+    if (bereq.http.X-Edge-Encoding) {
+        set bereq.http.Accept-Encoding = bereq.http.X-Edge-Encoding;
+    }
+    unset bereq.http.X-Edge-Encoding;
 }
 
 sub vcl_backend_response {

@@ -24,6 +24,7 @@ from api.http import cache_control
 from caching import edge
 from caching.tags import bump
 from homepage.models import Product
+from tests.decoding import decompressed
 from tests.factories import UserFactory
 from tests.homepage.factories import EventFactory, OfferFactory, ProductFactory
 from tests.servers import FreezableProxy, Varnish, free_port, gunicorn
@@ -221,3 +222,24 @@ def test_purges_need_the_secret_and_shared_caches_keep_no_expired_content(stack)
     assert "stale-while-revalidate=0, stale-if-error=0" in capped
     later = cache_control(public=True, expires_at=time.time() + 100.5)
     assert "s-maxage=60, stale-while-revalidate=40, stale-if-error=40" in later
+
+
+def test_the_edge_keeps_one_object_per_encoding(stack):
+    ProductFactory.create_batch(3)
+    plain = get(stack.edge + HOME).json["data"]["sections"]
+
+    def fetch(accept: str) -> tuple[str | None, str | None, dict]:
+        request = urllib.request.Request(stack.edge + HOME, headers={"Accept-Encoding": accept})
+        with urllib.request.urlopen(request, timeout=10) as response:
+            coding = response.headers.get("Content-Encoding")
+            body = orjson.loads(decompressed(response.read(), coding))
+            return coding, response.headers.get("X-Edge-Cache"), body["data"]["sections"]
+
+    for accept, coding in [("gzip, deflate, br, zstd", "br"), ("zstd, gzip", "zstd"),
+                           ("br;q=0, gzip", "gzip"), ("gzip;q=0", None)]:  # fmt: skip
+        first, second = fetch(accept), fetch(accept)
+        assert (first[0], second[0]) == (coding, coding), accept
+        assert second[1] == "HIT", accept
+        assert first[2] == second[2] == plain
+    # Each client got its own coding from the edge's objects, none another's.
+    assert fetch("br")[0] == "br" and fetch("gzip")[0] == "gzip" and fetch("zstd")[0] == "zstd"

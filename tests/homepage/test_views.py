@@ -34,6 +34,7 @@ from caching import metrics
 from caching.tags import bump
 from homepage.models import Product
 from homepage.sections import homepage_sections
+from tests.decoding import decoded
 from tests.servers import storefront_url
 from tests.storefront import (
     counting_queries,
@@ -952,3 +953,198 @@ def test_a_failing_legacy_section_is_an_error_envelope(api_client, db, monkeypat
     assert response.status_code == 500
     assert response.json()["errors"][0]["code"] == "SECTION_FETCH_ERROR"
     assert "hidden" not in response.content.decode()
+
+
+# --- section versions, known=, encodings -------------------------------------------
+
+
+def _versions(response) -> dict[str, str]:
+    return decoded(response)["data"]["metadata"]["sectionVersions"]
+
+
+def _unfeature_a_product(world: dict) -> None:
+    product = world["products"][0]
+    product.featured = False  # leaves justForYou; newArrivals shows no "featured"
+    product.save()
+
+
+# Each write changes exactly one section's content.
+SECTION_WRITES = {
+    "justForYou": _unfeature_a_product,
+    "newArrivals": lambda world: ProductFactory(featured=False),
+    "trendingStores": lambda world: StoreFactory(),
+    "events": lambda world: EventFactory(),
+    "offers": lambda world: OfferFactory(store=world["stores"][0]),
+    "flashSales": lambda world: OfferFactory(flash=True, featured=False, store=world["stores"][1]),
+}
+
+
+@pytest.mark.parametrize("section", ALL_SECTIONS)
+def test_a_version_changes_with_its_section_only(api_client, catalogue, section):
+    first = _versions(api_client.get(URL))
+    assert list(first) == ALL_SECTIONS
+    assert len(set(first.values())) == len(ALL_SECTIONS)
+    # Recomputed from the database (new timestamp, new lastUpdated): same versions.
+    recomputed = api_client.get(URL, {"fresh": "true"})
+    assert decoded(recomputed)["data"]["metadata"]["fromCache"] is False
+    assert _versions(recomputed) == first
+    SECTION_WRITES[section](catalogue)
+    after = _versions(api_client.get(URL))
+    assert {s for s in ALL_SECTIONS if after[s] != first[s]} == {section}
+
+
+def test_known_returns_exactly_the_changed_sections(api_client, catalogue):
+    before = api_client.get(URL).json()["data"]
+    versions = before["metadata"]["sectionVersions"]
+    known = ",".join(f"{s}:{v}" for s, v in versions.items())
+    unchanged = api_client.get(URL, {"known": known}).json()["data"]
+    assert unchanged["metadata"]["fromCache"] is True  # served from the cached response
+    assert unchanged["sections"] == {
+        s: {"id": s, "notModified": True, "version": v} for s, v in versions.items()
+    }
+    EventFactory(title="new event")
+    after = api_client.get(URL, {"known": known}).json()["data"]
+    assert [s for s, body in after["sections"].items() if "notModified" not in body] == ["events"]
+    assert "new event" in [e["title"] for e in after["sections"]["events"]["items"]]
+    # Merging the response into what the client holds gives the full response.
+    merged = {
+        s: before["sections"][s] if body.get("notModified") else body
+        for s, body in after["sections"].items()
+    }
+    full = api_client.get(URL).json()["data"]
+    assert merged == full["sections"]
+    assert after["metadata"]["sectionVersions"] == full["metadata"]["sectionVersions"]
+    assert after["metadata"]["bodyVersion"] != before["metadata"]["bodyVersion"]
+
+
+def test_known_with_sections_fields_snake_case_and_unknown_versions(api_client, catalogue):
+    params = {"sections": "events,offers"}
+    versions = api_client.get(URL, params).json()["data"]["metadata"]["sectionVersions"]
+    assert list(versions) == ["events", "offers"]
+    response = api_client.get(
+        URL,
+        {
+            **params,
+            "known": f"events:{versions['events']},offers:{'A' * 16},flash_sales:whatever",
+            "fields": "offers.total,events.items.title",
+        },
+    )
+    sections = response.json()["data"]["sections"]
+    assert sections["events"] == {
+        "id": "events",
+        "notModified": True,
+        "version": versions["events"],
+    }
+    assert sections["offers"] == {"id": "offers", "total": 2}  # unknown version: sent, and sparse
+    assert list(sections) == ["events", "offers"]  # flashSales is not part of this response
+    # The ETag names the variant: a 304 needs the same known= and fields=.
+    again = api_client.get(
+        URL,
+        {**params, "known": f"events:{versions['events']}", "fields": "offers.total"},
+        HTTP_IF_NONE_MATCH=response["ETag"],
+    )
+    assert again.status_code == 200 and again["ETag"] != response["ETag"]
+
+
+def test_known_from_another_variant_or_user_is_changed(user_client, user, api_client, catalogue):
+    anonymous = api_client.get(URL).json()["data"]["metadata"]["sectionVersions"]
+    mine = user_client.get(URL).json()["data"]["metadata"]["sectionVersions"]
+    # The same events for everyone, but versions are per cache entry: nothing leaks.
+    assert (
+        api_client.get(URL).json()["data"]["sections"]["events"]
+        == (user_client.get(URL).json()["data"]["sections"]["events"])
+    )
+    assert not set(anonymous.values()) & set(mine.values())
+    known = ",".join(f"{s}:{v}" for s, v in anonymous.items())
+    sections = user_client.get(URL, {"known": known}).json()["data"]["sections"]
+    assert not [s for s, body in sections.items() if body.get("notModified")]
+
+
+@pytest.mark.parametrize(
+    ("known", "named"),
+    [
+        ("events", "'events'"),
+        ("bogus:abc", "unknown section 'bogus'"),
+        ("events:", "'events:'"),
+        ("events:a b", "'events:a b'"),
+        ("events:" + "a" * 65, "'events:"),
+        ("events:abc,events:def", "named twice"),
+        (",".join(f"events:{n}" for n in range(51)), "At most 50"),
+    ],
+)
+def test_a_malformed_known_is_400_naming_the_item(api_client, db, known, named):
+    response = api_client.get(URL, {"known": known})
+    assert response.status_code == 400
+    error = response.json()["errors"][0]
+    assert (error["field"], error["code"]) == ("known", "VALIDATION_ERROR")
+    assert named in error["message"]
+
+
+@pytest.mark.parametrize("coding", ["br", "zstd", "gzip", "identity"])
+def test_every_encoding_decodes_to_the_same_json(api_client, catalogue, coding):
+    plain = api_client.get(URL).json()["data"]
+    response = api_client.get(URL, HTTP_ACCEPT_ENCODING=coding)
+    assert response.get("Content-Encoding") == (None if coding == "identity" else coding)
+    assert "Accept-Encoding" in response["Vary"]
+    body = decoded(response)["data"]
+    assert body["sections"] == plain["sections"]
+    assert body["metadata"]["sectionVersions"] == plain["metadata"]["sectionVersions"]
+    versions = plain["metadata"]["sectionVersions"]
+    known = decoded(
+        api_client.get(URL, {"known": f"offers:{versions['offers']}"}, HTTP_ACCEPT_ENCODING=coding)
+    )["data"]["sections"]
+    assert known == {**plain["sections"], "offers": {"id": "offers", "notModified": True,
+                                                     "version": versions["offers"]}}  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("accept", "whole", "reduced"),
+    [
+        ("gzip, deflate, br, zstd", "br", "zstd"),
+        ("gzip, br", "br", "gzip"),
+        ("br;q=0.5, gzip", "gzip", "gzip"),
+        ("br, gzip;q=0", "br", "br"),  # Brotli only: a reduced body is compressed for it
+        ("zstd;q=0.9, br;q=0.1", "zstd", "zstd"),
+        ("*", "br", "zstd"),
+        ("*;q=0.5, br;q=0", "zstd", "zstd"),
+        ("deflate, compress", None, None),
+        ("gzip;q=0, br;q=0.000", None, None),
+        ("", None, None),
+    ],
+)
+def test_the_coding_follows_accept_encoding_q_values(api_client, catalogue, accept, whole, reduced):
+    versions = api_client.get(URL).json()["data"]["metadata"]["sectionVersions"]
+    full = api_client.get(URL, HTTP_ACCEPT_ENCODING=accept)
+    assert full.get("Content-Encoding") == whole
+    part = api_client.get(
+        URL, {"known": f"events:{versions['events']}"}, HTTP_ACCEPT_ENCODING=accept
+    )
+    assert part.get("Content-Encoding") == reduced
+    assert decoded(part)["data"]["sections"]["events"]["notModified"] is True
+
+
+def test_a_hit_compresses_no_section(api_client, catalogue, monkeypatch):
+    api_client.get(URL)
+
+    def forbidden(*args, **kwargs):
+        raise AssertionError("a section compressed on a cache hit")
+
+    for name in ("deflate_segment", "zstd_frame", "brotli_head"):
+        monkeypatch.setattr(f"aggregation.delivery.{name}", forbidden)
+    monkeypatch.setattr("aggregation.rendering.brotli_whole", forbidden)
+    versions = api_client.get(URL).json()["data"]["metadata"]["sectionVersions"]
+    for coding in ("br", "zstd", "gzip"):
+        whole = api_client.get(URL, HTTP_ACCEPT_ENCODING=coding)
+        assert whole["Content-Encoding"] == coding and whole["X-Cache"] == "HIT"
+    for coding in ("zstd", "gzip"):
+        part = api_client.get(
+            URL, {"known": f"events:{versions['events']}"}, HTTP_ACCEPT_ENCODING=coding
+        )
+        assert part["Content-Encoding"] == coding
+
+
+def test_without_an_encoding_configured_it_is_not_offered(api_client, catalogue, settings):
+    settings.RESPONSE_ENCODINGS = ("gzip",)
+    response = api_client.get(URL, HTTP_ACCEPT_ENCODING="br, zstd, gzip")
+    assert response["Content-Encoding"] == "gzip"
+    assert api_client.get(URL, HTTP_ACCEPT_ENCODING="br, zstd").get("Content-Encoding") is None

@@ -8,12 +8,15 @@ from __future__ import annotations
 import json
 import urllib.request
 from datetime import timedelta
+from decimal import Decimal
 
 import pytest
 from django.db import connection
 from django.utils import timezone
 from rest_framework.authtoken.models import Token
 
+from students.models import Achievement, CourseProgress
+from tests.decoding import decoded
 from tests.factories import UserFactory
 from tests.servers import gunicorn
 from tests.students.factories import StudentFactory
@@ -427,3 +430,128 @@ def test_a_mutation_is_seen_by_the_next_read_in_any_process(
     )
     assert bio["data"]["bio"] == "remote"
     assert local.get(path).json()["data"]["overview"]["profile"]["bio"] == "remote"
+
+
+# --- section versions, known=, encodings -------------------------------------------
+
+TRAINER_SECTIONS = ["overview", "sessions", "allocations", "payoutClaims"]
+STUDENT_SECTIONS = ["overview", "sessions", "allocations", "courses"]
+
+
+def _change_trainer_bio(world, client_for):
+    trainer = world["trainer"]
+    response = client_for(trainer.user).patch(
+        f"/api/v1/trainers/{trainer.pk}/profile", {"bio": "Now teaching pilates"}, format="json"
+    )
+    assert response.status_code == 200
+
+
+def _save(instance, **changes):
+    for name, value in changes.items():
+        setattr(instance, name, value)
+    instance.save()  # the receivers invalidate, as for any write
+
+
+# Each write changes exactly one section of that bootstrap.
+BOOTSTRAP_WRITES = {
+    ("trainers", "overview"): _change_trainer_bio,
+    ("trainers", "sessions"): lambda w, _: _save(w["past"], cancel_reason="moved"),
+    ("trainers", "allocations"): lambda w, _: _save(w["allocation"], notes="Mondays only"),
+    ("trainers", "payoutClaims"): lambda w, _: PayoutClaim.objects.create(
+        trainer=w["trainer"], amount=Decimal("40.00")
+    ),
+    ("students", "overview"): lambda w, _: Achievement.objects.create(
+        student=w["student"], code="early-bird", title="Early bird"
+    ),
+    ("students", "sessions"): lambda w, _: _save(w["upcoming"], cancel_reason="moved"),
+    ("students", "allocations"): lambda w, _: _save(w["allocation"], notes="Mondays only"),
+    ("students", "courses"): lambda w, _: CourseProgress.objects.create(
+        student=w["student"], course=w["allocation"].course, sessions_total=10,
+        status=CourseProgress.Status.COMPLETED,
+    ),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize(("kind", "section"), list(BOOTSTRAP_WRITES))
+def test_a_version_changes_with_its_section_only(client_for, world, kind, section):
+    subject = world["trainer"] if kind == "trainers" else world["student"]
+    client = client_for(subject.user)
+    first = _bootstrap(client, kind, subject.pk)["data"]["metadata"]["sectionVersions"]
+    assert list(first) == (TRAINER_SECTIONS if kind == "trainers" else STUDENT_SECTIONS)
+    recomputed = _bootstrap(client, kind, subject.pk, fresh="true")["data"]["metadata"]
+    assert recomputed["fromCache"] is False and recomputed["sectionVersions"] == first
+    BOOTSTRAP_WRITES[kind, section](world, client_for)
+    after = _bootstrap(client, kind, subject.pk)["data"]["metadata"]
+    assert after["fromCache"] is False
+    assert {s for s in first if after["sectionVersions"][s] != first[s]} == {section}
+
+
+def test_known_after_a_profile_change_returns_only_the_overview(client_for, world):
+    trainer = world["trainer"]
+    client = client_for(trainer.user)
+    before = _bootstrap(client, "trainers", trainer.pk)["data"]
+    versions = before["metadata"]["sectionVersions"]
+    known = ",".join(f"{s}:{v}" for s, v in versions.items())
+    unchanged = _bootstrap(client, "trainers", trainer.pk, known=known)["data"]
+    assert unchanged["metadata"]["fromCache"] is True
+    assert {s: unchanged[s] for s in TRAINER_SECTIONS} == {
+        s: {"id": s, "notModified": True, "version": v} for s, v in versions.items()
+    }
+    _change_trainer_bio(world, client_for)
+    after = _bootstrap(client, "trainers", trainer.pk, known=known)["data"]
+    assert [s for s in TRAINER_SECTIONS if "notModified" not in (after[s] or {})] == ["overview"]
+    assert after["overview"]["profile"]["bio"] == "Now teaching pilates"
+    merged = {s: before[s] if after[s].get("notModified") else after[s] for s in TRAINER_SECTIONS}
+    full = _bootstrap(client, "trainers", trainer.pk)["data"]
+    assert merged == {s: full[s] for s in TRAINER_SECTIONS}
+    assert after["metadata"]["snapshot"] == full["metadata"]["snapshot"]
+    assert after["metadata"]["bodyVersion"] == full["metadata"]["bodyVersion"]
+
+
+def test_a_version_never_unlocks_another_subjects_data(client_for, world, staff_client):
+    mine, other = world["trainer"], TrainerFactory()
+    mine_client, other_client = client_for(mine.user), client_for(other.user)
+    ours = _bootstrap(mine_client, "trainers", mine.pk)["data"]
+    theirs = _bootstrap(other_client, "trainers", other.pk)["data"]
+    assert ours["payoutClaims"] == theirs["payoutClaims"] == []  # equal content...
+    mine_versions = ours["metadata"]["sectionVersions"]
+    # ...but versions are per subject, so none matches another subject's section.
+    assert not set(mine_versions.values()) & set(theirs["metadata"]["sectionVersions"].values())
+    known = ",".join(f"{s}:{v}" for s, v in mine_versions.items())
+    sent = _bootstrap(other_client, "trainers", other.pk, known=known)["data"]
+    assert sent["payoutClaims"] == [] and sent["sessions"] == theirs["sessions"]
+    # Staff see the subject's own versions (the same cached entry).
+    assert _bootstrap(staff_client, "trainers", mine.pk)["data"]["metadata"]["sectionVersions"] == (
+        mine_versions
+    )
+
+
+@pytest.mark.parametrize(
+    "known", ["overview", "nope:abc", "sessions:", "sessions:a/b", "overview:a,overview:b"]
+)
+def test_a_malformed_known_is_400_naming_the_item(client_for, world, known):
+    trainer = world["trainer"]
+    client = client_for(trainer.user)
+    _bootstrap(client, "trainers", trainer.pk)  # cached: the fast path must reject it too
+    response = client.get(f"/api/v1/trainers/{trainer.pk}/bootstrap", {"known": known})
+    assert response.status_code == 400
+    error = response.json()["errors"][0]
+    assert (error["field"], error["code"]) == ("known", "VALIDATION_ERROR")
+    assert known.split(",")[0].split(":")[0] in error["message"]
+
+
+@pytest.mark.parametrize("coding", ["br", "zstd", "gzip"])
+def test_every_encoding_decodes_to_the_same_bootstrap(client_for, world, coding):
+    student = world["student"]
+    client = client_for(student.user)
+    url = f"/api/v1/students/{student.pk}/bootstrap"
+    plain = _bootstrap(client, "students", student.pk)["data"]
+    response = client.get(url, HTTP_ACCEPT_ENCODING=coding)
+    assert response["Content-Encoding"] == coding
+    body = decoded(response)["data"]
+    assert {s: body[s] for s in STUDENT_SECTIONS} == {s: plain[s] for s in STUDENT_SECTIONS}
+    version = plain["metadata"]["sectionVersions"]["courses"]
+    part = client.get(url, {"known": f"courses:{version}"}, HTTP_ACCEPT_ENCODING=coding)
+    sections = decoded(part)["data"]
+    assert sections["courses"] == {"id": "courses", "notModified": True, "version": version}
+    assert sections["overview"] == plain["overview"]
