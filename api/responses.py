@@ -19,6 +19,7 @@ from aggregation.encoding import MIN_COMPRESS_LENGTH, accepts_gzip
 from aggregation.errors import ErrorCode
 from aggregation.rendering import render_batch, sparse_etag
 from aggregation.sparse import SectionFields
+from api.cache_status import cache_status
 from api.errors import APIError
 from api.http import VARY, cache_control, not_modified
 from api.request_logs import note_aggregation
@@ -34,11 +35,13 @@ def batch_response(
     public: bool,
     extra: dict[str, Any] | None = None,
     fieldset: tuple[list[str], dict[str, SectionFields]] | None = None,
+    fresh: bool = False,
 ) -> HttpResponse:
     """The response for a batch result: 304, gzip or plain JSON, with cache headers.
 
     ``fieldset`` (its paths and its spec) reduces the cached sections for this
-    response only; the ETag names the reduced content.
+    response only; the ETag names the reduced content. ``fresh``: the request
+    skipped the cache on purpose (``fresh=true``), as ``Cache-Status`` says.
     """
     status = result.status_code
     note_aggregation(
@@ -58,6 +61,7 @@ def batch_response(
         "X-Cache": "STALE"
         if result.cache.stale
         else ("HIT" if result.cache.from_cache else "MISS"),
+        "Cache-Status": cache_status(result.cache, fresh=fresh),
     }
     if public and status == 200:
         headers |= edge.tag_header(result.tags)

@@ -179,15 +179,17 @@ class BootstrapViewSet(LegacyEndpoint, viewsets.ViewSet):
                 return self._respond(request, subject_id, cached)  # type: ignore[arg-type]
         subject_id, owner = self._subject(request, kwargs)
         return self._respond(
-            request, subject_id, self.spec.serve(subject_id, fresh=fresh, owner=owner)
+            request, subject_id, self.spec.serve(subject_id, fresh=fresh, owner=owner), fresh=fresh
         )
 
-    def _respond(self, request: HttpRequest, subject_id: int, result: BatchResult) -> HttpResponse:
+    def _respond(
+        self, request: HttpRequest, subject_id: int, result: BatchResult, *, fresh: bool = False
+    ) -> HttpResponse:
         record_activity(self.spec.kind, subject_id)
         # The cached content is the same for the subject and staff; the metadata
         # names whoever asked.
         result.user_id = request.user.pk
-        return batch_response(request, result, public=False)
+        return batch_response(request, result, public=False, fresh=fresh)
 
     def section(self, request: Request, kwargs: dict[str, Any], section_id: str) -> Response:
         """One section alone, from its own cache entry."""

@@ -67,6 +67,7 @@ def _respond(request: HttpRequest, params: dict, result: BatchResult) -> HttpRes
         public=result.user_id is None and not params["fresh"],
         extra={"analytics": result.body.extras} if params["includeAnalytics"] else None,
         fieldset=(fieldset["paths"], fieldset["spec"]) if fieldset else None,
+        fresh=params["fresh"],
     )
 
 
