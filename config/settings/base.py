@@ -213,6 +213,8 @@ ENABLE_CACHE_WARMING = env.bool("ENABLE_CACHE_WARMING", default=True)
 ENABLE_CONSISTENCY_MONITOR = env.bool("ENABLE_CONSISTENCY_MONITOR", default=True)
 CACHE_VERIFY_INTERVAL_S = env.int("CACHE_VERIFY_INTERVAL_S", default=300)  # seconds
 CACHE_VERIFY_SAMPLE = env.int("CACHE_VERIFY_SAMPLE", default=50)  # entries per run
+# The window of the consistency rate (/metrics, the cache page), in seconds.
+CACHE_CONSISTENCY_WINDOW_S = env.int("CACHE_CONSISTENCY_WINDOW_S", default=86_400)
 ENABLE_STALE_WHILE_REVALIDATE = env.bool("ENABLE_STALE_WHILE_REVALIDATE", default=True)
 # Legacy individual endpoints: a date marks them deprecated (Deprecation, Sunset
 # and Link headers; deprecated in the schema); Sunset defaults to 90 days later.
