@@ -12,7 +12,7 @@ from typing import Any
 from django.http import HttpRequest, HttpResponse, HttpResponseNotModified
 from rest_framework.response import Response
 
-from aggregation import metrics
+from aggregation import metrics, tracing
 from aggregation.batch import BatchResult
 from aggregation.compute import SectionResult
 from aggregation.encoding import MIN_COMPRESS_LENGTH, accepts_gzip
@@ -63,6 +63,13 @@ def batch_response(
         else ("HIT" if result.cache.from_cache else "MISS"),
         "Cache-Status": cache_status(result.cache, fresh=fresh),
     }
+    tracing.annotate(
+        {
+            "aggregation.cache_key": result.cache_key,
+            "aggregation.cache_status": headers["Cache-Status"],
+            "aggregation.partial_failure": result.body.partial_failure,
+        }
+    )
     if public and status == 200:
         headers |= edge.tag_header(result.tags)
     etag = sparse_etag(result.body.etag, fieldset[0]) if fieldset else result.body.etag

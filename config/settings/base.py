@@ -319,6 +319,19 @@ METRICS_ALLOWED_NETWORKS = [
     )
 ]
 
+# --- Tracing (OpenTelemetry; config/tracing.py) ---------------------------------
+# Off unless OTEL_TRACES_EXPORTER names an exporter: otlp (OTLP over HTTP to
+# OTEL_EXPORTER_OTLP_ENDPOINT) or console; "none" is off too.
+OTEL_TRACES_EXPORTER = env.str("OTEL_TRACES_EXPORTER", default="")
+OTEL_SERVICE_NAME = env.str("OTEL_SERVICE_NAME", default="aggregation-api")
+OTEL_EXPORTER_OTLP_ENDPOINT = env.str(
+    "OTEL_EXPORTER_OTLP_ENDPOINT", default="http://127.0.0.1:4318"
+)
+# Share of new traces kept (a request arriving inside a sampled trace is always kept).
+OTEL_TRACES_SAMPLER_ARG = env.float("OTEL_TRACES_SAMPLER_ARG", default=1.0)
+if not 0.0 <= OTEL_TRACES_SAMPLER_ARG <= 1.0:
+    raise ImproperlyConfigured("OTEL_TRACES_SAMPLER_ARG is a ratio between 0 and 1.")
+
 LOG_LEVEL = env("LOG_LEVEL", default="INFO")
 LOG_FORMAT: LogFormat = env("LOG_FORMAT", default="json")  # json, or console for humans
 LOGGING = logging_config(LOG_LEVEL, LOG_FORMAT)

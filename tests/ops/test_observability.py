@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import io
 import json
-import logging
 import os
 import re
 import signal
@@ -17,7 +15,6 @@ import yaml
 from django.urls import reverse
 from django_redis import get_redis_connection
 from prometheus_client import REGISTRY
-from structlog.stdlib import ProcessorFormatter
 
 from caching import consistency
 from config.celery_app import app as celery_app
@@ -30,27 +27,6 @@ pytestmark = pytest.mark.django_db(transaction=True)
 ROOT = Path(__file__).resolve().parents[2]
 ALERTS = ROOT / "config" / "prometheus" / "alerts.yml"
 ALERT_TESTS = ROOT / "config" / "prometheus" / "alerts.test.yml"
-
-
-@pytest.fixture
-def log_lines():
-    """Every log line the project's structured formatter writes, as parsed JSON."""
-    formatter = next(
-        h.formatter
-        for h in logging.getLogger().handlers
-        if isinstance(h.formatter, ProcessorFormatter)
-    )
-    stream = io.StringIO()
-    handler = logging.StreamHandler(stream)
-    handler.setFormatter(formatter)
-    root = logging.getLogger()
-    root.addHandler(handler)
-    try:
-        yield lambda: [
-            json.loads(line) for line in stream.getvalue().splitlines() if line.startswith("{")
-        ]
-    finally:
-        root.removeHandler(handler)
 
 
 def _finished(lines: list[dict], path: str) -> dict:
