@@ -87,9 +87,12 @@ class BatchResult:
     user_id: int | None
     started: float
     tags: list[str] = field(default_factory=list)
+    fresh: bool = False  # asked for with fresh=true: the cache was skipped on purpose
 
     @classmethod
-    def of(cls, request: BatchRequest, cached: CacheResult, *, started: float) -> BatchResult:
+    def of(
+        cls, request: BatchRequest, cached: CacheResult, *, started: float, fresh: bool = False
+    ) -> BatchResult:
         """What serving ``request`` gave: ``cached`` (fresh or from the cache)."""
         return cls(
             body=cached.value,
@@ -98,6 +101,7 @@ class BatchResult:
             user_id=request.context.user_id,
             started=started,
             tags=request.all_tags,
+            fresh=fresh,
         )
 
     @property
@@ -204,7 +208,7 @@ def serve_batch(request: BatchRequest, mode: ReadMode = ReadMode.CACHED) -> Batc
         )
         if request.verify is not None and not cached.from_cache and cached.ok and cached.ttl > 0:
             track(request.cache_key, request.policy.namespace, *request.verify)
-    return BatchResult.of(request, cached, started=started)
+    return BatchResult.of(request, cached, started=started, fresh=mode is ReadMode.FRESH)
 
 
 def read_ahead_keys(request: BatchRequest) -> list[str]:

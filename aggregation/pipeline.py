@@ -48,6 +48,7 @@ from django.db.models import QuerySet
 
 from caching.counts import peek_total, store_total
 
+from . import tracing
 from .errors import ErrorCode
 from .plans import Aggregate, Plan, Request, SharedTotal, evaluate, is_last
 from .runner import SectionOutcome, classify_error, failed_outcome, succeeded_outcome
@@ -82,6 +83,7 @@ class _Section:
     step: Sequence[Request] = ()
     results: list[Any] = field(default_factory=list)
     outcome: SectionOutcome | None = None
+    span: Any = None  # its trace span (tracing.started_section)
 
     @property
     def savepoint(self) -> str:
@@ -141,6 +143,7 @@ class _Run:
         for index, section in enumerate(sections):
             assert section.plan is not None  # noqa: S101  # callers pass planned sections only
             state = _Section(index, section, section.plan(context), now)
+            state.span = tracing.started_section(section)
             self.running.append(state)
             self._advance(state, None)
 
@@ -157,6 +160,7 @@ class _Run:
             seconds = time.monotonic() - state.started
             state.outcome = succeeded_outcome(state.section, stop.value, seconds)
             state.step = ()
+            state.span.end("success")
             return
         except Exception as exc:  # the section fails, not the request
             self._fail(state, exc)
@@ -167,6 +171,7 @@ class _Run:
         state.plan.close()
         state.outcome = failed_outcome(state.section, error)
         state.step = ()
+        state.span.end(type(error).__name__)
 
     @property
     def waiting(self) -> list[_Section]:

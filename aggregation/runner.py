@@ -35,7 +35,7 @@ from django.db.backends.base.base import BaseDatabaseWrapper
 
 from caching.process import section_pool
 
-from . import metrics
+from . import metrics, tracing
 from .deadlines import (
     QueryDeadline,
     SectionTimeout,
@@ -157,7 +157,7 @@ def _fetch_on_worker_connection(task: _WorkerTask) -> SectionPayload:
     conn = connections[task.using]
     backend = deadline_for(conn)
     try:
-        with backend.section(conn, task.deadline):
+        with backend.section(conn, task.deadline), tracing.section_span(task.section):
             if task.snapshot_id is None:
                 return task.section.fetch(task.context)
             with transaction.atomic(using=task.using):
@@ -215,7 +215,7 @@ def run_sections(
         timeout_ms = section.timeout_ms or query_timeout_ms
         deadline = min(start + timeout_ms / 1000, budget_end)
         task = _WorkerTask(section, context, deadline, timeout_ms, snapshot_id, using)
-        future = executor.submit(_run_in_worker, task)
+        future = executor.submit(tracing.carried(_run_in_worker), task)
         submitted.append((section, future, deadline))
     return _collect(submitted)
 
@@ -237,7 +237,7 @@ class _Inline:
         try:
             if started >= self.budget_end:
                 raise SectionTimeout
-            with self.backend.section(self.conn, deadline):
+            with self.backend.section(self.conn, deadline), tracing.section_span(section):
                 if self.in_transaction:  # a savepoint: a failed statement spares the rest
                     with transaction.atomic(using=self.conn.alias):
                         payload = section.fetch(self.context)

@@ -4,7 +4,8 @@ Every request is logged when it finishes with its duration, and for aggregated
 responses whether it came from the cache and each section's status. The
 request id comes from the client's ``X-Request-ID`` (if sane) or is made up,
 is returned in the response's ``X-Request-ID`` and travels with the Celery
-tasks the request causes.
+tasks the request causes. With tracing on, a made-up id is the request's trace
+id, and every log line carries ``traceId`` and ``spanId``.
 """
 
 from __future__ import annotations
@@ -18,6 +19,8 @@ import structlog
 from django.dispatch import receiver
 from django.http import HttpRequest, HttpResponse
 from django_structlog import signals
+
+from aggregation import tracing
 
 from .ratelimits import client_ip
 
@@ -36,9 +39,13 @@ def request_started(
 ) -> None:
     """Start the clock, keep only sane client request ids, bind the client IP."""
     request.started_at = time.perf_counter()  # type: ignore[attr-defined]
-    request_id = structlog.contextvars.get_contextvars().get("request_id", "")
+    request_id = request.headers.get("X-Request-ID", "")
     if not REQUEST_ID.match(request_id):
-        structlog.contextvars.bind_contextvars(request_id=str(uuid.uuid4()))
+        # Made up here: with tracing on, the trace's id, so a log line leads to its trace.
+        ids = tracing.current_ids()
+        request_id = ids[0] if ids is not None else str(uuid.uuid4())
+        structlog.contextvars.bind_contextvars(request_id=request_id)
+    tracing.annotate({"app.request_id": request_id})  # and a trace to its log lines
     structlog.contextvars.bind_contextvars(ip=client_ip(request))
 
 

@@ -12,7 +12,7 @@ from typing import Any
 from django.http import HttpRequest, HttpResponse, HttpResponseNotModified
 from rest_framework.response import Response
 
-from aggregation import metrics
+from aggregation import metrics, tracing
 from aggregation.assembly import with_pieces
 from aggregation.batch import BatchResult
 from aggregation.compute import SectionResult
@@ -20,6 +20,7 @@ from aggregation.encoding import IDENTITY
 from aggregation.errors import ErrorCode
 from aggregation.rendering import render_batch, sparse_etag, unchanged_sections
 from aggregation.sparse import SectionFields
+from api.cache_status import cache_status
 from api.errors import DATABASE_RETRY_AFTER_S, APIError
 from api.http import VARY, cache_control, not_modified
 from api.request_logs import note_aggregation
@@ -42,7 +43,8 @@ def batch_response(
     ``fieldset`` (its paths and its spec) reduces the cached sections for this
     response only; ``known`` (section: version the client holds) sends each
     section still at that version as ``notModified``. The ETag names the
-    reduced content.
+    reduced content. A result asked for with ``fresh=true`` skipped the cache
+    on purpose, as ``Cache-Status`` says.
     """
     result.body = with_pieces(result.body, result.cache_key)
     status = result.status_code
@@ -63,7 +65,15 @@ def batch_response(
         "X-Cache": "STALE"
         if result.cache.stale
         else ("HIT" if result.cache.from_cache else "MISS"),
+        "Cache-Status": cache_status(result.cache, fresh=result.fresh),
     }
+    tracing.annotate(
+        {
+            "aggregation.cache_key": result.cache_key,
+            "aggregation.cache_status": headers["Cache-Status"],
+            "aggregation.partial_failure": result.body.partial_failure,
+        }
+    )
     if public and status == 200:
         headers |= edge.tag_header(result.tags)
     if status == 503:  # every section failed for want of the database

@@ -47,6 +47,7 @@ from bench.listener import listener_possible, listener_rows
 from bench.network import network_rows, print_network
 from bench.replicas import replica_rows, replicas_possible
 from bench.storefronts import storefront_rows, storefronts_possible
+from bench.tracing import tracing_rows
 
 LEGACY = [
     "/api/v1/products/featured",
@@ -291,6 +292,13 @@ def main() -> int:
             )
         else:
             print("no storefront rows: secantusdb is not installed (requirements/local.txt)")
+        tracing = tracing_rows(env, args.seconds, trainers[0])  # gunicorns of its own
+        comparison["rows"] |= {k: v for k, v in tracing.items() if "rps" in v}
+        comparison["tracing_on_vs_off_warm_rps"] = round(
+            tracing["warm homepage, tracing on (sampling 1.0), 32 conn"]["rps"]
+            / tracing["warm homepage, tracing off, 32 conn"]["rps"],
+            3,
+        )
         rows = [
             # Seed 004's "current state": six calls per page load, one after another.
             _run("legacy: 6 calls / page", port, max(n // 6, 20), 32, _legacy_page_load, rate / 6),

@@ -11,7 +11,7 @@ class CachingConfig(AppConfig):
     def ready(self) -> None:
         from functools import partial
 
-        from . import capture, edge
+        from . import capture, consistency, edge
         from .schedule import ensure_warming_schedule
         from .tags import on_invalidation, on_transaction_tags
         from .tasks import enqueue_edge_purge, enqueue_rewarm
@@ -19,6 +19,7 @@ class CachingConfig(AppConfig):
 
         # After each bump: first the edge (its refetch then sees the new data),
         # then re-warming (an enqueue, off the request path).
+        consistency.register_collector()  # the monitor's window, on /metrics
         on_invalidation(edge.purge)
         edge.on_retry(enqueue_edge_purge)
         on_invalidation(partial(schedule_rewarm, enqueue=enqueue_rewarm))

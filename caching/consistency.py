@@ -16,28 +16,40 @@ large caches do, by sampling:
   the sample too;
 - sampled and inconsistent entries are counted per namespace (Prometheus, and
   Redis for the admin's cache page), and each inconsistency is logged with its
-  key, tags and age.
+  key, tags and age;
+- each pass's counts are also kept in Redis (the last ``MAX_PASSES``), so the
+  inconsistency rate over a window (``CACHE_CONSISTENCY_WINDOW_S``) can be read
+  by any process: ``/metrics`` exposes it at scrape time (the pass itself runs
+  on a Celery worker, whose counters nobody scrapes) and the cache page shows
+  it as nines.
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
+import math
 import time
-from collections.abc import Callable
+import uuid
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
-from prometheus_client import Counter
+from django.conf import settings
+from prometheus_client import REGISTRY, Counter
+from prometheus_client.core import GaugeMetricFamily
 
-from .keys import CONSISTENCY_KEY, CONSISTENCY_SAMPLES_KEY
+from .keys import CONSISTENCY_KEY, CONSISTENCY_PASSES_KEY, CONSISTENCY_SAMPLES_KEY
 from .shared import SharedCacheUnavailable, shared_cache
 from .tags import read_generations
 
 logger = logging.getLogger(__name__)
 
 MAX_TRACKED = 2_000  # entries remembered for sampling, newest kept
+# Passes kept for the window: 3.5 days at the default interval of 300 s. A
+# window longer than the passes kept cover is cut to what they cover.
+MAX_PASSES = 1_000
 
 sampled_total = Counter(
     "aggregation_consistency_sampled_total",
@@ -154,8 +166,22 @@ def verify(limit: int) -> Report:
     with contextlib.suppress(SharedCacheUnavailable):
         if counts:
             shared_cache.hincrby_many(CONSISTENCY_KEY, counts)
+            _keep_pass(report)
         shared_cache.hset_many(f"{CONSISTENCY_KEY}:last", {"run": time.time()})
     return report
+
+
+def _keep_pass(report: Report) -> None:
+    """One member per pass, scored by its time (the id keeps equal passes apart)."""
+    now = time.time()
+    member = orjson.dumps(
+        {
+            "at": now,
+            "id": uuid.uuid4().hex,
+            "counts": {ns: [n, report.inconsistent.get(ns, 0)] for ns, n in report.sampled.items()},
+        }
+    ).decode()
+    shared_cache.zadd_trim(CONSISTENCY_PASSES_KEY, member, now, MAX_PASSES)
 
 
 def totals() -> dict[str, dict[str, int]]:
@@ -169,3 +195,110 @@ def totals() -> dict[str, dict[str, int]]:
         namespace, _, kind = name.rpartition("|")
         rows.setdefault(namespace, {"sampled": 0, "inconsistent": 0})[kind] = n
     return rows
+
+
+@dataclass(frozen=True)
+class WindowRate:
+    """Entries sampled and found inconsistent in one namespace over the last window."""
+
+    namespace: str
+    sampled: int
+    inconsistent: int
+
+    @property
+    def inconsistent_ratio(self) -> float:
+        """Share of sampled entries that differed from the database (0 with no samples)."""
+        return self.inconsistent / self.sampled if self.sampled else 0.0
+
+    @property
+    def nines(self) -> float:
+        """``-log10`` of the inconsistency rate: 3.0 is 99.9 % consistent.
+
+        With no inconsistency the rate is only known to be below one in
+        ``sampled``, so this is ``log10(sampled)``: a lower bound (``at_least``).
+        """
+        if self.inconsistent == 0:
+            return math.log10(self.sampled) if self.sampled else 0.0
+        return -math.log10(self.inconsistent_ratio)
+
+    @property
+    def at_least(self) -> bool:
+        """True when ``nines`` is a lower bound (nothing inconsistent was found)."""
+        return self.inconsistent == 0
+
+
+def window_rates(window_s: float | None = None) -> dict[str, WindowRate]:
+    """Per namespace, what the passes of the last ``window_s`` seconds found.
+
+    ``window_s`` defaults to ``CACHE_CONSISTENCY_WINDOW_S``. Empty without Redis.
+    """
+    window = settings.CACHE_CONSISTENCY_WINDOW_S if window_s is None else window_s
+    try:
+        members = shared_cache.ztop(CONSISTENCY_PASSES_KEY, MAX_PASSES)
+    except SharedCacheUnavailable:
+        return {}
+    since = time.time() - window
+    sums: dict[str, list[int]] = {}
+    for member in members:
+        one = orjson.loads(member)
+        if one["at"] < since:
+            break  # newest first: the rest are older still
+        for namespace, (sampled, inconsistent) in one["counts"].items():
+            row = sums.setdefault(namespace, [0, 0])
+            row[0] += sampled
+            row[1] += inconsistent
+    return {ns: WindowRate(ns, sampled, bad) for ns, (sampled, bad) in sorted(sums.items())}
+
+
+class ConsistencyWindowCollector:
+    """The window's counts and inconsistency rate per namespace, read from Redis at scrape time.
+
+    Every web process exposes the same cluster-wide values (aggregate them
+    with ``max``, not ``sum``).
+    """
+
+    def describe(self) -> list:
+        """Nothing up front: registering must not read Redis."""
+        return []
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        """Yield the window's length, and per namespace its samples and rate."""
+        rates = window_rates()
+        yield GaugeMetricFamily(
+            "aggregation_consistency_window_seconds",
+            "The window the consistency gauges cover (CACHE_CONSISTENCY_WINDOW_S).",
+            value=settings.CACHE_CONSISTENCY_WINDOW_S,
+        )
+        families = {
+            "sampled": GaugeMetricFamily(
+                "aggregation_consistency_window_sampled",
+                "Entries the consistency monitor compared over the window, cluster-wide.",
+                labels=["namespace"],
+            ),
+            "inconsistent": GaugeMetricFamily(
+                "aggregation_consistency_window_inconsistent",
+                "Entries found served as fresh but differing from the database over the window.",
+                labels=["namespace"],
+            ),
+            "ratio": GaugeMetricFamily(
+                "aggregation_consistency_inconsistent_ratio",
+                "Share of sampled entries found inconsistent over the window (-log10: nines).",
+                labels=["namespace"],
+            ),
+        }
+        for rate in rates.values():
+            families["sampled"].add_metric([rate.namespace], rate.sampled)
+            families["inconsistent"].add_metric([rate.namespace], rate.inconsistent)
+            families["ratio"].add_metric([rate.namespace], rate.inconsistent_ratio)
+        yield from families.values()
+
+
+_registered = False
+
+
+def register_collector() -> None:
+    """Register the window collector once per process (the app's ``ready``)."""
+    global _registered
+    if not _registered:
+        REGISTRY.register(ConsistencyWindowCollector())
+        _registered = True

@@ -13,6 +13,7 @@ REWARM_TAGS_KEY = "rewarm:tags"  # set: tags invalidated since the pending re-wa
 REWARM_SCHEDULED_KEY = "rewarm:scheduled"  # flag: a re-warm is scheduled and has not started
 CONSISTENCY_SAMPLES_KEY = "consistency:samples"  # sorted set: tracked entries, by store time
 CONSISTENCY_KEY = "consistency:stats"  # hash: "namespace|sampled" / "namespace|inconsistent"
+CONSISTENCY_PASSES_KEY = "consistency:passes"  # sorted set: each pass's counts, by time
 TAG_LSN_KEY = "tag:lsn"  # sorted set: tag -> WAL position of its latest write (replicas)
 EDGE_STATUS_KEY = "edge:status"  # hash: last_ok / last_failed / last_abandoned / last_error
 LISTENER_STATUS_KEY = "listener:status"  # hash: the change listener's state (listener.status)

@@ -11,6 +11,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
+from django.conf import settings
 from django.contrib import admin, messages
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.template.response import TemplateResponse
@@ -58,10 +59,8 @@ def cache_dashboard(request: HttpRequest) -> HttpResponse:
         },
         "looked_up": looked_up,
         "edge": _edge_for_display(),
-        "consistency": [
-            {**row, "namespace": namespace}
-            for namespace, row in sorted(consistency.totals().items())
-        ],
+        "consistency": _consistency_for_display(),
+        "consistency_window_h": round(settings.CACHE_CONSISTENCY_WINDOW_S / 3600, 1),
         "panels": [(template, context()) for template, context in _panels],
     }
     return TemplateResponse(request, "admin/cache_dashboard.html", context)
@@ -73,3 +72,22 @@ def _edge_for_display() -> dict:
         if name in state:
             state[name] = datetime.fromtimestamp(state[name], UTC).strftime("%Y-%m-%d %H:%M:%S")
     return state
+
+
+def _consistency_for_display() -> list[dict[str, Any]]:
+    """Per namespace: counts since Redis last lost them, and the window's rate as nines."""
+    totals, window = consistency.totals(), consistency.window_rates()
+    rows = []
+    for namespace in sorted(totals.keys() | window.keys()):
+        row: dict[str, Any] = {"namespace": namespace, "sampled": 0, "inconsistent": 0}
+        row.update(totals.get(namespace, {}))
+        rate = window.get(namespace)
+        if rate is not None and rate.sampled:
+            row["window"] = {
+                "sampled": rate.sampled,
+                "inconsistent": rate.inconsistent,
+                "consistent": f"{100 * (1 - rate.inconsistent_ratio):.3f} %",
+                "nines": f"{'≥ ' if rate.at_least else ''}{rate.nines:.1f}",
+            }
+        rows.append(row)
+    return rows

@@ -4,7 +4,7 @@ import os
 from typing import Any
 
 from celery import Celery, bootsteps
-from celery.signals import after_task_publish, before_task_publish
+from celery.signals import after_task_publish, beat_init, before_task_publish, worker_init
 from django_structlog.celery.receivers import CeleryReceiver
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings.production")  # as wsgi.py
@@ -32,3 +32,12 @@ class StructlogWorkerStep(bootsteps.Step):
 
 
 app.steps["worker"].add(StructlogWorkerStep)  # task logs carry the request id
+
+
+@worker_init.connect(dispatch_uid="config.tracing.worker")
+@beat_init.connect(dispatch_uid="config.tracing.beat")
+def _start_tracing(**kwargs: Any) -> None:
+    """Tracing in the worker and beat, when configured (prefork children inherit it)."""
+    from config.tracing import setup_tracing
+
+    setup_tracing()

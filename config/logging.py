@@ -11,6 +11,8 @@ from typing import Any, Literal
 
 import structlog
 
+from aggregation.tracing import current_ids
+
 # ``LOG_FORMAT``: one JSON object per line, or structlog's console lines for humans.
 LogFormat = Literal["json", "console"]
 
@@ -27,8 +29,18 @@ def seed_log_shape(logger: Any, method: str, event: dict[str, Any]) -> dict[str,
     return shaped
 
 
+def add_trace_ids(logger: Any, method: str, event: dict[str, Any]) -> dict[str, Any]:
+    """``traceId`` and ``spanId`` of the current span, when tracing is on and there is one."""
+    ids = current_ids()
+    if ids is not None:
+        event.setdefault("traceId", ids[0])
+        event.setdefault("spanId", ids[1])
+    return event
+
+
 SHARED_PROCESSORS: list[Any] = [
     structlog.contextvars.merge_contextvars,
+    add_trace_ids,
     structlog.stdlib.add_log_level,
     structlog.stdlib.add_logger_name,
     structlog.processors.TimeStamper(fmt="iso", utc=True),

@@ -139,10 +139,23 @@ def storefront_url() -> dict[str, str]:
 
 @contextlib.contextmanager
 def gunicorn(
-    database: str, workers: int = 2, request_line_limit: int = 8190, **env: str
+    database: str,
+    workers: int = 2,
+    request_line_limit: int = 8190,
+    output: Path | None = None,
+    **env: str,
 ) -> Iterator[str]:
-    """The application under gunicorn on ``database`` and the suite's Redis; yields its URL."""
+    """The application under gunicorn on ``database`` and the suite's Redis; yields its URL.
+
+    ``output``: a directory for its ``stdout`` and ``stderr`` (else they are the suite's).
+    """
     port = free_port()
+    streams = {}
+    if output is not None:
+        streams = {
+            "stdout": (output / "stdout").open("wb"),
+            "stderr": (output / "stderr").open("wb"),
+        }
     server = subprocess.Popen(
         [str(ROOT / ".venv" / "bin" / "gunicorn"), "config.wsgi:application", "--bind",
          f"127.0.0.1:{port}", "--workers", str(workers), "--threads", "4", "--log-level", "warning",
@@ -151,8 +164,10 @@ def gunicorn(
         env={**os.environ, "DJANGO_SETTINGS_MODULE": "config.settings.test", "LOG_LEVEL": "WARNING", "WEB_ACCESS_LOG": "",
              "DATABASE_URL": f"postgres://postgres@127.0.0.1:5432/{database}?application_name=test-gunicorn",
              **storefront_url(), **env},
-        start_new_session=True,
+        start_new_session=True, **streams,
     )  # fmt: skip
+    for stream in streams.values():
+        stream.close()  # the server has its own copy
     base = f"http://127.0.0.1:{port}"
 
     def live() -> bool:

@@ -217,6 +217,8 @@ ENABLE_CACHE_WARMING = env.bool("ENABLE_CACHE_WARMING", default=True)
 ENABLE_CONSISTENCY_MONITOR = env.bool("ENABLE_CONSISTENCY_MONITOR", default=True)
 CACHE_VERIFY_INTERVAL_S = env.int("CACHE_VERIFY_INTERVAL_S", default=300)  # seconds
 CACHE_VERIFY_SAMPLE = env.int("CACHE_VERIFY_SAMPLE", default=50)  # entries per run
+# The window of the consistency rate (/metrics, the cache page), in seconds.
+CACHE_CONSISTENCY_WINDOW_S = env.int("CACHE_CONSISTENCY_WINDOW_S", default=86_400)
 ENABLE_STALE_WHILE_REVALIDATE = env.bool("ENABLE_STALE_WHILE_REVALIDATE", default=True)
 # Legacy individual endpoints: a date marks them deprecated (Deprecation, Sunset
 # and Link headers; deprecated in the schema); Sunset defaults to 90 days later.
@@ -336,6 +338,19 @@ METRICS_ALLOWED_NETWORKS = [
         default=["127.0.0.0/8", "::1/128", "10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16"],
     )
 ]
+
+# --- Tracing (OpenTelemetry; config/tracing.py) ---------------------------------
+# Off unless OTEL_TRACES_EXPORTER names an exporter: otlp (OTLP over HTTP to
+# OTEL_EXPORTER_OTLP_ENDPOINT) or console; "none" is off too.
+OTEL_TRACES_EXPORTER = env.str("OTEL_TRACES_EXPORTER", default="")
+OTEL_SERVICE_NAME = env.str("OTEL_SERVICE_NAME", default="aggregation-api")
+OTEL_EXPORTER_OTLP_ENDPOINT = env.str(
+    "OTEL_EXPORTER_OTLP_ENDPOINT", default="http://127.0.0.1:4318"
+)
+# Share of new traces kept (a request arriving inside a sampled trace is always kept).
+OTEL_TRACES_SAMPLER_ARG = env.float("OTEL_TRACES_SAMPLER_ARG", default=1.0)
+if not 0.0 <= OTEL_TRACES_SAMPLER_ARG <= 1.0:
+    raise ImproperlyConfigured("OTEL_TRACES_SAMPLER_ARG is a ratio between 0 and 1.")
 
 LOG_LEVEL = env("LOG_LEVEL", default="INFO")
 LOG_FORMAT: LogFormat = env("LOG_FORMAT", default="json")  # json, or console for humans

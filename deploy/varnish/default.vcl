@@ -25,7 +25,8 @@ vcl 4.1;
 #   object is fetched again before anyone sees it (concurrent requests share
 #   that one fetch), so a change is visible on the next request after its
 #   commit;
-# - says HIT or MISS in `X-Edge-Cache`.
+# - says HIT or MISS in `X-Edge-Cache`, and adds its own member (`edge`) to
+#   the app's `Cache-Status` (RFC 9211).
 
 import std;
 import xkey;
@@ -141,11 +142,21 @@ sub vcl_backend_response {
 sub vcl_deliver {
     if (obj.uncacheable) {
         set resp.http.X-Edge-Cache = "PASS";
+        set req.http.edge-status = "edge; fwd=bypass";
     } else if (obj.hits > 0) {
         set resp.http.X-Edge-Cache = "HIT";
+        set req.http.edge-status = "edge; hit; ttl=" + std.integer(duration=obj.ttl, fallback=0);
     } else {
         set resp.http.X-Edge-Cache = "MISS";
+        set req.http.edge-status = "edge; fwd=miss; stored; ttl=" + std.integer(duration=obj.ttl, fallback=0);
     }
+    # RFC 9211: the app's caches (origin side) first, the edge, nearest the client, last.
+    if (resp.http.Cache-Status) {
+        set resp.http.Cache-Status = resp.http.Cache-Status + ", " + req.http.edge-status;
+    } else {
+        set resp.http.Cache-Status = req.http.edge-status;
+    }
+    unset req.http.edge-status;
     unset resp.http.xkey;  # for the edge only
     unset resp.http.Via;
     unset resp.http.X-Varnish;

@@ -6,6 +6,7 @@ gunicorn, real Redis and PostgreSQL.
 
 from __future__ import annotations
 
+import re
 import time
 import urllib.error
 import urllib.request
@@ -92,6 +93,16 @@ def test_anonymous_pages_come_from_the_edge_and_personal_ones_never(stack):
     assert (first.status, first.edge, second.edge) == (200, "MISS", "HIT")
     assert second.headers["ETag"] == first.headers["ETag"]
     assert "xkey" not in second.headers  # the tags are for the edge only
+    # Cache-Status (RFC 9211): the app's caches, then the edge's own member last.
+    assert re.fullmatch(
+        r"app-l2; fwd=miss; stored; ttl=\d+, app-l1; fwd=miss; stored; ttl=\d+, "
+        r"edge; fwd=miss; stored; ttl=\d+",
+        first.headers["Cache-Status"],
+    )
+    assert second.headers["Cache-Status"].startswith(
+        first.headers["Cache-Status"].rsplit(", ", 1)[0]
+    )
+    assert re.search(r", edge; hit; ttl=\d+$", second.headers["Cache-Status"])
 
     # One object per normalised URL: parameters sorted, tracking ones dropped.
     assert get(f"{stack.edge}{HOME}?limit=5&sections=events").edge == "MISS"
@@ -105,7 +116,7 @@ def test_anonymous_pages_come_from_the_edge_and_personal_ones_never(stack):
         token = Token.objects.create(user=user) if not hasattr(user, "auth_token") else None
         key = (token or user.auth_token).key
         mine = get(stack.edge + HOME, {"Authorization": f"Token {key}"})
-        assert mine.edge == "PASS"
+        assert mine.edge == "PASS" and mine.headers["Cache-Status"].endswith(", edge; fwd=bypass")
         assert mine.json["data"]["metadata"]["userId"] == str(user.pk)
 
 

@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-import io
 import json
-import logging
 import os
 import re
-import shutil
 import signal
 import subprocess
 import sys
@@ -19,7 +16,6 @@ import yaml
 from django.urls import reverse
 from django_redis import get_redis_connection
 from prometheus_client import REGISTRY
-from structlog.stdlib import ProcessorFormatter
 
 from caching import consistency
 from caching.keys import LISTENER_STATUS_KEY
@@ -27,32 +23,13 @@ from caching.shared import shared_cache
 from config.celery_app import app as celery_app
 from homepage.sections import homepage_sections
 from tests.homepage.factories import ProductFactory
+from tests.ops.prometheus import exported_names, metric_names, promtool
 from tests.storefront import write_behind_the_orm
 
 pytestmark = pytest.mark.django_db(transaction=True)
 ROOT = Path(__file__).resolve().parents[2]
 ALERTS = ROOT / "config" / "prometheus" / "alerts.yml"
-
-
-@pytest.fixture
-def log_lines():
-    """Every log line the project's structured formatter writes, as parsed JSON."""
-    formatter = next(
-        h.formatter
-        for h in logging.getLogger().handlers
-        if isinstance(h.formatter, ProcessorFormatter)
-    )
-    stream = io.StringIO()
-    handler = logging.StreamHandler(stream)
-    handler.setFormatter(formatter)
-    root = logging.getLogger()
-    root.addHandler(handler)
-    try:
-        yield lambda: [
-            json.loads(line) for line in stream.getvalue().splitlines() if line.startswith("{")
-        ]
-    finally:
-        root.removeHandler(handler)
+ALERT_TESTS = ROOT / "config" / "prometheus" / "alerts.test.yml"
 
 
 def _finished(lines: list[dict], path: str) -> dict:
@@ -164,7 +141,7 @@ def test_alert_rules_are_valid_and_name_real_metrics(client, settings):
         "AggregationSlowResponses", "AggregationErrorRate", "AggregationCacheHitRateLow",
         "AggregationPartialFailures", "AggregationEdgePurgesAbandoned",
         "AggregationCacheInconsistent", "AggregationCacheListenerDown",
-        "AggregationCacheListenerLagging",
+        "AggregationCacheListenerLagging", "AggregationConsistencyBelowTarget",
     }  # fmt: skip
     settings.ENABLE_CACHE_LISTENER = True  # its state, as a listener process reports it
     shared_cache.hset_many(LISTENER_STATUS_KEY, {"state": "streaming", "heartbeat": time.time()})
@@ -173,22 +150,32 @@ def test_alert_rules_are_valid_and_name_real_metrics(client, settings):
     client.get("/api/v1/nothing")  # a 404, so response-by-status series exist
     write_behind_the_orm(product, set={"name": "changed behind the cache"})
     assert consistency.verify(limit=10).any_inconsistent  # so the inconsistency series exist
-    exposed = _metrics(client)
+    exported = exported_names(_metrics(client))
     for rule in rules:
         assert rule.get("for", "0m") in {"0m", "5m", "10m"}, rule["alert"]
-        # A metric is followed by its labels ({...}) or its range ([5m]).
-        metrics = re.findall(r"\b((?:django|aggregation)_[a-z_]+)[{\[]", rule["expr"])
+        metrics = metric_names(rule["expr"])
         assert metrics, rule["alert"]  # every rule is checked against what is exposed
-        for metric in metrics:
-            assert re.search(rf"^{metric}\{{", exposed, re.M), metric
+        assert metrics <= exported, (rule["alert"], sorted(metrics - exported))
 
 
-def test_alert_rules_pass_promtool():
-    promtool = shutil.which("promtool")
-    if promtool is None:  # CI installs it (Debian's prometheus package)
-        pytest.skip("promtool is not installed (Debian's prometheus package)")
+def test_alert_rules_pass_promtool(tmp_path):
     result = subprocess.run(
-        [promtool, "check", "rules", str(ALERTS)], capture_output=True, text=True
+        [promtool(), "check", "rules", str(ALERTS)], capture_output=True, text=True
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_every_alert_fires_on_a_bad_series_and_stays_quiet_on_a_healthy_one():
+    """``promtool test rules`` on alerts.test.yml, which must cover both cases of every alert."""
+    shipped = {r["alert"] for g in yaml.safe_load(ALERTS.read_text())["groups"] for r in g["rules"]}
+    fires, quiet = set(), set()
+    for case in yaml.safe_load(ALERT_TESTS.read_text())["tests"]:
+        for check in case["alert_rule_test"]:
+            (fires if check.get("exp_alerts") else quiet).add(check["alertname"])
+    assert fires == shipped, f"no test where it fires: {sorted(shipped - fires)}"
+    assert quiet == shipped, f"no test where it stays quiet: {sorted(shipped - quiet)}"
+    result = subprocess.run(
+        [promtool(), "test", "rules", str(ALERT_TESTS)], capture_output=True, text=True
     )
     assert result.returncode == 0, result.stdout + result.stderr
 
