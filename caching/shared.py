@@ -50,6 +50,17 @@ return 0
 """
 
 
+# Increment a counter, creating it at ARGV[1] first if it is missing (atomic).
+_INCR_OR_SEED = """
+if redis.call('EXISTS', KEYS[1]) == 0 then redis.call('SET', KEYS[1], ARGV[1]) end
+return redis.call('INCR', KEYS[1])
+"""
+
+
+class ReplicationShortfall(OSError):  # (an OSError: one of CACHE_ERRORS, trips the breaker)
+    """Fewer replicas than asked acknowledged a write (``WAIT``) in time: it may be lost."""
+
+
 def _decoded(value: bytes | str) -> str:
     """A Redis reply as text (django-redis clients answer bytes)."""
     return value.decode() if isinstance(value, bytes) else value
@@ -205,6 +216,41 @@ class SharedCache:
             return {key: int(values.get(key, start)) for key in keys}
 
         return self.call(operation)
+
+    def incr_replicated(
+        self, keys: list[str], initial: int, *, replicas: int = 0, timeout_ms: int = 0
+    ) -> None:
+        """Increment ``keys`` (each created at ``initial`` if missing) in one round trip.
+
+        With ``replicas``, done only once that many replicas have the writes
+        (``WAIT`` on the same connection, at most ``timeout_ms``); otherwise
+        ``SharedCacheUnavailable`` (the breaker trips): a failover could lose
+        them. A key named twice is incremented twice. On a cluster, one
+        pipeline (and ``WAIT``) per master (``caching.redis_clients``).
+        """
+
+        def operation() -> None:
+            client = getattr(self.cache, "client", None)
+            if hasattr(client, "incr_replicated"):  # the cluster client
+                cast(Any, client).incr_replicated(keys, initial, replicas, timeout_ms)
+                return
+            redis = self._redis()
+            if redis is None:  # the in-process cache: one process, no replicas
+                for key in keys:
+                    self.cache.add(key, initial, None)
+                    self.cache.incr(key)
+                return
+            pipe = redis.pipeline(transaction=False)  # one connection: WAIT covers the writes
+            for key in keys:
+                pipe.eval(_INCR_OR_SEED, 1, self.cache.make_key(key), initial)
+            if replicas:
+                pipe.execute_command("WAIT", replicas, timeout_ms)
+            acknowledged = pipe.execute()[-1]
+            if replicas and acknowledged < replicas:
+                raise ReplicationShortfall(f"{acknowledged} of {replicas} replicas acknowledged")
+
+        if keys:
+            self.call(operation)
 
     # --- Redis structures (sets, hashes); plain values on the in-process cache ---
 

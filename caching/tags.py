@@ -24,6 +24,7 @@ import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
+from django.conf import settings
 from django.db import transaction
 
 from . import metrics
@@ -45,6 +46,22 @@ _before_hooks: list[InvalidationHook] = []
 
 def _seed() -> int:
     return time.time_ns() // 1_000
+
+
+def _incr(tags: list[str]) -> None:
+    """Increment the counters of ``tags`` (a tag named twice, twice), durably: one round trip.
+
+    Durably: behind Sentinel or a Cluster a bump counts as done only once
+    ``REDIS_WAIT_REPLICAS`` replicas have it, so the replica a failover
+    promotes cannot bring back the generation before it (an entry stored
+    before the write would match again). Raises ``SharedCacheUnavailable``.
+    """
+    shared_cache.incr_replicated(
+        [tag_key(t) for t in tags],
+        _seed(),
+        replicas=settings.REDIS_WAIT_REPLICAS,
+        timeout_ms=settings.REDIS_WAIT_TIMEOUT_MS,
+    )
 
 
 def read_generations(
@@ -81,12 +98,13 @@ def bump(tags: Iterable[str]) -> None:
     _before(tags)
     for tag in tags:
         metrics.invalidations_total.labels(tag.split(":")[0]).inc()
-        try:
-            shared_cache.incr(tag_key(tag), _seed())
-        except SharedCacheUnavailable:
-            with _local_lock:
+    try:
+        _incr(tags)
+    except SharedCacheUnavailable:
+        with _local_lock:
+            for tag in tags:
                 _local_bumps[tag] = _local_bumps.get(tag, 0) + 1
-            logger.warning("Invalidation of %s kept locally until Redis returns", tag)
+        logger.warning("Invalidation of %s kept locally until Redis returns", tags)
     for listener in _listeners:
         try:
             listener(tags)
@@ -152,10 +170,9 @@ def replay_local_bumps() -> None:
         pending = dict(_local_bumps)
     if pending:
         _before(sorted(pending))
-    for tag, count in pending.items():
-        for _ in range(count):
-            shared_cache.incr(tag_key(tag), _seed())
-        with _local_lock:
+    _incr([tag for tag, count in pending.items() for _ in range(count)])
+    with _local_lock:
+        for tag, count in pending.items():
             _local_bumps[tag] -= count
             if _local_bumps[tag] <= 0:
                 del _local_bumps[tag]

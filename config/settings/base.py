@@ -174,6 +174,13 @@ REDIS = RedisSettings(
     db=env.int("REDIS_DB", default=0),
 )
 REDIS_MODE = REDIS.mode
+# Replicas that must have an invalidation before it counts as done (WAIT), so a
+# failover cannot bring back a generation older than one a write returned
+# after; 0 on one server. Bounded by REDIS_WAIT_TIMEOUT_MS.
+REDIS_WAIT_REPLICAS = env.int(
+    "REDIS_WAIT_REPLICAS", default=1 if REDIS_MODE in ("sentinel", "cluster") else 0
+)
+REDIS_WAIT_TIMEOUT_MS = env.int("REDIS_WAIT_TIMEOUT_MS", default=500)
 if REDIS_MODE != "none":
     _location, _options = cache_location_and_options(
         REDIS,
