@@ -45,6 +45,7 @@ from bench.harness import (
 from bench.network import network_rows, print_network
 from bench.replicas import replica_rows, replicas_possible
 from bench.storefronts import storefront_rows, storefronts_possible
+from bench.topologies import topology_rows
 
 LEGACY = [
     "/api/v1/products/featured",
@@ -267,6 +268,8 @@ def main() -> int:
             comparison["replica_vs_primary_rps"] = round(with_replica["rps"] / primary["rps"], 3)
         else:
             print("no replica rows: they need root (to run initdb as postgres) and PostgreSQL")
+        # Warm hits with the cache on one Redis and on a Redis Cluster (private servers).
+        comparison["rows"] |= topology_rows(args.seconds, args.database_url, args.products)
         if storefronts_possible():
             storefronts = storefront_rows(
                 args.seconds, args.redis_url, args.storefront_products, args.database_url

@@ -37,9 +37,11 @@ errors_total = Counter(
 
 try:  # the embedded mode runs on Django's in-process cache, without django-redis
     from django_redis.exceptions import ConnectionInterrupted
-    from redis.exceptions import RedisError
+    from redis.exceptions import RedisClusterException, RedisError
 
-    CACHE_ERRORS: tuple[type[BaseException], ...] = (ConnectionInterrupted, RedisError, OSError)
+    CACHE_ERRORS: tuple[type[BaseException], ...] = (
+        ConnectionInterrupted, RedisError, RedisClusterException, OSError
+    )  # fmt: skip
 except ImportError:  # pragma: no cover
     CACHE_ERRORS = (OSError,)
 
@@ -51,7 +53,7 @@ return 0
 
 
 # Increment a counter, creating it at ARGV[1] first if it is missing (atomic).
-_INCR_OR_SEED = """
+INCR_OR_SEED = """
 if redis.call('EXISTS', KEYS[1]) == 0 then redis.call('SET', KEYS[1], ARGV[1]) end
 return redis.call('INCR', KEYS[1])
 """
@@ -242,7 +244,7 @@ class SharedCache:
                 return
             pipe = redis.pipeline(transaction=False)  # one connection: WAIT covers the writes
             for key in keys:
-                pipe.eval(_INCR_OR_SEED, 1, self.cache.make_key(key), initial)
+                pipe.eval(INCR_OR_SEED, 1, self.cache.make_key(key), initial)
             if replicas:
                 pipe.execute_command("WAIT", replicas, timeout_ms)
             acknowledged = pipe.execute()[-1]

@@ -100,7 +100,6 @@ def cache_location_and_options(
         )
         return f"redis://{redis.sentinel_master}/{redis.db}", options
     if mode == "cluster":
-        raise ImproperlyConfigured("REDIS_CLUSTER_NODES: Redis Cluster is not supported yet.")
         nodes = [host_port(a, "REDIS_CLUSTER_NODES") for a in redis.cluster_nodes]
         options |= {"CLIENT_CLASS": "caching.redis_clients.ClusterClient"}
         return ",".join(f"redis://{host}:{port}" for host, port in nodes), options

@@ -96,8 +96,11 @@ class SentinelSet:
 
     def __init__(self) -> None:
         self.dir = Path(tempfile.mkdtemp(prefix="sentinels-"))
-        self.primary = RedisServer()
-        self.replica = RedisServer(None, "--replicaof", "127.0.0.1", str(self.primary.port))
+        fast_sync = ("--repl-diskless-sync-delay", "0")  # (Redis 7 waits 5 s for more replicas)
+        self.primary = RedisServer(None, *fast_sync)
+        self.replica = RedisServer(
+            None, *fast_sync, "--replicaof", "127.0.0.1", str(self.primary.port)
+        )
         self.sentinel_ports = [free_port() for _ in range(3)]
         self.sentinels: list[subprocess.Popen] = []
 
@@ -164,6 +167,84 @@ class SentinelSet:
             process.wait(10)
         self.replica.stop()
         self.primary.stop()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def _free_cluster_port() -> int:
+    """A free port whose cluster bus port (10,000 above it) is free and below 65,536 too."""
+    while True:
+        port = free_port()
+        if port + 10_000 < 65_536 and not _accepts(port + 10_000):
+            return port
+
+
+class RedisCluster:
+    """A Redis Cluster of three masters and three replicas on free ports (``redis-cli --cluster``).
+
+    Each node runs in cluster mode with its node file in a private temporary
+    directory, removed by ``close``.
+    """
+
+    def __init__(self) -> None:
+        self.dir = Path(tempfile.mkdtemp(prefix="redis-cluster-"))
+        self.nodes: list[RedisServer] = []
+        for _ in range(6):
+            port = _free_cluster_port()
+            self.nodes.append(RedisServer(
+                port, "--cluster-enabled", "yes", "--cluster-config-file",
+                str(self.dir / f"nodes-{port}.conf"), "--cluster-node-timeout", "2000",
+                "--dir", str(self.dir), "--repl-diskless-sync-delay", "0",
+            ))  # fmt: skip
+
+    @property
+    def addresses(self) -> str:
+        """``REDIS_CLUSTER_NODES``: every node, ``host:port,...``."""
+        return ",".join(f"127.0.0.1:{node.port}" for node in self.nodes)
+
+    def start(self) -> None:
+        for node in self.nodes:
+            node.start()
+        subprocess.run(
+            [shutil.which("redis-cli"), "--cluster", "create",
+             *(f"127.0.0.1:{node.port}" for node in self.nodes),
+             "--cluster-replicas", "1", "--cluster-yes"],
+            check=True, capture_output=True, timeout=60,
+        )  # fmt: skip
+        wait_until(self._ready, timeout=60, interval=0.1, message="the cluster did not settle")
+
+    def _ready(self) -> bool:
+        return all(
+            node.client().cluster("info")["cluster_state"] == "ok" and len(self.masters(node)) == 3
+            for node in self.nodes
+        )
+
+    def masters(self, node: RedisServer | None = None) -> list[RedisServer]:
+        """The nodes that are masters now (as ``node``, or the first node, sees it)."""
+        view = (node or self.nodes[0]).client().cluster("nodes")
+        ports = {int(address.split(":")[1].split("@")[0]) for address, info in view.items()
+                 if "master" in info["flags"] and "fail" not in info["flags"]}  # fmt: skip
+        return [n for n in self.nodes if n.port in ports]
+
+    def replica_of(self, master: RedisServer) -> RedisServer:
+        """A replica of ``master``."""
+        for node in self.nodes:
+            info = node.client().info("replication")
+            if info["role"] == "slave" and info["master_port"] == master.port:
+                return node
+        raise LookupError(f"no replica of {master.port}")
+
+    def failover(self, master: RedisServer) -> RedisServer:
+        """``CLUSTER FAILOVER`` on a replica of ``master``; the new master once all agree."""
+        replica = self.replica_of(master)
+        replica.client().execute_command("CLUSTER", "FAILOVER")
+        wait_until(lambda: all(replica in self.masters(n) and master not in self.masters(n)
+                               for n in self.nodes) and self._ready(),
+                   timeout=30, interval=0.1, message="the failover did not finish")  # fmt: skip
+        return replica
+
+    def close(self) -> None:
+        for node in self.nodes:
+            node.stop()
         shutil.rmtree(self.dir, ignore_errors=True)
 
 

@@ -181,6 +181,9 @@ REDIS_WAIT_REPLICAS = env.int(
     "REDIS_WAIT_REPLICAS", default=1 if REDIS_MODE in ("sentinel", "cluster") else 0
 )
 REDIS_WAIT_TIMEOUT_MS = env.int("REDIS_WAIT_TIMEOUT_MS", default=500)
+# Hash-tagged shards of the key space (Redis Cluster): an entry and its tags'
+# generation copies share a slot; 1 = no hash tags (caching/keys.py).
+CACHE_SHARDS = env.int("CACHE_SHARDS", default=16 if REDIS_MODE == "cluster" else 1)
 if REDIS_MODE != "none":
     _location, _options = cache_location_and_options(
         REDIS,
@@ -195,6 +198,8 @@ if REDIS_MODE != "none":
             "OPTIONS": _options,
         }
     }
+    if CACHE_SHARDS > 1:  # every key in the hash slot of its shard
+        CACHES["default"]["KEY_FUNCTION"] = "caching.keys.sharded_key_function"
 else:
     CACHES = {
         "default": {

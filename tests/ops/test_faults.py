@@ -145,18 +145,31 @@ def test_production_refuses_to_start_misconfigured(overrides, named):
     assert named in last_line  # names the variable to set
 
 
-def test_production_starts_on_sentinel_with_a_separate_broker():
-    env = _env(**{**STORES, **SENTINEL})
+CLUSTER = {"REDIS_URL": "", "REDIS_CLUSTER_NODES": "127.0.0.1:7000,127.0.0.1:7001",
+           "CELERY_BROKER_URL": "amqp://guest@127.0.0.1:5672//"}  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("stores", "expected"),
+    [
+        (SENTINEL, ["sentinel", "redis://cache/0", "1", "None", "False"]),
+        (CLUSTER, ["cluster", "redis://127.0.0.1:7000,redis://127.0.0.1:7001", "16",
+                   "caching.keys.sharded_key_function", "False"]),
+    ],
+)  # fmt: skip
+def test_production_starts_on_sentinel_or_cluster_with_a_separate_broker(stores, expected):
+    env = _env(**{**STORES, **stores})
     env.pop("REDIS_URL")
     env.pop("CELERY_TASK_ALWAYS_EAGER", None)  # (the suite's own setting)
     code = (
         "import django; django.setup(); from django.conf import settings as s; "
-        "print(s.REDIS_MODE, s.CACHES['default']['LOCATION'], s.CELERY_TASK_ALWAYS_EAGER)"
+        "c = s.CACHES['default']; print(s.REDIS_MODE, c['LOCATION'], s.CACHE_SHARDS, "
+        "c.get('KEY_FUNCTION'), s.CELERY_TASK_ALWAYS_EAGER)"
     )
     result = subprocess.run(
         [sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60
     )
-    assert result.stdout.split() == ["sentinel", "redis://cache/0", "False"], result.stderr
+    assert result.stdout.split() == expected, result.stderr
 
 
 def test_wsgi_defaults_to_production_settings():
