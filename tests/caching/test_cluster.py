@@ -15,15 +15,17 @@ from django.db import connection
 from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
-from caching import metrics, tags
+from caching import flight, metrics, tags
 from caching.keys import cache_shards, shard_of, tag_key
 from caching.local import clear_local
+from caching.shared import shared_cache
 from config.redis import RedisSettings, cache_location_and_options
 from tests.caching.topology import (
     HOMEPAGE,
     assert_failover_under_load,
     assert_hits,
     assert_read_your_writes,
+    call,
 )
 from tests.homepage.factories import ProductFactory
 from tests.servers import RedisCluster, gunicorn
@@ -157,6 +159,34 @@ def test_a_lost_copy_never_lets_an_older_entry_match(api_client, on_cluster):
     assert api_client.get(HOMEPAGE).json()["data"]["metadata"]["fromCache"] is False
 
 
+def test_locks_counters_and_bookkeeping_work_across_the_masters(on_cluster):
+    """Each structure the service keeps beside the cache, on keys of many slots."""
+    assert flight.try_lock("a") and flight.try_lock("a") is None  # SET NX
+    token = flight.try_lock("b")
+    assert token is not None
+    flight.unlock("b", "not ours")
+    assert flight.try_lock("b") is None  # compare-and-delete (Lua) left it
+    flight.unlock("b", token)
+    assert flight.try_lock("b") is not None
+    shared_cache.set_each([(f"k{i}", i, 60) for i in range(20)])  # one pipeline, many slots
+    assert shared_cache.get_many([f"k{i}" for i in range(20)]) == {f"k{i}": i for i in range(20)}
+    shared_cache.add_to_set("set", ["x", "y"])
+    assert shared_cache.pop_set("set") == {"x", "y"} and not shared_cache.pop_set("set")
+    shared_cache.hincrby_many("hash", {"a": 2, "b": 1})
+    assert shared_cache.hgetall("hash") == {"a": 2, "b": 1}
+    shared_cache.hset_many("raw", {"at": 1.5})
+    assert shared_cache.hgetall_raw("raw") == {"at": "1.5"}
+    for score, member in enumerate("abcd"):
+        shared_cache.zadd_trim("recent", member, score, keep=3)
+    assert shared_cache.ztop("recent", 10) == ["d", "c", "b"]
+    assert sorted(shared_cache.zsample("recent", 5)) == ["b", "c", "d"]
+    shared_cache.zadd_max("lsn", {"t": 5.0})
+    shared_cache.zadd_max("lsn", {"t": 3.0})
+    assert shared_cache.zscores("lsn", ["t", "u"]) == [5.0, None]
+    holding = {port for port, n in _keys_per_master(on_cluster, b"").items() if n}
+    assert len(holding) == 3
+
+
 @pytest.fixture
 def served(cluster):
     """The service under gunicorn (two workers), its cache on the cluster."""
@@ -172,6 +202,7 @@ def test_hits_read_your_writes_and_a_failover_under_load(served, cluster):
     ProductFactory.create_batch(3)
     trainer = TrainerFactory()
     token = Token.objects.create(user=trainer.user).key
+    assert call(served, "/health/ready")[0] == 200  # the cache check passes on it
     assert_hits(served, HOMEPAGE)
     assert_hits(served, f"/api/v1/trainers/{trainer.pk}/bootstrap", token)
     assert_read_your_writes(served, token, trainer.pk)

@@ -24,7 +24,7 @@ HOMEPAGE = "/api/v1/homepage"
 
 def call(base: str, path: str, token: str = "", body: dict | None = None, method: str = "GET",
          timeout: float = 30) -> tuple[int, dict]:  # fmt: skip
-    """(status, JSON body) of one request; 4xx and 5xx are returned, not raised."""
+    """(status, JSON body, or {} if it is not JSON) of one request; 4xx and 5xx are returned."""
     headers = {"Content-Type": "application/json"}
     if token:
         headers["Authorization"] = f"Token {token}"
@@ -34,9 +34,13 @@ def call(base: str, path: str, token: str = "", body: dict | None = None, method
     )  # fmt: skip
     try:
         with urllib.request.urlopen(request, timeout=timeout) as response:
-            return response.status, json.loads(response.read())
+            return response.status, _json(response.read())
     except urllib.error.HTTPError as error:
-        return error.code, json.loads(error.read() or b"{}")
+        return error.code, _json(error.read())
+
+
+def _json(body: bytes) -> dict:
+    return json.loads(body) if body.lstrip().startswith(b"{") else {}
 
 
 def assert_hits(base: str, path: str, token: str = "") -> None:
