@@ -9,6 +9,7 @@ import pytest
 from django.db import connections
 from rest_framework.test import APIClient
 
+from aggregation.plans import planned
 from api.cache_status import cache_status
 from caching.engine import CacheResult
 from caching.local import clear_local
@@ -90,15 +91,16 @@ def test_a_request_that_waited_for_another_s_computation_is_collapsed(
     api_client, monkeypatch, flight_followers
 ):
     ProductFactory()
-    fetch = homepage_sections["events"].fetch
+    plan = homepage_sections["events"].plan
     entered, release = threading.Event(), threading.Event()
 
     def held(ctx):
         entered.set()
         release.wait(30)
-        return fetch(ctx)
+        return (yield from plan(ctx))
 
-    monkeypatch.setattr(homepage_sections["events"], "fetch", held)
+    monkeypatch.setattr(homepage_sections["events"], "plan", held)
+    monkeypatch.setattr(homepage_sections["events"], "fetch", planned(held))
     answers: dict[str, str] = {}
 
     def ask(name: str) -> None:
