@@ -98,7 +98,7 @@ def compute_sections(
     """
     results: dict[str, SectionResult] = {}
     keys: dict[str, str] = {}
-    generations: dict[str, dict[str, int]] = {}  # per section key
+    generations: dict[str, int] = {}
     if section_policy is not None:
         keys = {s.id: section_cache_key(registry, s, context) for s in sections}
         cached, generations = lookup_many(
@@ -115,9 +115,9 @@ def compute_sections(
         result = SectionResult.of(outcome, last_updated=stamp)
         results[outcome.section.id] = result
         if section_policy is not None and result.status == "success":
-            key = keys[outcome.section.id]
+            tags = section_tags(outcome.section, context)
             computed = Computed(result, expires_at=result.expires_at)
-            to_store.append((key, computed, generations[key]))
+            to_store.append((keys[outcome.section.id], computed, {t: generations[t] for t in tags}))
     if section_policy is not None:
         store_many(to_store, policy=section_policy)
     return {s.id: results[s.id] for s in sections}, snapshot
