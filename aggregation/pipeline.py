@@ -171,7 +171,7 @@ class _Run:
         state.plan.close()
         state.outcome = failed_outcome(state.section, error)
         state.step = ()
-        state.span.end(type(error).__name__)
+        state.span.end(type(error).__name__, error)
 
     @property
     def waiting(self) -> list[_Section]:

@@ -74,7 +74,7 @@ def _section_span(tracer: Tracer, section: Section) -> Iterator[Any]:
 class _Unrecorded:
     """A section span when tracing is off: ending it does nothing."""
 
-    def end(self, outcome: str) -> None:
+    def end(self, outcome: str, error: BaseException | None = None) -> None:
         """Nothing to end."""
 
 
@@ -84,9 +84,15 @@ class _Recorded:
     def __init__(self, span: Any) -> None:
         self.span = span
 
-    def end(self, outcome: str) -> None:
-        """Record the section's outcome and end its span."""
+    def end(self, outcome: str, error: BaseException | None = None) -> None:
+        """Record the section's outcome (an error, with its exception) and end its span."""
         self.span.set_attribute("aggregation.section.outcome", outcome)
+        if error is not None:
+            self.span.record_exception(error)
+        if outcome != "success":
+            from opentelemetry.trace import Status, StatusCode
+
+            self.span.set_status(Status(StatusCode.ERROR, outcome))
         self.span.end()
 
 
