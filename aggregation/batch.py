@@ -24,9 +24,9 @@ from caching.keys import tag_key
 from caching.shared import shared_cache
 
 from .assembly import BatchBody, Extras, Layout, assemble
-from .compute import compute_sections, section_cache_key, section_tags
+from .compute import Reuse, compute_sections, section_cache_key, section_tags
 from .formats import iso
-from .plans import shared_totals
+from .plans import Started, shared_totals
 from .sections import Section, SectionContext, SectionRegistry
 
 
@@ -63,6 +63,8 @@ class BatchRequest:
     layout: Layout = "sections"
     extras: Extras | None = None
     verify: tuple[str, dict[str, Any]] | None = None
+    # Plans started to learn which shared totals to read ahead, to be driven on.
+    started: dict[str, Started] = field(default_factory=dict, compare=False, repr=False)
 
     @cached_property
     def all_tags(self) -> list[str]:
@@ -178,8 +180,8 @@ def serve_batch(request: BatchRequest, mode: ReadMode = ReadMode.CACHED) -> Batc
             request.sections,
             request.context,
             section_policy=request.section_policy,
-            reuse_sections=mode is not ReadMode.FRESH,
             consistent=request.consistent,
+            reuse=Reuse(sections=mode is not ReadMode.FRESH, started=request.started),
         )
         body = assemble(
             results,
@@ -216,6 +218,6 @@ def read_ahead_keys(request: BatchRequest) -> list[str]:
     keys = []
     if request.section_policy is not None:
         keys += [section_cache_key(request.registry, s, request.context) for s in request.sections]
-    for total in shared_totals(request.sections, request.context):
+    for total in shared_totals(request.sections, request.context, request.started):
         keys += [total.key, *(tag_key(tag) for tag in total.tags)]
     return keys

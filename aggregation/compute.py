@@ -9,7 +9,7 @@ request thread), or the primary.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from django.conf import settings
@@ -21,6 +21,7 @@ from . import replicas
 from .errors import ErrorCode, error_item
 from .formats import iso
 from .pipeline import can_pipeline, run_pipelined
+from .plans import Started
 from .runner import SectionOutcome, run_sections_here_or_in_pool
 from .sections import Section, SectionContext, SectionRegistry
 from .snapshot import Snapshot, shared_snapshot
@@ -61,6 +62,19 @@ class SectionResult:
         )
 
 
+@dataclass
+class Reuse:
+    """What a computation may take instead of doing again.
+
+    ``sections``: valid section entries (False: write them, read none, as
+    ``fresh=true``). ``started``: plans already advanced to their first step
+    (to learn what to read ahead), by section id, taken as they are used.
+    """
+
+    sections: bool = True
+    started: dict[str, Started] = field(default_factory=dict)
+
+
 def section_cache_key(registry: SectionRegistry, section: Section, context: SectionContext) -> str:
     """The key of a section's own cache entry, as its registry names it."""
     if registry.cache_key is None:
@@ -86,16 +100,17 @@ def compute_sections(
     context: SectionContext,
     *,
     section_policy: CachePolicy | None,
-    reuse_sections: bool = True,
     consistent: bool = False,
+    reuse: Reuse | None = None,
 ) -> tuple[dict[str, SectionResult], Snapshot | None]:
     """Each section's result, in order: from the section cache when valid, else run.
 
     Newly computed successful sections are cached with the tag generations read
     before they ran. ``section_policy=None`` reads and writes no section cache;
-    ``reuse_sections=False`` writes but does not read it. ``consistent`` runs
+    ``reuse`` says what else may be used (see ``Reuse``). ``consistent`` runs
     the sections on one database snapshot (and so never mixes in cached ones).
     """
+    reuse = reuse or Reuse()
     results: dict[str, SectionResult] = {}
     keys: dict[str, str] = {}
     generations: dict[str, int] = {}
@@ -105,10 +120,11 @@ def compute_sections(
             {keys[s.id]: section_tags(s, context) for s in sections},
             namespace=section_policy.namespace,
         )
-        if reuse_sections and not consistent:
+        if reuse.sections and not consistent:
             results = {s.id: cached[keys[s.id]] for s in sections if keys[s.id] in cached}
     to_run = [s for s in sections if s.id not in results]
-    outcomes, snapshot = _run(registry, to_run, context, consistent=consistent)
+    outcomes, snapshot = _run(registry, to_run, context, consistent=consistent,
+                              started=reuse.started)  # fmt: skip
     stamp = iso(context.now)
     to_store = []
     for outcome in outcomes:
@@ -127,7 +143,12 @@ Outcomes = tuple[list[SectionOutcome], Snapshot | None]
 
 
 def _run(
-    registry: SectionRegistry, to_run: list[Section], context: SectionContext, *, consistent: bool
+    registry: SectionRegistry,
+    to_run: list[Section],
+    context: SectionContext,
+    *,
+    consistent: bool,
+    started: dict[str, Started],
 ) -> Outcomes:
     """Run ``to_run`` where they belong (see the module docstring)."""
     if not to_run:
@@ -135,7 +156,7 @@ def _run(
 
     def read(using: str) -> Outcomes:
         replicas.section_reads.labels(using).inc(len(to_run))
-        return _run_on(to_run, context, consistent=consistent, using=using)
+        return _run_on(to_run, context, consistent=consistent, using=using, started=started)
 
     own = registry.database() if registry.database else None
     if own and own != DEFAULT_DB_ALIAS:
@@ -152,11 +173,18 @@ def _lost_connection(outcomes: Outcomes) -> bool:
 
 
 def _run_on(
-    to_run: list[Section], context: SectionContext, *, consistent: bool, using: str
+    to_run: list[Section],
+    context: SectionContext,
+    *,
+    consistent: bool,
+    using: str,
+    started: dict[str, Started],
 ) -> Outcomes:
     with replicas.reading(using):
         if not settings.SECTIONS_IN_PARALLEL and can_pipeline(to_run, using):
-            outcomes = run_pipelined(to_run, context, using=using, consistent=consistent)
+            outcomes = run_pipelined(
+                to_run, context, using=using, consistent=consistent, started=started
+            )
             return outcomes, Snapshot("single-transaction") if consistent else None
         if not consistent:
             return run_sections_here_or_in_pool(to_run, context, using=using), None

@@ -50,7 +50,7 @@ from caching.counts import peek_total, store_total
 
 from . import tracing
 from .errors import ErrorCode
-from .plans import Aggregate, Plan, Request, SharedTotal, evaluate, is_last
+from .plans import Aggregate, Plan, Request, SharedTotal, Started, evaluate, is_last
 from .runner import SectionOutcome, classify_error, failed_outcome, succeeded_outcome
 from .sections import Section, SectionContext, SectionPayload
 
@@ -130,7 +130,13 @@ class _Run:
     """Drives every section's plan on one connection (see the module docstring)."""
 
     def __init__(
-        self, sections: list[Section], context: SectionContext, *, using: str, consistent: bool
+        self,
+        sections: list[Section],
+        context: SectionContext,
+        *,
+        using: str,
+        consistent: bool,
+        started: dict[str, Started],
     ) -> None:
         self.conn: BaseDatabaseWrapper = connections[using]
         self.using = using
@@ -142,10 +148,15 @@ class _Run:
         now = time.monotonic()
         for index, section in enumerate(sections):
             assert section.plan is not None  # noqa: S101  # callers pass planned sections only
-            state = _Section(index, section, section.plan(context), now)
+            begun = started.pop(section.id, None)  # taken: a second run starts afresh
+            plan = begun.plan if begun is not None else section.plan(context)
+            state = _Section(index, section, plan, now)
             state.span = tracing.started_section(section)
             self.running.append(state)
-            self._advance(state, None)
+            if begun is not None:
+                state.step = begun.step
+            else:
+                self._advance(state, None)
 
     # --- plans ---------------------------------------------------------------
 
@@ -391,11 +402,18 @@ def can_pipeline(sections: list[Section], using: str) -> bool:
 
 
 def run_pipelined(
-    sections: list[Section], context: SectionContext, *, using: str, consistent: bool
+    sections: list[Section],
+    context: SectionContext,
+    *,
+    using: str,
+    consistent: bool,
+    started: dict[str, Started] | None = None,
 ) -> list[SectionOutcome]:
     """Run the sections' plans together on ``using``'s connection; one outcome each, in order.
 
     ``consistent``: one REPEATABLE READ transaction (one point in time for all).
-    Never raises for a section's failure.
+    ``started``: plans already advanced to their first step, by section id
+    (taken as they are used). Never raises for a section's failure.
     """
-    return _Run(sections, context, using=using, consistent=consistent).run()
+    started = started if started is not None else {}
+    return _Run(sections, context, using=using, consistent=consistent, started=started).run()

@@ -105,24 +105,43 @@ def is_last(step: Sequence[Request]) -> bool:
 Plan = Generator[Sequence[Request], list[Any], T]
 
 
-def shared_totals(sections: Iterable[Any], context: Any) -> list[SharedTotal]:
+@dataclass
+class Started:
+    """A plan already advanced to its first step (``start``), kept to be driven on."""
+
+    plan: Plan[Any]
+    step: Sequence[Request]
+
+
+def start(plan: Plan[Any]) -> Started | None:
+    """``plan`` advanced to its first step; None if it returned or failed without one.
+
+    (A plan builds querysets, and touches no database, before its first ``yield``.)
+    """
+    try:
+        return Started(plan, next(plan))
+    except Exception:  # noqa: BLE001  # it fails again when it runs, and is reported then
+        plan.close()
+        return None
+
+
+def shared_totals(
+    sections: Iterable[Any], context: Any, started: dict[str, Started]
+) -> list[SharedTotal]:
     """The shared totals the sections' plans ask for in their first steps.
 
     Known before anything runs, so they can be read from the cache in the
-    round trip that takes the lock. (A plan builds querysets, and touches no
-    database, before its first ``yield``.)
+    round trip that takes the lock. The plans started to learn them are kept
+    in ``started`` (by section id), for the driver to go on with.
     """
     totals = []
     for section in sections:
         if section.plan is None:
             continue
-        plan = section.plan(context)
-        try:
-            totals += [r for r in next(plan) if isinstance(r, SharedTotal)]
-        except Exception:  # noqa: BLE001, S112  # it fails again when it runs, and is reported then
-            continue
-        finally:
-            plan.close()
+        begun = start(section.plan(context))
+        if begun is not None:
+            started[section.id] = begun
+            totals += [r for r in begun.step if isinstance(r, SharedTotal)]
     return totals
 
 
