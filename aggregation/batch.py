@@ -20,7 +20,7 @@ from django.conf import settings
 
 from caching.consistency import track
 from caching.engine import CachePolicy, CacheResult, Computed, get_or_compute, peek_with
-from caching.keys import tag_key
+from caching.keys import shard_of, tag_key
 from caching.shared import shared_cache
 
 from .assembly import BatchBody, Extras, Layout, assemble
@@ -219,5 +219,6 @@ def read_ahead_keys(request: BatchRequest) -> list[str]:
     if request.section_policy is not None:
         keys += [section_cache_key(request.registry, s, request.context) for s in request.sections]
     for total in shared_totals(request.sections, request.context, request.started):
-        keys += [total.key, *(tag_key(tag) for tag in total.tags)]
+        # (On a cluster the generations a total is checked with are its shard's copies.)
+        keys += [total.key, *(tag_key(tag, shard_of(total.key)) for tag in total.tags)]
     return keys

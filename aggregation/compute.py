@@ -113,7 +113,7 @@ def compute_sections(
     reuse = reuse or Reuse()
     results: dict[str, SectionResult] = {}
     keys: dict[str, str] = {}
-    generations: dict[str, int] = {}
+    generations: dict[str, dict[str, int]] = {}  # per section key
     if section_policy is not None:
         keys = {s.id: section_cache_key(registry, s, context) for s in sections}
         cached, generations = lookup_many(
@@ -131,9 +131,9 @@ def compute_sections(
         result = SectionResult.of(outcome, last_updated=stamp)
         results[outcome.section.id] = result
         if section_policy is not None and result.status == "success":
-            tags = section_tags(outcome.section, context)
+            key = keys[outcome.section.id]
             computed = Computed(result, expires_at=result.expires_at)
-            to_store.append((keys[outcome.section.id], computed, {t: generations[t] for t in tags}))
+            to_store.append((key, computed, generations[key]))
     if section_policy is not None:
         store_many(to_store, policy=section_policy)
     return {s.id: results[s.id] for s in sections}, snapshot

@@ -47,6 +47,7 @@ from bench.listener import listener_possible, listener_rows
 from bench.network import network_rows, print_network
 from bench.replicas import replica_rows, replicas_possible
 from bench.storefronts import storefront_rows, storefronts_possible
+from bench.topologies import topology_rows
 from bench.tracing import tracing_rows
 
 LEGACY = [
@@ -281,6 +282,8 @@ def main() -> int:
                 }  # fmt: skip
         else:
             print("no listener rows: they need root (to run initdb as postgres) and PostgreSQL")
+        # Warm hits with the cache on one Redis and on a Redis Cluster (private servers).
+        comparison["rows"] |= topology_rows(args.seconds, args.database_url, args.products)
         if storefronts_possible():
             storefronts = storefront_rows(
                 args.seconds, args.redis_url, args.storefront_products, args.database_url

@@ -32,7 +32,7 @@ from . import metrics
 from .local import local_get, local_put
 from .process import refresh_pool
 from .shared import SharedCacheUnavailable, shared_cache
-from .tags import Generations, local_generations, read_generations
+from .tags import Generations, local_generations, read_generations, read_generations_per_key
 
 logger = logging.getLogger(__name__)
 
@@ -217,7 +217,9 @@ def _read(
 ) -> tuple[Entry | None, Generations, bool, dict[str, Any]]:
     """(L2 entry or None, current generations, verified, values of ``extra_keys``)."""
     try:
-        generations, found = read_generations(tags, [key, *extra_keys] if with_l2 else extra_keys)
+        generations, found = read_generations(
+            tags, [key, *extra_keys] if with_l2 else extra_keys, shard_key=key
+        )
         return found.pop(key, None), generations, True, found
     except SharedCacheUnavailable:
         return None, local_generations(tags), False, {}
@@ -259,7 +261,7 @@ def _compute_and_store(
     """Run the computation with generations read first; store it, or fall back if it failed."""
     started = time.time()
     try:
-        generations, _ = read_generations(request.tags)
+        generations, _ = read_generations(request.tags, shard_key=request.key)
     except SharedCacheUnavailable:
         generations = local_generations(request.tags)
     if flight is not None:
@@ -458,25 +460,25 @@ def peek_with(
 
 def lookup_many(
     keys: dict[str, Sequence[str]], *, namespace: str
-) -> tuple[dict[str, Any], Generations]:
-    """Fresh values for many keys, each with its own tags, and the generations read.
+) -> tuple[dict[str, Any], dict[str, Generations]]:
+    """Fresh values for many keys, each with its own tags, and each key's generations.
 
-    One round trip for everything. The generations are those to store new
-    values with (they were read before anything is recomputed). Without Redis
-    nothing can be verified and nothing is returned.
+    One round trip for everything. A key's generations are those to store its
+    new value with (read before anything is recomputed; on a cluster, the
+    copies in the key's shard). Without Redis nothing can be verified and
+    nothing is returned.
     """
-    all_tags = sorted({t for tags in keys.values() for t in tags})
     now = time.time()
     local = {k: local_get(k) for k in keys}
     need_l2 = [k for k, e in local.items() if e is None or now >= e.fresh_until]
     try:
-        generations, found = read_generations(all_tags, need_l2)
+        per_key, found = read_generations_per_key(keys, need_l2)
     except SharedCacheUnavailable:
-        return {}, local_generations(all_tags)
+        return {}, {k: local_generations(tags) for k, tags in keys.items()}
     values: dict[str, Any] = {}
     for key in keys:
         for entry, layer in ((local.get(key), "l1"), (found.get(key), "l2")):
-            if entry is not None and entry.matches(generations) and now < entry.fresh_until:
+            if entry is not None and entry.matches(per_key[key]) and now < entry.fresh_until:
                 values[key] = entry.value
                 metrics.record(namespace, layer, "hit")
                 if layer == "l2":
@@ -484,4 +486,4 @@ def lookup_many(
                 break
         else:
             metrics.record(namespace, "none", "miss")
-    return values, generations
+    return values, per_key

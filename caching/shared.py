@@ -50,9 +50,11 @@ errors_total = Counter(
 
 try:  # the embedded mode runs on Django's in-process cache, without django-redis
     from django_redis.exceptions import ConnectionInterrupted
-    from redis.exceptions import RedisError
+    from redis.exceptions import RedisClusterException, RedisError
 
-    CACHE_ERRORS: tuple[type[BaseException], ...] = (ConnectionInterrupted, RedisError, OSError)
+    CACHE_ERRORS: tuple[type[BaseException], ...] = (
+        ConnectionInterrupted, RedisError, RedisClusterException, OSError
+    )  # fmt: skip
 except ImportError:  # pragma: no cover
     CACHE_ERRORS = (OSError,)
 
@@ -63,10 +65,15 @@ return 0
 """
 
 
-_INCR_FROM = """
+# Increment a counter, creating it at ARGV[1] first if it is missing (atomic).
+INCR_OR_SEED = """
 if redis.call('EXISTS', KEYS[1]) == 0 then redis.call('SET', KEYS[1], ARGV[1]) end
 return redis.call('INCR', KEYS[1])
 """
+
+
+class ReplicationShortfall(OSError):  # (an OSError: one of CACHE_ERRORS, trips the breaker)
+    """Fewer replicas than asked acknowledged a write (``WAIT``) in time: it may be lost."""
 
 
 def _decoded(value: bytes | str) -> str:
@@ -323,24 +330,6 @@ class SharedCache:
 
         return self.call(operation)
 
-    def incr_many(self, keys: list[str], initial: int) -> dict[str, int]:
-        """Increment each of ``keys`` in one round trip, creating missing ones at ``initial``.
-
-        One Lua call per key (each touches one key: any key may live anywhere),
-        all in one pipeline; a key is created and incremented atomically.
-        """
-
-        def operation() -> dict[str, int]:
-            redis = self._redis()
-            if redis is None:
-                return {key: self.incr(key, initial) for key in keys}
-            pipeline = redis.pipeline(transaction=False)
-            for key in keys:
-                pipeline.eval(_INCR_FROM, 1, self.cache.make_key(key), initial)
-            return {key: int(n) for key, n in zip(keys, pipeline.execute(), strict=True)}
-
-        return self.call(operation) if keys else {}
-
     def seed_counters(self, keys: list[str], start: int) -> dict[str, int]:
         """Create the missing counters ``keys`` at ``start`` (``SET NX``); their values now.
 
@@ -356,6 +345,41 @@ class SharedCache:
         counters = self.call(operation)
         self._remember(counters, keys)
         return counters
+
+    def incr_replicated(
+        self, keys: list[str], initial: int, *, replicas: int = 0, timeout_ms: int = 0
+    ) -> None:
+        """Increment ``keys`` (each created at ``initial`` if missing) in one round trip.
+
+        With ``replicas``, done only once that many replicas have the writes
+        (``WAIT`` on the same connection, at most ``timeout_ms``); otherwise
+        ``SharedCacheUnavailable`` (the breaker trips): a failover could lose
+        them. A key named twice is incremented twice. On a cluster, one
+        pipeline (and ``WAIT``) per master (``caching.redis_clients``).
+        """
+
+        def operation() -> None:
+            client = getattr(self.cache, "client", None)
+            if hasattr(client, "incr_replicated"):  # the cluster client
+                cast(Any, client).incr_replicated(keys, initial, replicas, timeout_ms)
+                return
+            redis = self._redis()
+            if redis is None:  # the in-process cache: one process, no replicas
+                for key in keys:
+                    self.cache.add(key, initial, None)
+                    self.cache.incr(key)
+                return
+            pipe = redis.pipeline(transaction=False)  # one connection: WAIT covers the writes
+            for key in keys:
+                pipe.eval(INCR_OR_SEED, 1, self.cache.make_key(key), initial)
+            if replicas:
+                pipe.execute_command("WAIT", replicas, timeout_ms)
+            acknowledged = pipe.execute()[-1]
+            if replicas and acknowledged < replicas:
+                raise ReplicationShortfall(f"{acknowledged} of {replicas} replicas acknowledged")
+
+        if keys:
+            self.call(operation)
 
     # --- Redis structures (sets, hashes); plain values on the in-process cache ---
 

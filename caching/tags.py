@@ -21,13 +21,14 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
+from django.conf import settings
 from django.db import transaction
 
 from . import metrics
-from .keys import tag_key
+from .keys import cache_shards, shard_of, tag_key
 from .process import register_state
 from .shared import SharedCacheUnavailable, shared_cache
 
@@ -50,24 +51,74 @@ def _seed() -> int:
     return time.time_ns() // 1_000
 
 
+def _incr(tags: list[str]) -> None:
+    """Increment the counters of ``tags`` (a tag named twice, twice), durably: one round trip.
+
+    Every shard's copy of each (on a cluster: a pipeline per master).
+
+    Durably: behind Sentinel or a Cluster a bump counts as done only once
+    ``REDIS_WAIT_REPLICAS`` replicas have it, so the replica a failover
+    promotes cannot bring back the generation before it (an entry stored
+    before the write would match again). Raises ``SharedCacheUnavailable``.
+    """
+    shared_cache.incr_replicated(
+        [tag_key(t, shard) for t in tags for shard in range(cache_shards())],
+        _seed(),
+        replicas=settings.REDIS_WAIT_REPLICAS,
+        timeout_ms=settings.REDIS_WAIT_TIMEOUT_MS,
+    )
+
+
 def read_generations(
-    tags: Iterable[str], extra_keys: Iterable[str] = ()
+    tags: Iterable[str], extra_keys: Iterable[str] = (), *, shard_key: str | None = None
 ) -> tuple[Generations, dict[str, Any]]:
     """Current generations of ``tags`` and the values of ``extra_keys``: one round trip.
 
+    ``shard_key``: the entry the generations are for (the first of
+    ``extra_keys`` by default). On a cluster each tag has a copy per cache
+    shard and the copies of the entry's shard are read, in its hash slot; an
+    entry must always be stored and checked with the same shard's copies.
     Raises ``SharedCacheUnavailable`` when Redis cannot answer.
     """
     tags = list(tags)
     extra = list(extra_keys)
-    found = shared_cache.get_many([*extra, *(tag_key(t) for t in tags)])
-    missing = [tag_key(t) for t in tags if tag_key(t) not in found]
+    if shard_key is None:
+        shard_key = extra[0] if extra else ""
+    shard = shard_of(shard_key)
+    keys = {t: tag_key(t, shard) for t in tags}
+    found = shared_cache.get_many([*extra, *keys.values()])
+    missing = [keys[t] for t in tags if keys[t] not in found]
     if missing:  # first use, or lost: create them (rare), then read what won
         found.update(shared_cache.seed_counters(missing, _seed()))
-    generations = {t: int(found[tag_key(t)]) for t in tags}
+    generations = {t: int(found[keys[t]]) for t in tags}
     with _local_lock:
         for tag in tags:
             generations[tag] += _local_bumps.get(tag, 0)
     return generations, {k: found[k] for k in extra if k in found}
+
+
+def read_generations_per_key(
+    keys: dict[str, Sequence[str]], entries: Iterable[str]
+) -> tuple[dict[str, Generations], dict[str, Any]]:
+    """Generations for several keys (each its tags, in its own shard) and ``entries``' values.
+
+    One round trip: on one shard a single ``MGET``; on a cluster one ``MGET``
+    per hash slot, pipelined. Returns (generations per key, values found).
+    """
+    entries = list(entries)
+    wanted = {key: {t: tag_key(t, shard_of(key)) for t in tags} for key, tags in keys.items()}
+    counters = sorted({c for per_key in wanted.values() for c in per_key.values()})
+    found = shared_cache.get_many([*entries, *counters])
+    missing = [c for c in counters if c not in found]
+    if missing:
+        found.update(shared_cache.seed_counters(missing, _seed()))
+    with _local_lock:
+        local = dict(_local_bumps)
+    per_key = {
+        key: {t: int(found[c]) + local.get(t, 0) for t, c in counters_of.items()}
+        for key, counters_of in wanted.items()
+    }
+    return per_key, {k: found[k] for k in entries if k in found}
 
 
 def local_generations(tags: Iterable[str]) -> Generations:
@@ -85,7 +136,7 @@ def bump(tags: Iterable[str]) -> None:
     for tag in tags:
         metrics.invalidations_total.labels(tag.split(":")[0]).inc()
     try:
-        shared_cache.incr_many([tag_key(tag) for tag in tags], _seed())  # one round trip
+        _incr(tags)  # one round trip
     except SharedCacheUnavailable:
         with _local_lock:
             for tag in tags:
@@ -169,10 +220,9 @@ def replay_local_bumps() -> None:
         pending = dict(_local_bumps)
     if pending:
         _before(sorted(pending))
-    for tag, count in pending.items():
-        for _ in range(count):
-            shared_cache.incr(tag_key(tag), _seed())
-        with _local_lock:
+    _incr([tag for tag, count in pending.items() for _ in range(count)])
+    with _local_lock:
+        for tag, count in pending.items():
             _local_bumps[tag] -= count
             if _local_bumps[tag] <= 0:
                 del _local_bumps[tag]

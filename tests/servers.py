@@ -40,8 +40,9 @@ def free_port() -> int:
 class RedisServer:
     """A throwaway redis-server that can be stopped and started again on the same port."""
 
-    def __init__(self, port: int | None = None) -> None:
+    def __init__(self, port: int | None = None, *args: str) -> None:
         self.port = port or free_port()
+        self.args = args  # more redis-server options: "--replicaof", "127.0.0.1", "6379"
         self.process: subprocess.Popen | None = None
 
     @property
@@ -54,7 +55,7 @@ class RedisServer:
     def start(self) -> None:
         self.process = subprocess.Popen(
             [shutil.which("redis-server"), "--port", str(self.port), "--bind", "127.0.0.1",
-             "--save", "", "--appendonly", "no"],
+             "--save", "", "--appendonly", "no", *self.args],
             stdout=subprocess.DEVNULL,
         )  # fmt: skip
         wait_until(self._answers, timeout=10, interval=0.02, message="redis-server did not start")
@@ -82,6 +83,169 @@ class RedisServer:
         action()
         after = _command_calls(client)
         return {k: n - before.get(k, 0) for k, n in after.items() if n != before.get(k, 0)}
+
+
+class SentinelSet:
+    """A primary, its replica and three sentinels watching them as ``cache``, on free ports.
+
+    Debian's ``redis-server``; each sentinel rewrites its own config file, so
+    they live in a temporary directory, removed by ``close``.
+    """
+
+    MASTER = "cache"
+
+    def __init__(self) -> None:
+        self.dir = Path(tempfile.mkdtemp(prefix="sentinels-"))
+        fast_sync = ("--repl-diskless-sync-delay", "0")  # (Redis 7 waits 5 s for more replicas)
+        self.primary = RedisServer(None, *fast_sync)
+        self.replica = RedisServer(
+            None, *fast_sync, "--replicaof", "127.0.0.1", str(self.primary.port)
+        )
+        self.sentinel_ports = [free_port() for _ in range(3)]
+        self.sentinels: list[subprocess.Popen] = []
+
+    @property
+    def addresses(self) -> str:
+        """``REDIS_SENTINELS``: the sentinels, ``host:port,...``."""
+        return ",".join(f"127.0.0.1:{port}" for port in self.sentinel_ports)
+
+    def sentinel(self, index: int = 0) -> redis.Redis:
+        return redis.Redis(port=self.sentinel_ports[index], decode_responses=True)
+
+    def start(self) -> None:
+        self.primary.start()
+        self.replica.start()
+        for port in self.sentinel_ports:
+            conf = self.dir / f"sentinel-{port}.conf"
+            conf.write_text(
+                f"port {port}\nbind 127.0.0.1\ndir {self.dir}\n"
+                f"sentinel monitor {self.MASTER} 127.0.0.1 {self.primary.port} 2\n"
+                f"sentinel down-after-milliseconds {self.MASTER} 2000\n"
+                f"sentinel failover-timeout {self.MASTER} 10000\n"
+            )
+            self.sentinels.append(subprocess.Popen(
+                [shutil.which("redis-server"), str(conf), "--sentinel"], stdout=subprocess.DEVNULL,
+            ))  # fmt: skip
+        wait_until(self._ready, timeout=30, interval=0.1, message="the sentinels did not settle")
+
+    def _ready(self) -> bool:
+        """Every sentinel knows the replica and the two other sentinels (a failover needs both)."""
+        try:
+            return (
+                all(
+                    len(self.sentinel(i).sentinel_slaves(self.MASTER)) == 1
+                    and len(self.sentinel(i).sentinel_sentinels(self.MASTER)) == 2
+                    for i in range(len(self.sentinel_ports))
+                )
+                and self.replica.client().info("replication")["master_link_status"] == "up"
+            )
+        except redis.ConnectionError:
+            return False
+
+    def master_port(self) -> int:
+        """The primary's port, as the first sentinel sees it now."""
+        return int(self.sentinel().sentinel_get_master_addr_by_name(self.MASTER)[1])
+
+    def failover(self) -> None:
+        """``SENTINEL FAILOVER``, then wait until the replica is the primary everyone names."""
+        old = self.master_port()
+        new = self.replica.port if old == self.primary.port else self.primary.port
+        self.sentinel().execute_command("SENTINEL", "FAILOVER", self.MASTER)
+
+        def switched() -> bool:
+            role = redis.Redis(port=new).info("replication")["role"]
+            return role == "master" and all(
+                int(self.sentinel(i).sentinel_get_master_addr_by_name(self.MASTER)[1]) == new
+                for i in range(len(self.sentinel_ports))
+            )
+
+        wait_until(switched, timeout=30, interval=0.1, message="the failover did not finish")
+
+    def close(self) -> None:
+        for process in self.sentinels:
+            process.kill()
+            process.wait(10)
+        self.replica.stop()
+        self.primary.stop()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def _free_cluster_port() -> int:
+    """A free port whose cluster bus port (10,000 above it) is free and below 65,536 too."""
+    while True:
+        port = free_port()
+        if port + 10_000 < 65_536 and not _accepts(port + 10_000):
+            return port
+
+
+class RedisCluster:
+    """A Redis Cluster of three masters and three replicas on free ports (``redis-cli --cluster``).
+
+    Each node runs in cluster mode with its node file in a private temporary
+    directory, removed by ``close``.
+    """
+
+    def __init__(self) -> None:
+        self.dir = Path(tempfile.mkdtemp(prefix="redis-cluster-"))
+        self.nodes: list[RedisServer] = []
+        for _ in range(6):
+            port = _free_cluster_port()
+            self.nodes.append(RedisServer(
+                port, "--cluster-enabled", "yes", "--cluster-config-file",
+                str(self.dir / f"nodes-{port}.conf"), "--cluster-node-timeout", "2000",
+                "--dir", str(self.dir), "--repl-diskless-sync-delay", "0",
+            ))  # fmt: skip
+
+    @property
+    def addresses(self) -> str:
+        """``REDIS_CLUSTER_NODES``: every node, ``host:port,...``."""
+        return ",".join(f"127.0.0.1:{node.port}" for node in self.nodes)
+
+    def start(self) -> None:
+        for node in self.nodes:
+            node.start()
+        subprocess.run(
+            [shutil.which("redis-cli"), "--cluster", "create",
+             *(f"127.0.0.1:{node.port}" for node in self.nodes),
+             "--cluster-replicas", "1", "--cluster-yes"],
+            check=True, capture_output=True, timeout=60,
+        )  # fmt: skip
+        wait_until(self._ready, timeout=60, interval=0.1, message="the cluster did not settle")
+
+    def _ready(self) -> bool:
+        return all(
+            node.client().cluster("info")["cluster_state"] == "ok" and len(self.masters(node)) == 3
+            for node in self.nodes
+        )
+
+    def masters(self, node: RedisServer | None = None) -> list[RedisServer]:
+        """The nodes that are masters now (as ``node``, or the first node, sees it)."""
+        view = (node or self.nodes[0]).client().cluster("nodes")
+        ports = {int(address.split(":")[1].split("@")[0]) for address, info in view.items()
+                 if "master" in info["flags"] and "fail" not in info["flags"]}  # fmt: skip
+        return [n for n in self.nodes if n.port in ports]
+
+    def replica_of(self, master: RedisServer) -> RedisServer:
+        """A replica of ``master``."""
+        for node in self.nodes:
+            info = node.client().info("replication")
+            if info["role"] == "slave" and info["master_port"] == master.port:
+                return node
+        raise LookupError(f"no replica of {master.port}")
+
+    def failover(self, master: RedisServer) -> RedisServer:
+        """``CLUSTER FAILOVER`` on a replica of ``master``; the new master once all agree."""
+        replica = self.replica_of(master)
+        replica.client().execute_command("CLUSTER", "FAILOVER")
+        wait_until(lambda: all(replica in self.masters(n) and master not in self.masters(n)
+                               for n in self.nodes) and self._ready(),
+                   timeout=30, interval=0.1, message="the failover did not finish")  # fmt: skip
+        return replica
+
+    def close(self) -> None:
+        for node in self.nodes:
+            node.stop()
+        shutil.rmtree(self.dir, ignore_errors=True)
 
 
 def _command_calls(client: redis.Redis) -> dict[str, int]:

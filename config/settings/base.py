@@ -13,6 +13,7 @@ import environ
 from django.core.exceptions import ImproperlyConfigured
 
 from config.logging import LogFormat, logging_config
+from config.redis import RedisSettings, cache_location_and_options
 
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
 
@@ -163,21 +164,46 @@ if STOREFRONT_ON_MONGODB:
     DATABASE_ROUTERS.insert(0, "homepage.storage.StorefrontRouter")
 
 # --- Cache ---------------------------------------------------------------------
+# One Redis (REDIS_URL), a primary through Sentinel (REDIS_SENTINELS,
+# REDIS_SENTINEL_MASTER) or a Redis Cluster (REDIS_CLUSTER_NODES); never two.
+# None: the in-process cache (embedded mode; production refuses it).
 REDIS_URL = env("REDIS_URL", default="")
-if REDIS_URL:
+REDIS = RedisSettings(
+    url=REDIS_URL,
+    sentinels=tuple(env.list("REDIS_SENTINELS", default=[])),
+    sentinel_master=env.str("REDIS_SENTINEL_MASTER", default=""),
+    sentinel_password=env.str("REDIS_SENTINEL_PASSWORD", default=""),
+    cluster_nodes=tuple(env.list("REDIS_CLUSTER_NODES", default=[])),
+    password=env.str("REDIS_PASSWORD", default=""),
+    db=env.int("REDIS_DB", default=0),
+)
+REDIS_MODE = REDIS.mode
+# Replicas that must have an invalidation before it counts as done (WAIT), so a
+# failover cannot bring back a generation older than one a write returned
+# after; 0 on one server. Bounded by REDIS_WAIT_TIMEOUT_MS.
+REDIS_WAIT_REPLICAS = env.int(
+    "REDIS_WAIT_REPLICAS", default=1 if REDIS_MODE in ("sentinel", "cluster") else 0
+)
+REDIS_WAIT_TIMEOUT_MS = env.int("REDIS_WAIT_TIMEOUT_MS", default=500)
+# Hash-tagged shards of the key space (Redis Cluster): an entry and its tags'
+# generation copies share a slot; 1 = no hash tags (caching/keys.py).
+CACHE_SHARDS = env.int("CACHE_SHARDS", default=16 if REDIS_MODE == "cluster" else 1)
+if REDIS_MODE != "none":
+    _location, _options = cache_location_and_options(
+        REDIS,
+        connect_timeout=env.float("REDIS_CONNECT_TIMEOUT_S", default=0.25),
+        socket_timeout=env.float("REDIS_SOCKET_TIMEOUT_S", default=0.25),
+    )
     CACHES = {
         "default": {
             "BACKEND": "django_redis.cache.RedisCache",
-            "LOCATION": REDIS_URL,
+            "LOCATION": _location,
             "KEY_PREFIX": env("CACHE_KEY_PREFIX", default="agg"),
-            "OPTIONS": {
-                "CLIENT_CLASS": "django_redis.client.DefaultClient",
-                # Short timeouts: a dead Redis must cost milliseconds, not seconds.
-                "SOCKET_CONNECT_TIMEOUT": env.float("REDIS_CONNECT_TIMEOUT_S", default=0.25),
-                "SOCKET_TIMEOUT": env.float("REDIS_SOCKET_TIMEOUT_S", default=0.25),
-            },
+            "OPTIONS": _options,
         }
     }
+    if CACHE_SHARDS > 1:  # every key in the hash slot of its shard
+        CACHES["default"]["KEY_FUNCTION"] = "caching.keys.sharded_key_function"
 else:
     CACHES = {
         "default": {
@@ -268,9 +294,13 @@ RATE_LIMIT_WRITES = env("RATE_LIMIT_WRITES", default="60/m")  # mutations
 TRUSTED_PROXY_COUNT = env.int("TRUSTED_PROXY_COUNT", default=0)  # proxies in front of us
 
 # --- Celery --------------------------------------------------------------------
+# The broker is REDIS_URL's server by default; with Sentinel or Cluster it is a
+# separate Redis or RabbitMQ named by CELERY_BROKER_URL (production requires it).
 CELERY_BROKER_URL = env("CELERY_BROKER_URL", default=REDIS_URL or "memory://")
 # No broker configured: run tasks in-process so the embedded mode needs no worker.
-CELERY_TASK_ALWAYS_EAGER = env.bool("CELERY_TASK_ALWAYS_EAGER", default=not REDIS_URL)
+CELERY_TASK_ALWAYS_EAGER = env.bool(
+    "CELERY_TASK_ALWAYS_EAGER", default=CELERY_BROKER_URL == "memory://"
+)
 CELERY_TASK_EAGER_PROPAGATES = True
 CELERY_TASK_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]

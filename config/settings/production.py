@@ -8,12 +8,21 @@ limits), so a missing store is a start-up error naming the variable to set.
 from django.core.exceptions import ImproperlyConfigured
 
 from .base import *  # noqa: F403
-from .base import BASE_DIR, REDIS_URL, env
+from .base import BASE_DIR, CACHES, CELERY_BROKER_URL, REDIS_MODE, env
 
 if not env.str("DATABASE_URL", default=""):
     raise ImproperlyConfigured("Set DATABASE_URL: production needs a shared PostgreSQL.")
-if not REDIS_URL:
-    raise ImproperlyConfigured("Set REDIS_URL: production needs a shared Redis for its cache.")
+if REDIS_MODE == "none":
+    raise ImproperlyConfigured(
+        "Set REDIS_URL (or REDIS_SENTINELS and REDIS_SENTINEL_MASTER, or REDIS_CLUSTER_NODES): "
+        "production needs a shared Redis for its cache."
+    )
+if CELERY_BROKER_URL == "memory://":  # Sentinel or Cluster: the broker is not the cache
+    raise ImproperlyConfigured(
+        "Set CELERY_BROKER_URL (a separate Redis or RabbitMQ): production needs a shared broker."
+    )
+if "locmem" in CACHES["default"]["BACKEND"]:  # (nothing above allows it; kept so)
+    raise ImproperlyConfigured("Set REDIS_URL: production refuses the in-process cache.")
 
 SECRET_KEY = env("DJANGO_SECRET_KEY")  # no default: refuse to start without one
 ALLOWED_HOSTS = env.list("DJANGO_ALLOWED_HOSTS")

@@ -109,23 +109,32 @@ def test_production_settings_pass_the_deploy_checks():
     assert "no issues" in result.stdout
 
 
+STORES = {
+    "DATABASE_URL": "postgres://postgres@127.0.0.1:5432/test",
+    "REDIS_URL": "redis://127.0.0.1:6379/15",
+}
+SENTINEL = {"REDIS_URL": "", "REDIS_SENTINELS": "127.0.0.1:26379,127.0.0.1:26380",
+            "REDIS_SENTINEL_MASTER": "cache", "CELERY_BROKER_URL": "redis://127.0.0.1:6379/14"}  # fmt: skip
+
+
 @pytest.mark.parametrize(
-    "overrides",
+    ("overrides", "named"),
     [
-        {"DJANGO_SECRET_KEY": ""},
-        {"DJANGO_ALLOWED_HOSTS": ""},
-        {"DJANGO_DEBUG": "true"},
+        ({"DJANGO_SECRET_KEY": ""}, "DJANGO_SECRET_KEY"),
+        ({"DJANGO_ALLOWED_HOSTS": ""}, "DJANGO_ALLOWED_HOSTS"),
+        ({"DJANGO_DEBUG": "true"}, "DJANGO_DEBUG"),
         # Per-process stand-ins would break promises across processes.
-        {"DATABASE_URL": ""},
-        {"REDIS_URL": ""},
+        ({"DATABASE_URL": ""}, "DATABASE_URL"),
+        ({"REDIS_URL": ""}, "REDIS_URL"),
+        ({**SENTINEL, "CELERY_BROKER_URL": ""}, "CELERY_BROKER_URL"),
+        ({**SENTINEL, "REDIS_SENTINEL_MASTER": ""}, "REDIS_SENTINEL_MASTER"),
+        ({**SENTINEL, "REDIS_URL": "redis://127.0.0.1:6379/15"}, "REDIS_SENTINELS"),
+        ({"REDIS_CLUSTER_NODES": "127.0.0.1:7000"}, "REDIS_CLUSTER_NODES"),  # and REDIS_URL
+        ({**SENTINEL, "REDIS_SENTINELS": "127.0.0.1"}, "REDIS_SENTINELS"),  # no port
     ],
 )
-def test_production_refuses_to_start_misconfigured(overrides):
-    stores = {
-        "DATABASE_URL": "postgres://postgres@127.0.0.1:5432/test",
-        "REDIS_URL": "redis://127.0.0.1:6379/15",
-    }
-    env = _env(**{**stores, **overrides})
+def test_production_refuses_to_start_misconfigured(overrides, named):
+    env = _env(**{**STORES, **overrides})
     for name, value in overrides.items():
         if not value:
             env.pop(name)
@@ -133,7 +142,34 @@ def test_production_refuses_to_start_misconfigured(overrides):
     assert result.returncode != 0
     last_line = result.stderr.strip().splitlines()[-1]
     assert last_line.startswith("django.core.exceptions.ImproperlyConfigured")
-    assert next(iter(overrides)) in last_line  # names the variable to set
+    assert named in last_line  # names the variable to set
+
+
+CLUSTER = {"REDIS_URL": "", "REDIS_CLUSTER_NODES": "127.0.0.1:7000,127.0.0.1:7001",
+           "CELERY_BROKER_URL": "amqp://guest@127.0.0.1:5672//"}  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("stores", "expected"),
+    [
+        (SENTINEL, ["sentinel", "redis://cache/0", "1", "None", "False"]),
+        (CLUSTER, ["cluster", "redis://127.0.0.1:7000,redis://127.0.0.1:7001", "16",
+                   "caching.keys.sharded_key_function", "False"]),
+    ],
+)  # fmt: skip
+def test_production_starts_on_sentinel_or_cluster_with_a_separate_broker(stores, expected):
+    env = _env(**{**STORES, **stores})
+    env.pop("REDIS_URL")
+    env.pop("CELERY_TASK_ALWAYS_EAGER", None)  # (the suite's own setting)
+    code = (
+        "import django; django.setup(); from django.conf import settings as s; "
+        "c = s.CACHES['default']; print(s.REDIS_MODE, c['LOCATION'], s.CACHE_SHARDS, "
+        "c.get('KEY_FUNCTION'), s.CELERY_TASK_ALWAYS_EAGER)"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60
+    )
+    assert result.stdout.split() == expected, result.stderr
 
 
 def test_wsgi_defaults_to_production_settings():
