@@ -27,6 +27,7 @@ from django.conf import settings
 from caching.activity import recently_active
 from caching.consistency import register_verifier
 from caching.engine import CachePolicy, Computed, get_or_compute
+from caching.keys import beside
 from caching.warming import register_warmer
 
 from .assembly import BatchBody, batch_view
@@ -210,8 +211,12 @@ class Bootstrap:
         return results[section.id]
 
     def owner_key(self, subject_id: int) -> str:
-        """``trainer:owner:7``: whose the subject is, cached (``owner_of``)."""
-        return f"{self.kind}:owner:{subject_id}"
+        """``trainer:owner:7``: whose the subject is, cached (``owner_of``).
+
+        In the bootstrap's own cache shard (on a cluster), so a hit reads the
+        bootstrap, its owner and their generations in one ``MGET``.
+        """
+        return beside(f"{self.kind}:owner:{subject_id}", self.cache_key(subject_id))
 
     def owner_of(self, subject_id: int) -> int | None:
         """Whose the subject is, through the cache: no database read on a repeat visit.

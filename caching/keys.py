@@ -51,9 +51,18 @@ def cache_shards() -> int:
 
 
 def shard_of(key: str) -> int:
-    """The shard of a logical key: a stable hash of it (the same in every process)."""
+    """The shard of a logical key: the one it names (``beside``), else a stable hash of it."""
     shards = cache_shards()
-    return zlib.crc32(key.encode()) % shards if shards > 1 else 0
+    if shards == 1:
+        return 0
+    if key.startswith("{s") and "." in key:  # placed by ``in_shard``: {s<shard>.<n>}...
+        return int(key[2 : key.index(".")])
+    return zlib.crc32(key.encode()) % shards
+
+
+def beside(key: str, other: str) -> str:
+    """``key`` placed in ``other``'s shard, so one ``MGET`` reads both (itself with one shard)."""
+    return in_shard(key, shard_of(other))
 
 
 @functools.cache

@@ -76,6 +76,17 @@ class ReplicationShortfall(OSError):  # (an OSError: one of CACHE_ERRORS, trips 
     """Fewer replicas than asked acknowledged a write (``WAIT``) in time: it may be lost."""
 
 
+def _by_slot(redis: Any, keys: list[Any]) -> list[list[int]]:
+    """Positions of ``keys`` grouped by hash slot on a cluster (one MGET each); one group else."""
+    keyslot = getattr(redis, "keyslot", None)  # RedisCluster's; a plain Redis has none
+    if keyslot is None:
+        return [list(range(len(keys)))]
+    groups: dict[int, list[int]] = {}
+    for position, key in enumerate(keys):
+        groups.setdefault(keyslot(key), []).append(position)
+    return list(groups.values())
+
+
 def _decoded(value: bytes | str) -> str:
     """A Redis reply as text (django-redis clients answer bytes)."""
     return value.decode() if isinstance(value, bytes) else value
@@ -252,8 +263,15 @@ class SharedCache:
             client = cast(Any, self.cache).client
             pipeline = redis.pipeline()
             client.set(key, value, timeout, nx=True, client=pipeline)
-            pipeline.mget([self.cache.make_key(k) for k in unknown])
-            added, raw = pipeline.execute()
+            full = [self.cache.make_key(k) for k in unknown]
+            groups = _by_slot(redis, full)
+            for group in groups:  # (ClusterPipeline refuses .mget(); a one-slot MGET it takes)
+                pipeline.execute_command("MGET", *(full[i] for i in group))
+            added, *replies = pipeline.execute()
+            raw: list[Any] = [None] * len(full)
+            for group, reply in zip(groups, replies, strict=True):
+                for i, value_found in zip(group, reply, strict=True):
+                    raw[i] = value_found
             return bool(added), {
                 k: client.decode(v) for k, v in zip(unknown, raw, strict=True) if v is not None
             }
@@ -295,7 +313,8 @@ class SharedCache:
 
         def write(pipeline: Any, client: Any) -> None:
             full = self.cache.make_key(key)
-            pipeline.eval(_DELETE_IF_EQUAL, 1, full, client.encode(value))
+            # (a ClusterPipeline has no .eval(); EVAL by name it routes by the key)
+            pipeline.execute_command("EVAL", _DELETE_IF_EQUAL, 1, full, client.encode(value))
 
         self._write(write, lambda: self.delete_if_equal(key, value))
 

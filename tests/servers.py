@@ -96,7 +96,8 @@ class SentinelSet:
 
     def __init__(self) -> None:
         self.dir = Path(tempfile.mkdtemp(prefix="sentinels-"))
-        fast_sync = ("--repl-diskless-sync-delay", "0")  # (Redis 7 waits 5 s for more replicas)
+        # (Redis 7 waits 5 s for more replicas; a replica writes what it loads to --dir)
+        fast_sync = ("--repl-diskless-sync-delay", "0", "--dir", str(self.dir))
         self.primary = RedisServer(None, *fast_sync)
         self.replica = RedisServer(
             None, *fast_sync, "--replicaof", "127.0.0.1", str(self.primary.port)
