@@ -309,16 +309,13 @@ def run_sections_here_or_in_pool(
     snapshot_id: str | None = None,
     using: str = DEFAULT_DB_ALIAS,
 ) -> list[SectionOutcome]:
-    """Sections in the pool (``SECTIONS_IN_PARALLEL``, MongoDB, a snapshot to import), else inline.
+    """Sections in the pool (``SECTIONS_IN_PARALLEL``, or a snapshot to import), else inline.
 
     ``using``: the database of inline sections (a replica, or MongoDB); the pool
     reads the primary, or MongoDB.
     """
-    shared_client = not deadline_for(connections[using]).per_thread_connection
-    # A client every thread shares (MongoDB's) costs the pool no connection of its
-    # own: there the sections always run at once, one round trip each, side by side.
-    parallel = settings.SECTIONS_IN_PARALLEL or shared_client
-    if snapshot_id is not None or (parallel and len(sections) > 1):
+    if snapshot_id is not None or (settings.SECTIONS_IN_PARALLEL and len(sections) > 1):
+        shared_client = not deadline_for(connections[using]).per_thread_connection
         pool_using = using if shared_client else DEFAULT_DB_ALIAS
         return run_sections(sections, context, snapshot_id=snapshot_id, using=pool_using)
     return run_sections_inline(sections, context, using=using)
