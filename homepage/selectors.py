@@ -75,12 +75,18 @@ def _page(
     """``limit`` rows (reading one more for ``has_more``) and the set's shared total.
 
     The total is asked for with the rows (from the cache, or counted in the
-    same round trip): a list worth paging almost always has more.
+    same round trip): a list worth paging almost always has more. On MongoDB,
+    where each query is a round trip of its own anyway, it is counted only
+    when more rows exist than the page shows.
     """
-    rows, (count, until) = yield (
-        Rows(queryset.values(*columns, **(joined or {}))[: limit + 1]),
-        total.request(queryset),
-    )
+    page = Rows(queryset.values(*columns, **(joined or {}))[: limit + 1])
+    if is_mongodb(queryset.db):
+        (rows,) = yield more(page)
+        if len(rows) <= limit:
+            return Page(rows, len(rows), False)
+        ((count, until),) = yield (total.request(queryset),)
+        return Page(rows[:limit], count, True, until)
+    rows, (count, until) = yield (page, total.request(queryset))
     if len(rows) <= limit:
         return Page(rows, len(rows), False)
     return Page(rows[:limit], count, True, until)
@@ -152,19 +158,28 @@ def products_just_for_you(*, user_id: int | None, limit: int) -> Plan[Page]:
     if not user_id:
         return (yield from _page(base.order_by(*_POPULAR_ORDER), PRODUCT_COLUMNS, limit,
                                  FEATURED_IN_STOCK))  # fmt: skip
-    found, (count, until) = yield more(Rows(_affinities(user_id)), FEATURED_IN_STOCK.request(base))
+    # On MongoDB each query is a round trip of its own: the total only when needed.
+    one_by_one = is_mongodb(base.db)
+    total = FEATURED_IN_STOCK.request(base)
+    found, *counted = yield more(Rows(_affinities(user_id)), *(() if one_by_one else (total,)))
     affinities = dict(found)
     if not affinities:
         popular = base.order_by(*_POPULAR_ORDER).values(*PRODUCT_COLUMNS)
-        (rows,) = yield (Rows(popular[: limit + 1]),)
+        read = Rows(popular[: limit + 1])
+        (rows,) = yield (more(read) if one_by_one else (read,))
     else:
-        rows = yield from _top_by_affinity(base, affinities, limit + 1)
+        rows = yield from _top_by_affinity(base, affinities, limit + 1, one_by_one=one_by_one)
     if len(rows) <= limit:
         return Page(rows, len(rows), False)
+    if not counted:
+        counted = yield (total,)
+    count, until = counted[0]
     return Page(rows[:limit], count, True, until)
 
 
-def _top_by_affinity(base: QuerySet, affinities: dict[str, float], limit: int) -> Plan[list[Row]]:
+def _top_by_affinity(
+    base: QuerySet, affinities: dict[str, float], limit: int, *, one_by_one: bool = False
+) -> Plan[list[Row]]:
     """The best ``limit`` products, the user's categories first, strongest affinity first.
 
     Categories of equal affinity form one group, read with one query in
@@ -173,18 +188,24 @@ def _top_by_affinity(base: QuerySet, affinities: dict[str, float], limit: int) -
     groups fall short), are sent at once, each reading ``limit`` rows at most,
     and taken in order until the page is full. Equivalent to ordering every
     featured product by a CASE on its category, without sorting them all.
+    ``one_by_one`` (MongoDB, a round trip per query anyway): each list is read
+    only while the page is not full, usually the first alone.
     """
     by_strength = sorted(affinities.items(), key=lambda item: -item[1])
     groups = [[category for category, _ in group]
               for _, group in groupby(by_strength, key=lambda item: item[1])]  # fmt: skip
     lists = [base.filter(category__in=categories) for categories in groups]
     lists.append(base.exclude(category__in=list(affinities)))
-    found = yield tuple(
-        Rows(queryset.order_by(*_RECOMMENDED_ORDER).values(*PRODUCT_COLUMNS)[:limit])
-        for queryset in lists
-    )
+    reads = [Rows(q.order_by(*_RECOMMENDED_ORDER).values(*PRODUCT_COLUMNS)[:limit]) for q in lists]
     rows: list[Row] = []
-    for group_rows in found:
+    if one_by_one:
+        for read in reads:
+            (found,) = yield more(read)
+            rows += found[: limit - len(rows)]
+            if len(rows) >= limit:
+                break
+        return rows
+    for group_rows in (yield tuple(reads)):
         rows += group_rows[: limit - len(rows)]
     return rows
 
