@@ -15,10 +15,12 @@ from __future__ import annotations
 import contextlib
 import http.cookiejar
 import os
+import re
 import signal
 import subprocess
 import sys
 import tempfile
+import time
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -37,7 +39,7 @@ from caching.shared import shared_cache
 from caching.tags import read_generations
 from demo.management.commands.seed_demo import DEMO_PASSWORD
 from tests.caching import on_cluster
-from tests.servers import StreamingPair, gunicorn
+from tests.servers import StreamingPair, Varnish, free_port, gunicorn
 from tests.waiting import wait_until
 
 pytestmark = pytest.mark.slow
@@ -439,6 +441,51 @@ def test_without_the_listener_the_monitor_finds_raw_writes_until_it_catches_up(c
         assert report["sampled"] == TRACKED and not any(report["inconsistent"].values()), report
     finally:
         follower.stop()
+
+
+# --- the edge ---------------------------------------------------------------------------
+
+EDGE_SECRET = "listener-edge-secret"
+EDGE_BOUND_S = 20  # well under the edge's s-maxage: only a purge can meet it
+
+
+def _through_edge(url: str) -> tuple[str, str, list[str]]:
+    """X-Edge-Cache, Cache-Control and the new arrivals' names of the homepage at ``url``."""
+    with urllib.request.urlopen(url, timeout=10) as response:
+        sections = orjson.loads(response.read())["data"]["sections"]
+        headers = response.headers
+    names = [item["name"] for item in sections["newArrivals"]["items"]]
+    return headers.get("X-Edge-Cache", ""), headers.get("Cache-Control", ""), names
+
+
+def test_a_raw_update_is_purged_from_the_edge_by_the_listener(cluster):
+    port = free_port()
+    purge = {"EDGE_PURGE_URLS": f"http://127.0.0.1:{port}/", "EDGE_PURGE_SECRET": EDGE_SECRET}
+    follower = Listener(cluster.url("primary"), **purge)
+    with gunicorn("unused", workers=1, DATABASE_URL=cluster.url("primary"),
+                  ENABLE_CACHE_LISTENER="true", **purge) as app:  # fmt: skip
+        edge = Varnish(app.removeprefix("http://"), port, EDGE_SECRET)
+        try:
+            edge.start()
+            follower.start()
+            home = f"{edge.url}/api/v1/homepage"
+            product, old = _sql(cluster, "SELECT id, name FROM products WHERE is_active AND stock > 0 "
+                                         "ORDER BY created_at DESC, id DESC LIMIT 1")[0]  # fmt: skip
+            wait_until(lambda: _through_edge(home)[0] == "HIT", timeout=20,
+                       message="the homepage never came from the edge")  # fmt: skip
+            state, control, names = _through_edge(home)
+            assert state == "HIT" and old in names
+            kept = int(re.search(r"s-maxage=(\d+)", control).group(1))
+            assert kept > EDGE_BOUND_S  # unpurged, the edge would serve the old name past the bound
+
+            new = f"renamed in psql {time.time_ns()}"
+            _sql(cluster, "UPDATE products SET name = %s WHERE id = %s", (new, product))
+            wait_until(lambda: new in _through_edge(home)[2], timeout=EDGE_BOUND_S,
+                       message="the edge kept serving the old name")  # fmt: skip
+            assert old not in _through_edge(home)[2]
+        finally:
+            follower.stop()
+            edge.close()
 
 
 def _fails(url: str, *args: str, **env: str) -> str:
