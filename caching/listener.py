@@ -9,9 +9,10 @@ announced it bumps itself, through ``tags.bump``: the same generations, edge
 purges and re-warms as an ORM write. Only then does it confirm the
 transaction's end position to the slot, so a listener that stops (or crashes)
 finds every later change still kept by the slot when it starts again, and a
-change is never confirmed before its bumps reached Redis: nothing is lost, and
-at most the last transaction is bumped again after a crash (a bump is idempotent
-in effect: one more recomputation).
+change is never confirmed before its bumps reached Redis: nothing is lost. The
+position reaches the slot at once when the listener has caught up, and every
+10 s while it works through a backlog, so a crash bumps again at most what it
+applied in those 10 s (a bump is idempotent in effect: one more recomputation).
 
 The driver is psycopg2's ``LogicalReplicationConnection`` (psycopg 3 has no
 replication protocol): a stream gives changes as they commit, so a raw ``UPDATE``
@@ -127,7 +128,8 @@ class ChangeListener:
         self.watched = capture.watched_models(alias)
         self.relations: dict[int, Relation] = {}
         self.transaction: _Transaction | None = None
-        self.confirmed = 0
+        self.confirmed = 0  # the end of the last transaction bumped (or skipped)
+        self._told = 0  # the position last sent to the slot at once (``_tell``)
         self.wal_end = 0
         self.lag_s = 0.0
         self._beat = 0.0
@@ -310,6 +312,7 @@ class ChangeListener:
                          "messages": "true"},
             )  # fmt: skip
             self.relations.clear()
+            self._told = 0
             self._state("streaming", "")
             logger.info("Following replication slot %s", self.slot)
             while not stop.is_set():
@@ -320,6 +323,7 @@ class ChangeListener:
                     continue
                 self.wal_end = max(self.wal_end, message.wal_end)
                 self._handle(cursor, decode(message.payload, self.relations))
+            self._tell(cursor)  # stopping: the next run resumes after the last bump done
 
     def _handle(self, cursor: Any, message: Any) -> None:
         if isinstance(message, Begin):
@@ -359,7 +363,7 @@ class ChangeListener:
             self._count(changes=transaction.changes)
         transactions_total.labels(outcome).inc()
         self._count(**{outcome: 1})
-        cursor.send_feedback(flush_lsn=commit.end_lsn)
+        cursor.send_feedback(flush_lsn=commit.end_lsn)  # sent at the next status interval
         self.confirmed = commit.end_lsn
         if outcome != "unwatched":
             delay = max((datetime.now(UTC) - commit.committed_at).total_seconds(), 0.0)
@@ -381,11 +385,24 @@ class ChangeListener:
     def _idle(self, cursor: Any) -> None:
         """Nothing to read: confirm the server's position when no transaction is open."""
         if self.transaction is None and cursor.wal_end > self.confirmed:
-            cursor.send_feedback(flush_lsn=cursor.wal_end)
             self.confirmed = self.wal_end = cursor.wal_end
         if self.transaction is None:
             self.lag_s = 0.0
+        self._tell(cursor)
         self._heartbeat()
+
+    def _tell(self, cursor: Any) -> None:
+        """Send the confirmed position to the slot now.
+
+        psycopg2 sends feedback only every ``status_interval`` (10 s) unless
+        forced: fine while working through a backlog (one message per 10 s, not
+        one per transaction), but once caught up the slot should say so at once
+        (``pg_replication_slots.confirmed_flush_lsn``, and what a restart
+        resends).
+        """
+        if self.confirmed > self._told:
+            cursor.send_feedback(flush_lsn=self.confirmed, force=True)
+            self._told = self.confirmed
 
     # --- state ----------------------------------------------------------------
 

@@ -18,6 +18,8 @@ from django.db import models
 from django.db.models import Q
 from django.utils import timezone
 
+from caching.querysets import InvalidatingQuerySet
+
 from .querysets import EventQuerySet, OfferQuerySet, ProductQuerySet, StoreQuerySet
 from .storage import on_mongodb
 
@@ -276,6 +278,8 @@ class CategoryAffinity(models.Model):
     )
     category = models.CharField(max_length=100)
     score = models.FloatField(default=0)
+
+    objects = InvalidatingQuerySet.as_manager()  # bulk writes invalidate too
 
     cache_row_columns = ("user_id",)
 

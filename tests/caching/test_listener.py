@@ -4,20 +4,29 @@ The tests make their own primary (``initdb`` in a temporary directory, on a free
 port, ``wal_level=logical``), migrate and seed it, run ``manage.py cache listen``
 on it as a subprocess, and write to it with raw SQL from a separate psycopg
 connection, as ``psql`` would: the tags' generations in the suite's Redis must
-move. In-app writes go through gunicorn on the same database.
+move. In-app writes go through gunicorn on the same database. The consistency
+monitor then checks a run mixing API, ``QuerySet.update()`` and raw writes on
+every watched model (run inside Django on the cluster: ``on_cluster.py``), and
+a raw write must leave the project's Varnish in front of it.
 """
 
 from __future__ import annotations
 
 import contextlib
+import http.cookiejar
 import os
+import re
 import signal
 import subprocess
 import sys
+import tempfile
+import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import orjson
 import psycopg
@@ -28,7 +37,9 @@ from caching import listener
 from caching.keys import LISTENER_STATUS_KEY
 from caching.shared import shared_cache
 from caching.tags import read_generations
-from tests.servers import StreamingPair, gunicorn
+from demo.management.commands.seed_demo import DEMO_PASSWORD
+from tests.caching import on_cluster
+from tests.servers import StreamingPair, Varnish, free_port, gunicorn
 from tests.waiting import wait_until
 
 pytestmark = pytest.mark.slow
@@ -62,17 +73,17 @@ def cluster() -> Iterator[StreamingPair]:
 
 
 class Listener:
-    """``manage.py cache listen`` as a subprocess on the cluster."""
+    """``manage.py cache listen`` as a subprocess on the cluster (``env``: more settings)."""
 
-    def __init__(self, url: str, *args: str) -> None:
-        self.url, self.args = url, args
+    def __init__(self, url: str, *args: str, **env: str) -> None:
+        self.url, self.args, self.env = url, args, env
         self.process: subprocess.Popen | None = None
 
     def start(self) -> None:
         self.process = subprocess.Popen(
             [sys.executable, "manage.py", "cache", "listen", *self.args], cwd=ROOT,
-            env=_env(self.url), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-            start_new_session=True,
+            env=_env(self.url, **self.env), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+            text=True, start_new_session=True,
         )  # fmt: skip
         wait_until(self._streaming, timeout=60, message=self._why)
 
@@ -203,6 +214,278 @@ def test_an_in_app_mutation_is_recomputed_once_not_twice(cluster, running):
                    message="the listener did not see the in-app transaction")  # fmt: skip
         assert _generation(f"trainer:{trainer}") == after_write  # not bumped a second time
         assert _call(bootstrap, auth)["data"]["metadata"]["fromCache"] is True
+
+
+# --- the consistency monitor over a mixed run -------------------------------------------
+
+ROUNDS = 2
+# What the run reads and the monitor samples: the anonymous and the shopper's homepage, each bootstrap.
+TRACKED = {"homepage": 2, "student:bootstrap": 1, "trainer:bootstrap": 1}
+
+
+def _settled(cluster: StreamingPair) -> None:
+    """Wait until the listener has applied every transaction committed so far.
+
+    It applies transactions in commit order and confirms a position to its slot
+    only once that transaction's bumps are done (at once when it has caught up).
+    """
+    (now,) = _sql(cluster, "SELECT pg_current_wal_lsn()::text")[0]
+
+    def applied() -> bool:
+        rows = _sql(cluster, "SELECT confirmed_flush_lsn >= %s::pg_lsn FROM pg_replication_slots "
+                             "WHERE slot_name = %s", (now, SLOT))  # fmt: skip
+        return bool(rows and rows[0][0])
+
+    wait_until(applied, timeout=30, message=f"the listener did not confirm {now}")
+
+
+class OnCluster:
+    """``tests/caching/on_cluster.py``'s steps, run by one ``manage.py shell`` on the cluster."""
+
+    def __init__(self, url: str) -> None:
+        self.log = tempfile.TemporaryFile(mode="w+")  # noqa: SIM115 - closed by close()
+        self.process = subprocess.Popen(
+            [sys.executable, "manage.py", "shell", "-v0", "-c",
+             "from tests.caching.on_cluster import serve; serve()"],
+            cwd=ROOT, env=_env(url), stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+            stderr=self.log, text=True, start_new_session=True,
+        )  # fmt: skip
+
+    def __call__(self, step: str, **kwargs: Any) -> Any:
+        assert self.process.stdin is not None and self.process.stdout is not None
+        self.process.stdin.write(orjson.dumps({"step": step, "kwargs": kwargs}).decode() + "\n")
+        self.process.stdin.flush()
+        for line in self.process.stdout:
+            if line.startswith(on_cluster.MARK):
+                answer = orjson.loads(line.removeprefix(on_cluster.MARK))
+                assert "error" not in answer, (
+                    f"{step} failed on the cluster:\n{answer.get('error')}"
+                )
+                return answer["result"]
+        self.log.seek(0)
+        raise AssertionError(f"the shell on the cluster exited:\n{self.log.read()[-3000:]}")
+
+    def close(self) -> None:
+        if self.process.stdin is not None:
+            self.process.stdin.close()
+        self.process.wait(30)
+        self.log.close()
+
+
+class Admin:
+    """The storefront's writes over HTTP: the admin's bulk actions, signed in as staff."""
+
+    def __init__(self, base: str, username: str) -> None:
+        self.base, self.jar = base, http.cookiejar.CookieJar()
+        self.opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(self.jar))
+        login = f"{base}/admin/login/"
+        self.opener.open(login, timeout=30).read()
+        self._post(login, {"username": username, "password": DEMO_PASSWORD, "next": "/admin/"})
+        assert any(cookie.name == "sessionid" for cookie in self.jar), "the admin refused the login"
+
+    def _post(self, url: str, form: dict[str, str]) -> str:
+        token = next(cookie.value for cookie in self.jar if cookie.name == "csrftoken")
+        body = urllib.parse.urlencode({**form, "csrfmiddlewaretoken": token}).encode()
+        request = urllib.request.Request(url, data=body, headers={"Referer": url})
+        with self.opener.open(request, timeout=30) as response:
+            return response.read().decode()
+
+    def toggle_featured(self, row: dict[str, Any]) -> None:
+        """Flip the row's featured flag and back: two bulk actions, the page as it was."""
+        actions = ["make_featured", "make_unfeatured"]
+        app, model = row["model"].lower().split(".")
+        for action in actions[::-1] if row["featured"] else actions:
+            page = self._post(f"{self.base}/admin/{app}/{model}/",
+                              {"action": action, "index": "0", "_selected_action": str(row["pk"])})  # fmt: skip
+            assert "1 item(s)" in page, f"{action} of {row['model']} {row['pk']} did not run"
+
+
+class Values:
+    """A new value for every write, so that each one changes what a page shows."""
+
+    def __init__(self) -> None:
+        self.n = 0
+        self.alternations: dict[tuple[str, int], int] = {}
+
+    def __call__(self, row: dict[str, Any], how: str) -> Any:
+        self.n += 1
+        if row["kind"] == "choice":  # a flag or a reference: back and forth
+            k = self.alternations.get((row["table"], row["pk"]), 0)
+            self.alternations[(row["table"], row["pk"])] = k + 1
+            return row["choices"][k % len(row["choices"])]
+        return f"{how} write {self.n}" if row["kind"] == "text" else 1000 + self.n
+
+
+def _pages(base: str, who: dict[str, Any]) -> dict[str, Any]:
+    """The four pages the monitor tracks, as a client sees them (without their metadata)."""
+    staff = {"Authorization": f"Token {who['token']}"}
+    urls = {
+        "homepage": (f"{base}/api/v1/homepage", {}),
+        "the shopper's homepage": (f"{base}/api/v1/homepage?userId={who['shopper']}", staff),
+        "trainer bootstrap": (f"{base}/api/v1/trainers/{who['trainer']}/bootstrap", staff),
+        "student bootstrap": (f"{base}/api/v1/students/{who['student']}/bootstrap", staff),
+    }
+    pages = {}
+    for name, (url, headers) in urls.items():
+        data = _call(url, headers)["data"]
+        pages[name] = {key: value for key, value in data.items() if key != "metadata"}
+    return pages
+
+
+def _mixed_run(cluster: StreamingPair, base: str, app: OnCluster, listening: bool) -> list:
+    """API writes, ``QuerySet.update()`` and raw SQL on a shown row of every watched model.
+
+    ``ROUNDS`` rounds of: the training API's writes and the admin's storefront
+    actions; ``QuerySet.update()`` of every row; one transaction with both an
+    update and a raw write; a raw ``UPDATE`` of every row, one at a time. After
+    each step (and each raw write) the listener is waited for (``listening``),
+    the four pages are read (cached, so tracked: a cold computation records a
+    sample) and the monitor compares every tracked entry with the database.
+    Returns ``(step, report)`` for each pass. Listening, each raw write must
+    change a page (else its check would prove nothing).
+    """
+    who = app("people")
+    staff = {"Authorization": f"Token {who['token']}"}
+    home = _call(f"{base}/api/v1/homepage", {})["data"]["sections"]
+    mine = _call(f"{base}/api/v1/homepage?userId={who['shopper']}", staff)["data"]["sections"]
+    offer = home["offers"]["items"][0]
+    shown = {"product": home["newArrivals"]["items"][0]["id"], "event": home["events"]["items"][0]["id"],
+             "offer": offer["id"], "store": offer["store"]["id"], "shopper": who["shopper"]}  # fmt: skip
+    found = app("targets", allocation=who["allocation"], shown={k: int(v) for k, v in shown.items()},
+                category=mine["justForYou"]["items"][0]["category"], rounds=ROUNDS)  # fmt: skip
+    rows = found["rows"]
+    assert sorted(row["table"] for row in rows) == found["watched"]  # every watched model
+    row = {r["table"]: r for r in rows}
+    admin, value, reports = Admin(base, who["staff"]), Values(), []
+    trainer = f"{base}/api/v1/trainers/{who['trainer']}"
+
+    def checkpoint(step: str) -> dict[str, Any]:
+        if listening:
+            _settled(cluster)
+        pages = _pages(base, who)
+        reports.append((step, app("verify")))
+        return pages
+
+    for round_ in range(ROUNDS):
+        checkpoint("before")
+        _call(f"{trainer}/profile", staff, "PATCH", {"name": value(row["trainers_trainer"], "api")})
+        _call(f"{trainer}/performance", staff, "PATCH",
+              {"minutesDelivered": value(row["trainers_trainerperformance"], "api")})  # fmt: skip
+        session = found["complete"][round_]
+        _call(f"{base}/api/v1/sessions/{session}/complete", staff, "POST", {"rating": 5})
+        _call(f"{base}/api/v1/payout-claims", staff, "POST",
+              {"trainerId": str(who["trainer"]), "sessionIds": [session],
+               "note": value(row["trainers_payoutclaim"], "api")})  # fmt: skip
+        for storefront in ("products", "stores", "events", "offers"):
+            admin.toggle_featured(row[storefront])
+        checkpoint("API")
+        app("update_each", rows=rows, values=[value(r, "update") for r in rows])
+        checkpoint("QuerySet.update()")
+        document = row["trainers_trainerdocument"]
+        app("update_and_write_behind", update=row["products"], value=value(row["products"], "update"),
+            raw=document, raw_value=value(document, "raw"))  # fmt: skip
+        before = checkpoint("update and raw in one transaction")
+        for target in rows:
+            _sql(cluster, f'UPDATE "{target["table"]}" SET "{target["column"]}" = %s WHERE id = %s',  # noqa: S608
+                 (value(target, "raw"), target["pk"]))  # fmt: skip
+            after = checkpoint(f"raw {target['table']}")
+            if listening:
+                # Unchanged: not shown (the check proves nothing), or served stale (the monitor says).
+                assert after != before, (f"raw {target['table']}: no page changed", reports[-1])
+            before = after
+    return reports
+
+
+@pytest.fixture
+def app_on(cluster) -> Iterator[tuple[str, OnCluster]]:
+    """Gunicorn and the steps' shell, both on the cluster."""
+    app = OnCluster(cluster.url("primary"))
+    try:
+        with gunicorn("unused", workers=1, DATABASE_URL=cluster.url("primary"),
+                      ENABLE_CACHE_LISTENER="true") as base:  # fmt: skip
+            yield base, app
+    finally:
+        app.close()
+
+
+def test_the_monitor_finds_nothing_inconsistent_after_every_kind_of_write(cluster, running, app_on):
+    reports = _mixed_run(cluster, *app_on, listening=True)
+    for step, report in reports:
+        assert report["sampled"] == TRACKED, step  # every page was compared, none skipped
+        assert not any(report["inconsistent"].values()), (step, report)
+
+
+def test_without_the_listener_the_monitor_finds_raw_writes_until_it_catches_up(cluster, app_on):
+    follower = Listener(cluster.url("primary"))
+    follower.start()  # the slot exists and has caught up: it keeps what follows
+    follower.stop()
+    reports = _mixed_run(cluster, *app_on, listening=False)
+    # The app bumps its own writes; what it wrote behind its own back, and raw SQL, stay stale.
+    for step, report in reports:
+        if step in ("API", "QuerySet.update()"):
+            assert not any(report["inconsistent"].values()), (step, report)
+        elif step == "update and raw in one transaction":  # the document's title, on its trainer's
+            assert report["inconsistent"] == {"homepage": 0, "student:bootstrap": 0,
+                                              "trainer:bootstrap": 1}, report  # fmt: skip
+    rounds_end = [reports[i - 1] for i, (step, _) in enumerate(reports) if step == "before" and i]
+    for step, report in [*rounds_end, reports[-1]]:
+        assert step.startswith("raw ")
+        assert report["inconsistent"] == report["sampled"] == TRACKED, report  # every page stale
+
+    follower.start()  # catches up from its slot
+    try:
+        _settled(cluster)
+        base, app = app_on
+        _pages(base, app("people"))
+        report = app("verify")
+        assert report["sampled"] == TRACKED and not any(report["inconsistent"].values()), report
+    finally:
+        follower.stop()
+
+
+# --- the edge ---------------------------------------------------------------------------
+
+EDGE_SECRET = "listener-edge-secret"
+EDGE_BOUND_S = 20  # well under the edge's s-maxage: only a purge can meet it
+
+
+def _through_edge(url: str) -> tuple[str, str, list[str]]:
+    """X-Edge-Cache, Cache-Control and the new arrivals' names of the homepage at ``url``."""
+    with urllib.request.urlopen(url, timeout=10) as response:
+        sections = orjson.loads(response.read())["data"]["sections"]
+        headers = response.headers
+    names = [item["name"] for item in sections["newArrivals"]["items"]]
+    return headers.get("X-Edge-Cache", ""), headers.get("Cache-Control", ""), names
+
+
+def test_a_raw_update_is_purged_from_the_edge_by_the_listener(cluster):
+    port = free_port()
+    purge = {"EDGE_PURGE_URLS": f"http://127.0.0.1:{port}/", "EDGE_PURGE_SECRET": EDGE_SECRET}
+    follower = Listener(cluster.url("primary"), **purge)
+    with gunicorn("unused", workers=1, DATABASE_URL=cluster.url("primary"),
+                  ENABLE_CACHE_LISTENER="true", **purge) as app:  # fmt: skip
+        edge = Varnish(app.removeprefix("http://"), port, EDGE_SECRET)
+        try:
+            edge.start()
+            follower.start()
+            home = f"{edge.url}/api/v1/homepage"
+            product, old = _sql(cluster, "SELECT id, name FROM products WHERE is_active AND stock > 0 "
+                                         "ORDER BY created_at DESC, id DESC LIMIT 1")[0]  # fmt: skip
+            wait_until(lambda: _through_edge(home)[0] == "HIT", timeout=20,
+                       message="the homepage never came from the edge")  # fmt: skip
+            state, control, names = _through_edge(home)
+            assert state == "HIT" and old in names
+            kept = int(re.search(r"s-maxage=(\d+)", control).group(1))
+            assert kept > EDGE_BOUND_S  # unpurged, the edge would serve the old name past the bound
+
+            new = f"renamed in psql {time.time_ns()}"
+            _sql(cluster, "UPDATE products SET name = %s WHERE id = %s", (new, product))
+            wait_until(lambda: new in _through_edge(home)[2], timeout=EDGE_BOUND_S,
+                       message="the edge kept serving the old name")  # fmt: skip
+            assert old not in _through_edge(home)[2]
+        finally:
+            follower.stop()
+            edge.close()
 
 
 def _fails(url: str, *args: str, **env: str) -> str:

@@ -6,9 +6,10 @@ import pytest
 from django.db.models import F
 
 from caching.tags import read_generations
-from homepage.models import Product
+from homepage.models import CategoryAffinity, Product
+from tests.factories import UserFactory
 
-from .factories import ProductFactory
+from .factories import CategoryAffinityFactory, ProductFactory
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.storefront]
 
@@ -33,3 +34,11 @@ def test_bulk_writes_invalidate_once(db):
     assert middle["offers"] == before["offers"]
     Product.objects.all().update(featured=False)  # five rows, one bump
     assert read_generations(["products"])[0]["products"] == middle["products"] + 1
+
+
+def test_a_bulk_update_of_affinities_invalidates_their_users_homepage(db):
+    affinity = CategoryAffinityFactory(user=UserFactory(), score=0.5)
+    tag = f"user:{affinity.user_id}"
+    before = read_generations([tag])[0][tag]
+    CategoryAffinity.objects.filter(user_id=affinity.user_id).update(score=0.9)
+    assert read_generations([tag])[0][tag] != before
