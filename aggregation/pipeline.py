@@ -329,7 +329,7 @@ class _Run:
                 if not (kept and self.fresh_start and classify_error(exc) == CONNECTION_LOST):
                     raise
                 self.conn.close()
-                self.conn.ensure_connection()
+                getattr(self.conn, "ensure_live_connection", self.conn.ensure_connection)()
                 self._rounds()
         except DatabaseError as exc:  # the pipeline itself failed: every section waiting fails
             for state in self.waiting:

@@ -147,7 +147,9 @@ def _run_in_worker(task: _WorkerTask) -> tuple[SectionPayload, float]:
             raise
         if time.monotonic() >= task.deadline:
             raise
-        connections[task.using].close()
+        conn = connections[task.using]
+        conn.close()
+        getattr(conn, "ensure_live_connection", conn.ensure_connection)()
         payload = _fetch_on_worker_connection(task)
     return payload, time.monotonic() - started
 

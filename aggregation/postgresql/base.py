@@ -36,8 +36,30 @@ def check_without_round_trip(conn: Any) -> None:
         ConnectionPool.check_connection(conn)
 
 
+LIVE_CONNECTION_ATTEMPTS = 3
+
+
 class DatabaseWrapper(base.DatabaseWrapper):
     """Django's wrapper; its pool checks connections with ``check_without_round_trip``."""
+
+    def ensure_live_connection(self) -> None:
+        """A connection the server has answered on, for a retry after one was found dead.
+
+        When the server ends connections (a restart, an operator), it ends the
+        pool's idle ones too, and the goodbye of one just ended may not have
+        reached its socket yet: so here, and only here, the server is asked.
+        """
+        from psycopg import OperationalError
+        from psycopg_pool import ConnectionPool
+
+        for _ in range(LIVE_CONNECTION_ATTEMPTS - 1):
+            self.ensure_connection()
+            try:
+                ConnectionPool.check_connection(self.connection)
+                return
+            except OperationalError:
+                self.close()  # the pool drops a broken connection given back
+        self.ensure_connection()
 
     @property
     def pool(self) -> Any:

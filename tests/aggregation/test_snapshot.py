@@ -80,7 +80,10 @@ def test_without_the_snapshot_the_same_reads_disagree(
     monkeypatch.setattr(
         compute, "shared_snapshot", lambda **kw: contextlib.nullcontext(Snapshot("none"))
     )
-    inconsistent, observed = _inconsistent_reads(client_for, busy_trainer, reads=60)
+    for _ in range(5):  # on a busy machine the writer may need more reads to interleave
+        inconsistent, observed = _inconsistent_reads(client_for, busy_trainer, reads=60)
+        if inconsistent:
+            break
     assert observed > 0
     assert inconsistent > 0
 
