@@ -32,7 +32,13 @@ from . import metrics
 from .local import local_get, local_put
 from .process import refresh_pool
 from .shared import SharedCacheUnavailable, shared_cache
-from .tags import Generations, local_generations, read_generations, read_generations_per_key
+from .tags import (
+    Generations,
+    generation_keys,
+    local_generations,
+    read_generations,
+    read_generations_per_key,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -336,7 +342,12 @@ def _single_flight(request: _Request, seen: Generations, fallback: Entry | None)
         return _follow(request, flight, seen, fallback)
     result: CacheResult | None = None
     try:
-        read_ahead = request.read_ahead() if request.read_ahead else ()
+        # With the lock: the generations to store the result with (not read yet on
+        # a fresh=true request) and what the computation will read.
+        read_ahead = [
+            *generation_keys(request.tags, request.key),
+            *(request.read_ahead() if request.read_ahead else ()),
+        ]
         token = flights.try_lock(request.key, read_ahead)
         if token is None:  # another process computes it: take its result
             result = _from_other_process(request)
@@ -409,8 +420,13 @@ def get_or_compute(
 
 
 def _get_or_compute(request: _Request) -> CacheResult:
-    found = lookup(request.key, request.tags, request.policy)
     namespace = request.policy.namespace
+    if request.bypass:
+        # fresh=true: no copy may be served and none is a fallback (_error_fallback),
+        # so nothing is looked up; the generations come with the lock.
+        metrics.record(namespace, "none", "miss")
+        return _single_flight(request, {}, None)
+    found = lookup(request.key, request.tags, request.policy)
     entry = found.entry
     if entry is not None and not request.bypass:
         if time.time() < entry.fresh_until:

@@ -69,6 +69,12 @@ def _incr(tags: list[str]) -> None:
     )
 
 
+def generation_keys(tags: Iterable[str], shard_key: str) -> list[str]:
+    """The counters of ``tags``' generations for the entry ``shard_key`` (its shard's copies)."""
+    shard = shard_of(shard_key)
+    return [tag_key(t, shard) for t in tags]
+
+
 def read_generations(
     tags: Iterable[str], extra_keys: Iterable[str] = (), *, shard_key: str | None = None
 ) -> tuple[Generations, dict[str, Any]]:
@@ -84,8 +90,7 @@ def read_generations(
     extra = list(extra_keys)
     if shard_key is None:
         shard_key = extra[0] if extra else ""
-    shard = shard_of(shard_key)
-    keys = {t: tag_key(t, shard) for t in tags}
+    keys = dict(zip(tags, generation_keys(tags, shard_key), strict=True))
     found = shared_cache.get_many([*extra, *keys.values()])
     missing = [keys[t] for t in tags if keys[t] not in found]
     if missing:  # first use, or lost: create them (rare), then read what won

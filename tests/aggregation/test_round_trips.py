@@ -125,10 +125,11 @@ def paths() -> dict[str, tuple[str, str | None]]:
 
 # (PostgreSQL, Redis) round trips per request. Cold: the sections' steps in one
 # pipeline each (a personalised homepage has two: the affinities, then the
-# lists); Redis: the entry with its generations (and the token), the lock with
-# everything the computation reads, every write. Warm: one MGET.
+# lists); Redis: the token, entry and generations a signed-in caller's first
+# look reads, the lock with everything the computation reads (with fresh=true
+# the generations too: nothing cached is looked up), every write. Warm: one MGET.
 BUDGETS = {
-    "homepage cold": (1, 3),
+    "homepage cold": (1, 2),
     "homepage warm": (0, 1),
     "personalised cold": (2, 3),
     "personalised warm": (0, 1),
