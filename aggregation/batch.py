@@ -206,17 +206,21 @@ def serve_batch(request: BatchRequest, mode: ReadMode = ReadMode.CACHED) -> Batc
             tags=request.all_tags,
             policy=request.policy,
             bypass=mode is not ReadMode.CACHED,
-            read_ahead=lambda: read_ahead_keys(request),
+            read_ahead=lambda: read_ahead_keys(request, mode),
         )
         if request.verify is not None and not cached.from_cache and cached.ok and cached.ttl > 0:
             track(request.cache_key, request.policy.namespace, *request.verify)
     return BatchResult.of(request, cached, started=started, fresh=mode is ReadMode.FRESH)
 
 
-def read_ahead_keys(request: BatchRequest) -> list[str]:
-    """What computing ``request`` reads from the shared cache: section entries, shared totals."""
+def read_ahead_keys(request: BatchRequest, mode: ReadMode = ReadMode.CACHED) -> list[str]:
+    """What computing ``request`` reads from the shared cache: section entries, shared totals.
+
+    Section entries only when they may be reused (not ``fresh``, not one snapshot).
+    """
     keys = []
-    if request.section_policy is not None:
+    reusable = mode is not ReadMode.FRESH and not request.consistent
+    if request.section_policy is not None and reusable:
         keys += [section_cache_key(request.registry, s, request.context) for s in request.sections]
     for total in shared_totals(request.sections, request.context, request.started):
         # (On a cluster the generations a total is checked with are its shard's copies.)

@@ -116,11 +116,13 @@ def compute_sections(
     generations: dict[str, dict[str, int]] = {}  # per section key
     if section_policy is not None:
         keys = {s.id: section_cache_key(registry, s, context) for s in sections}
+        reusable = reuse.sections and not consistent
         cached, generations = lookup_many(
             {keys[s.id]: section_tags(s, context) for s in sections},
             namespace=section_policy.namespace,
+            values_too=reusable,  # otherwise only what to store new entries with
         )
-        if reuse.sections and not consistent:
+        if reusable:
             results = {s.id: cached[keys[s.id]] for s in sections if keys[s.id] in cached}
     to_run = [s for s in sections if s.id not in results]
     outcomes, snapshot = _run(registry, to_run, context, consistent=consistent,

@@ -475,15 +475,21 @@ def peek_with(
 
 
 def lookup_many(
-    keys: dict[str, Sequence[str]], *, namespace: str
+    keys: dict[str, Sequence[str]], *, namespace: str, values_too: bool = True
 ) -> tuple[dict[str, Any], dict[str, Generations]]:
     """Fresh values for many keys, each with its own tags, and each key's generations.
 
     One round trip for everything. A key's generations are those to store its
     new value with (read before anything is recomputed; on a cluster, the
     copies in the key's shard). Without Redis nothing can be verified and
-    nothing is returned.
+    nothing is returned. ``values_too=False``: only the generations, for a
+    caller that will not use what is stored (nothing is counted either).
     """
+    if not values_too:
+        try:
+            return {}, read_generations_per_key(keys, ())[0]
+        except SharedCacheUnavailable:
+            return {}, {k: local_generations(tags) for k, tags in keys.items()}
     now = time.time()
     local = {k: local_get(k) for k in keys}
     need_l2 = [k for k, e in local.items() if e is None or now >= e.fresh_until]
