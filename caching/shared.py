@@ -337,18 +337,6 @@ class SharedCache:
 
         return self.call(operation)
 
-    def incr(self, key: str, initial: int) -> int:
-        """Increment ``key``; start it at ``initial`` when it does not exist."""
-
-        def operation() -> int:
-            try:
-                return self.cache.incr(key)
-            except ValueError:  # missing: seed it, then count from there
-                self.cache.add(key, initial, None)
-                return self.cache.incr(key)
-
-        return self.call(operation)
-
     def seed_counters(self, keys: list[str], start: int) -> dict[str, int]:
         """Create the missing counters ``keys`` at ``start`` (``SET NX``); their values now.
 
