@@ -36,15 +36,14 @@ which also undoes its settings.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, cast
+from typing import Any
 
 from django.conf import settings
 from django.core.exceptions import EmptyResultSet
 from django.db import DatabaseError, OperationalError, connections
 from django.db.backends.base.base import BaseDatabaseWrapper
-from django.db.models import QuerySet
 
 from caching.counts import peek_total, store_total
 
@@ -53,6 +52,7 @@ from .errors import ErrorCode
 from .plans import Aggregate, Plan, Request, SharedTotal, Started, evaluate, is_last
 from .runner import SectionOutcome, classify_error, failed_outcome, succeeded_outcome
 from .sections import Section, SectionContext, SectionPayload
+from .shapes import compiled, derive
 
 BUDGET = (
     "SELECT set_config('aggregation.budget_end',"
@@ -101,29 +101,6 @@ class _Statement:
     prepare: bool | None = False  # None: as often-run queries are (prepare_threshold)
     cursor: Any = None
     done: bool = False
-
-
-def _compile(queryset: QuerySet, using: str) -> tuple[Any, str, Sequence[Any]]:
-    """The queryset's compiler and SQL for ``using`` (``EmptyResultSet``: it needs no query)."""
-    compiler = queryset.query.get_compiler(using=using)
-    sql, params = compiler.as_sql()
-    return compiler, sql, params
-
-
-def _rows_reader(queryset: QuerySet, compiler: Any) -> Any:
-    """Turn fetched rows into what iterating ``queryset`` gives, through Django's own iterable.
-
-    The compiler that wrote the SQL is handed the rows instead of running it,
-    so converters, ``values()`` names and ``select_related`` instances are
-    built exactly as the ORM builds them.
-    """
-
-    def read(rows: list[tuple[Any, ...]]) -> list[Any]:
-        compiler.execute_sql = lambda *args, **kwargs: iter([rows])
-        queryset.query.get_compiler = lambda *args, **kwargs: compiler  # type: ignore[method-assign]
-        return list(cast(Iterable[Any], queryset._iterable_class(queryset)))
-
-    return read
 
 
 class _Run:
@@ -229,23 +206,31 @@ class _Run:
         if isinstance(request, Aggregate):
             return self._aggregate(state, request, result)
         try:
-            compiler, sql, params = _compile(request.queryset, self.using)
+            query = compiled(request.queryset, self.conn)
         except EmptyResultSet:
             result([])
             return None
-        reader = _rows_reader(request.queryset, compiler)
-        return _Statement(sql, params, state, lambda rows: result(reader(rows)), None)
+        return _Statement(
+            query.sql, query.params, state, lambda rows: result(query.read(rows)), None
+        )
 
     def _aggregate(self, state: _Section, request: Aggregate, result: Any) -> _Statement | None:
-        values = request.queryset.order_by().values(one_=_one()).annotate(**request.aggregates)
-        values = values.values(*request.aggregates)
+        aggregates = request.aggregates
+        values = derive(
+            request.queryset,
+            ("aggregate", tuple(sorted(aggregates.items()))),
+            lambda queryset: (
+                queryset.order_by().values(one_=_one()).annotate(**aggregates).values(*aggregates)
+            ),
+        )
         try:
-            compiler, sql, params = _compile(values, self.using)
+            query = compiled(values, self.conn)
         except EmptyResultSet:
             result(evaluate(request))
             return None
-        reader = _rows_reader(values, compiler)
-        return _Statement(sql, params, state, lambda rows: result(reader(rows)[0]), None)
+        return _Statement(
+            query.sql, query.params, state, lambda rows: result(query.read(rows)[0]), None
+        )
 
     def _round(self, first: bool, rollback_to: _Section | None) -> list[_Statement]:
         """The statements of the next round trip (empty: nothing left to send)."""

@@ -30,9 +30,11 @@ from dataclasses import dataclass
 from functools import update_wrapper
 from typing import Any, Generic, ParamSpec, TypeVar
 
-from django.db.models import QuerySet
+from django.db.models import Count, Min
 
 from caching.counts import cached_total
+
+from .shapes import Query, derive, queryset_of
 
 T = TypeVar("T")
 P = ParamSpec("P")
@@ -42,14 +44,14 @@ P = ParamSpec("P")
 class Rows:
     """Every row ``queryset`` yields when iterated (dicts, tuples, values or instances)."""
 
-    queryset: QuerySet
+    queryset: Query
 
 
 @dataclass(frozen=True)
 class Aggregate:
     """``queryset.aggregate(**aggregates)``: one dict."""
 
-    queryset: QuerySet
+    queryset: Query
     aggregates: dict[str, Any]
 
 
@@ -65,17 +67,16 @@ class SharedTotal:
     key: str
     tags: tuple[str, ...]
     namespace: str
-    queryset: QuerySet
+    queryset: Query
     exit: Any = None
 
     def aggregate(self) -> Aggregate:
         """The query that counts it (``COUNT(*)``: answerable from a partial index alone)."""
-        from django.db.models import Count, Min
-
         aggregates: dict[str, Any] = {"n": Count("*")}
         if self.exit is not None:
             aggregates["leaves"] = Min(self.exit)
-        return Aggregate(self.queryset.order_by(), aggregates)
+        unordered = derive(self.queryset, "unordered", lambda queryset: queryset.order_by())
+        return Aggregate(unordered, aggregates)
 
     @staticmethod
     def value(found: dict[str, Any]) -> tuple[int, float | None]:
@@ -148,9 +149,9 @@ def shared_totals(
 def evaluate(request: Request) -> Any:
     """One request, run at once with the ORM (any backend)."""
     if isinstance(request, Rows):
-        return list(request.queryset)
+        return list(queryset_of(request.queryset))
     if isinstance(request, Aggregate):
-        return request.queryset.order_by().aggregate(**request.aggregates)
+        return queryset_of(request.queryset).order_by().aggregate(**request.aggregates)
 
     def count() -> tuple[int, float | None]:
         return SharedTotal.value(evaluate(request.aggregate()))

@@ -22,6 +22,7 @@ from django.db.models import F, QuerySet, Value
 from django.db.models.functions import Least
 
 from aggregation.plans import Plan, Rows, SharedTotal, more, planned
+from aggregation.shapes import Query, Shape, derive
 from caching.querysets import totals_tag
 
 from .items import (
@@ -34,7 +35,7 @@ from .items import (
 )
 from .keys import COUNT_NAMESPACE, Location, count_cache_key, location_part
 from .models import CategoryAffinity, Event, Offer, Product, Store
-from .storage import is_mongodb
+from .storage import on_mongodb
 
 KM_PER_DEGREE = 111.195
 MAX_AFFINITY_CATEGORIES = 20
@@ -58,7 +59,7 @@ class Total:
     tag: str
     exit: Any = None  # an expression: the moment a row leaves the set (None: never by time)
 
-    def request(self, queryset: QuerySet) -> SharedTotal:
+    def request(self, queryset: Query) -> SharedTotal:
         """The shared ``COUNT(*)`` of ``queryset`` under this total's key and tag."""
         return SharedTotal(
             count_cache_key(self.name), (self.tag,), COUNT_NAMESPACE, queryset, self.exit
@@ -66,7 +67,7 @@ class Total:
 
 
 def _page(
-    queryset: QuerySet,
+    queryset: Query,
     columns: tuple[str, ...],
     limit: int,
     total: Total,
@@ -79,8 +80,8 @@ def _page(
     where each query is a round trip of its own anyway, it is counted only
     when more rows exist than the page shows.
     """
-    page = Rows(queryset.values(*columns, **(joined or {}))[: limit + 1])
-    if is_mongodb(queryset.db):
+    page = Rows(_values(queryset, columns, limit + 1, joined))
+    if on_mongodb():
         (rows,) = yield more(page)
         if len(rows) <= limit:
             return Page(rows, len(rows), False)
@@ -92,27 +93,58 @@ def _page(
     return Page(rows[:limit], count, True, until)
 
 
-def _nearest(queryset: QuerySet, location: Location, radius_km: float) -> QuerySet:
-    """Rows within ``radius_km`` of ``location``, nearest first.
+def _values(
+    queryset: Query, columns: tuple[str, ...], limit: int, joined: dict[str, Any] | None = None
+) -> Query:
+    """The first ``limit`` rows of ``queryset`` as ``columns`` (and ``joined`` expressions)."""
+    joined = joined or {}
+    key = ("values", columns, limit, tuple(sorted(joined.items())))
+    return derive(queryset, key, lambda q: q.values(*columns, **joined)[:limit])
+
+
+def _ordered(queryset: Query, order: tuple[str, ...]) -> Query:
+    return derive(queryset, ("order_by", order), lambda q: q.order_by(*order))
+
+
+def _nearest(
+    queryset: QuerySet,
+    *,
+    origin: tuple[float, float, float],
+    box: tuple[float, float, float, float],
+    reach_sq: float,
+) -> QuerySet:
+    """Rows in ``box`` no further than ``sqrt(reach_sq)`` from ``origin``, nearest first.
 
     An equirectangular approximation, exact enough at city scale and plain
     arithmetic in SQL, so it runs on PostgreSQL and SQLite alike; the bounding
-    box lets the (latitude, longitude) index narrow the rows first.
+    box lets the (latitude, longitude) index narrow the rows first. Distances
+    are in degrees of latitude; ``origin`` is (latitude, longitude, a degree of
+    longitude in degrees of latitude there); ``box`` is (south, north, west,
+    east). Every number arrives worked out, so the SQL's shape is the same for
+    every location (``_near``).
     """
+    lat, lng, scale = origin
+    d_lat = F("latitude") - Value(lat)
+    d_lng = (F("longitude") - Value(lng)) * Value(scale)
+    return (
+        queryset.filter(latitude__range=(box[0], box[1]), longitude__range=(box[2], box[3]))
+        .annotate(distance_sq=d_lat * d_lat + d_lng * d_lng)
+        .filter(distance_sq__lte=reach_sq)
+        .order_by("distance_sq", "pk")
+    )
+
+
+def _near(shape: Shape, location: Location, radius_km: float, **arguments: Any) -> Query:
+    """``shape`` (one built by ``_nearest``) bound to within ``radius_km`` of ``location``."""
     lng, lat = location
     lat_span = radius_km / KM_PER_DEGREE
-    lng_scale = max(math.cos(math.radians(lat)), 1e-6)
-    lng_span = lat_span / lng_scale
-    d_lat = F("latitude") - Value(lat)
-    d_lng = (F("longitude") - Value(lng)) * Value(lng_scale)
-    return (
-        queryset.filter(
-            latitude__range=(lat - lat_span, lat + lat_span),
-            longitude__range=(lng - lng_span, lng + lng_span),
-        )
-        .annotate(distance_sq=d_lat * d_lat + d_lng * d_lng)
-        .filter(distance_sq__lte=lat_span * lat_span)
-        .order_by("distance_sq", "pk")
+    scale = max(math.cos(math.radians(lat)), 1e-6)
+    lng_span = lat_span / scale
+    return shape(
+        origin=(lat, lng, scale),
+        box=(lat - lat_span, lat + lat_span, lng - lng_span, lng + lng_span),
+        reach_sq=lat_span * lat_span,
+        **arguments,
     )
 
 
@@ -140,6 +172,47 @@ IN_STOCK = Total("inStock", totals_tag(Product))
 _RECOMMENDED_ORDER = ("-recommendation_score", "-views", "-created_at", "-pk")
 _POPULAR_ORDER = ("-views", "-created_at", "-pk")
 
+# Every list's queryset as a shape (aggregation/shapes.py): built and compiled
+# once per structure, its values (now, a user, a location) bound on each use.
+_AFFINITIES = Shape(_affinities, binds=("user_id",))
+_FEATURED_PRODUCTS = Shape(lambda: Product.objects.featured_in_stock())
+_IN_CATEGORIES = Shape(
+    lambda categories: Product.objects.featured_in_stock().filter(category__in=categories),
+    binds=("categories",),
+)
+_OTHER_CATEGORIES = Shape(
+    lambda categories: Product.objects.featured_in_stock().exclude(category__in=categories),
+    binds=("categories",),
+)
+_NEW_ARRIVALS = Shape(lambda: Product.objects.in_stock().order_by("-created_at", "-pk"))
+_FEATURED_STORES = Shape(lambda: Store.objects.featured().order_by("-rating", "-views", "pk"))
+_NEAREST_STORES = Shape(
+    lambda origin, box, reach_sq: _nearest(
+        Store.objects.featured(), origin=origin, box=box, reach_sq=reach_sq
+    ),
+    binds=("origin", "box", "reach_sq"),
+)
+_UPCOMING_EVENTS = Shape(
+    lambda now: Event.objects.upcoming_featured(now).order_by("starts_at", "-views", "pk"),
+    binds=("now",),
+)
+_NEAREST_EVENTS = Shape(
+    lambda now, origin, box, reach_sq: _nearest(
+        Event.objects.upcoming_featured(now), origin=origin, box=box, reach_sq=reach_sq
+    ),
+    binds=("now", "origin", "box", "reach_sq"),
+)
+_FEATURED_OFFERS = Shape(
+    lambda now: Offer.objects.featured_valid(now).order_by("-created_at", "-pk"), binds=("now",)
+)
+_VALID_OFFERS = Shape(
+    lambda now: Offer.objects.valid(now).order_by("-created_at", "-pk"), binds=("now",)
+)
+_FLASH_SALES = Shape(
+    lambda now: Offer.objects.flash_sales(now).order_by("flash_sale_price", "valid_until", "pk"),
+    binds=("now",),
+)
+
 
 @planned
 def products_just_for_you(*, user_id: int | None, limit: int) -> Plan[Page]:
@@ -154,21 +227,21 @@ def products_just_for_you(*, user_id: int | None, limit: int) -> Plan[Page]:
     Two steps for a signed-in user: the affinities (with the total), then
     every candidate list at once (``_top_by_affinity``).
     """
-    base = Product.objects.featured_in_stock()
+    base = _FEATURED_PRODUCTS()
+    popular = _ordered(base, _POPULAR_ORDER)
     if not user_id:
-        return (yield from _page(base.order_by(*_POPULAR_ORDER), PRODUCT_COLUMNS, limit,
-                                 FEATURED_IN_STOCK))  # fmt: skip
+        return (yield from _page(popular, PRODUCT_COLUMNS, limit, FEATURED_IN_STOCK))
     # On MongoDB each query is a round trip of its own: the total only when needed.
-    one_by_one = is_mongodb(base.db)
+    one_by_one = on_mongodb()
     total = FEATURED_IN_STOCK.request(base)
-    found, *counted = yield more(Rows(_affinities(user_id)), *(() if one_by_one else (total,)))
+    affinities_read = Rows(_AFFINITIES(user_id=user_id))
+    found, *counted = yield more(affinities_read, *(() if one_by_one else (total,)))
     affinities = dict(found)
     if not affinities:
-        popular = base.order_by(*_POPULAR_ORDER).values(*PRODUCT_COLUMNS)
-        read = Rows(popular[: limit + 1])
+        read = Rows(_values(popular, PRODUCT_COLUMNS, limit + 1))
         (rows,) = yield (more(read) if one_by_one else (read,))
     else:
-        rows = yield from _top_by_affinity(base, affinities, limit + 1, one_by_one=one_by_one)
+        rows = yield from _top_by_affinity(affinities, limit + 1, one_by_one=one_by_one)
     if len(rows) <= limit:
         return Page(rows, len(rows), False)
     if not counted:
@@ -178,9 +251,9 @@ def products_just_for_you(*, user_id: int | None, limit: int) -> Plan[Page]:
 
 
 def _top_by_affinity(
-    base: QuerySet, affinities: dict[str, float], limit: int, *, one_by_one: bool = False
+    affinities: dict[str, float], limit: int, *, one_by_one: bool = False
 ) -> Plan[list[Row]]:
-    """The best ``limit`` products, the user's categories first, strongest affinity first.
+    """The best ``limit`` featured products, the user's categories first, strongest first.
 
     Categories of equal affinity form one group, read with one query in
     recommendation order (an index range scan on ``product_featured_category_idx``);
@@ -192,11 +265,11 @@ def _top_by_affinity(
     only while the page is not full, usually the first alone.
     """
     by_strength = sorted(affinities.items(), key=lambda item: -item[1])
-    groups = [[category for category, _ in group]
+    groups = [tuple(category for category, _ in group)
               for _, group in groupby(by_strength, key=lambda item: item[1])]  # fmt: skip
-    lists = [base.filter(category__in=categories) for categories in groups]
-    lists.append(base.exclude(category__in=list(affinities)))
-    reads = [Rows(q.order_by(*_RECOMMENDED_ORDER).values(*PRODUCT_COLUMNS)[:limit]) for q in lists]
+    lists = [_IN_CATEGORIES(categories=categories) for categories in groups]
+    lists.append(_OTHER_CATEGORIES(categories=tuple(affinities)))
+    reads = [Rows(_values(_ordered(q, _RECOMMENDED_ORDER), PRODUCT_COLUMNS, limit)) for q in lists]
     rows: list[Row] = []
     if one_by_one:
         for read in reads:
@@ -213,8 +286,7 @@ def _top_by_affinity(
 @planned
 def products_new_arrivals(*, limit: int) -> Plan[Page]:
     """In-stock products, newest first."""
-    queryset = Product.objects.in_stock().order_by("-created_at", "-pk")
-    return (yield from _page(queryset, PRODUCT_COLUMNS, limit, IN_STOCK))
+    return (yield from _page(_NEW_ARRIVALS(), PRODUCT_COLUMNS, limit, IN_STOCK))
 
 
 @planned
@@ -222,15 +294,13 @@ def stores_trending(
     *, limit: int, location: Location | None = None, radius_km: float = 50.0
 ) -> Plan[Page]:
     """Featured stores by rating and views, or the nearest ones to ``location``."""
-    queryset: QuerySet = Store.objects.featured()
     if location:
-        near = _nearest(queryset, location, radius_km)
+        near = _near(_NEAREST_STORES, location, radius_km)
         total = Total(f"featuredStores:{location_part(location)}", totals_tag(Store))
         page = yield from _page(near, (*STORE_COLUMNS, "distance_sq"), limit, total)
         return _with_distances(page)
-    ordered = queryset.order_by("-rating", "-views", "pk")
     featured = Total("featuredStores", totals_tag(Store))
-    return (yield from _page(ordered, STORE_COLUMNS, limit, featured))
+    return (yield from _page(_FEATURED_STORES(), STORE_COLUMNS, limit, featured))
 
 
 @planned
@@ -241,53 +311,51 @@ def events_featured(
 
     An event leaves the set when it starts.
     """
-    queryset: QuerySet = Event.objects.upcoming_featured(now)
     if location:
-        near = _nearest(queryset, location, radius_km)
+        near = _near(_NEAREST_EVENTS, location, radius_km, now=now)
         total = Total(f"upcomingEvents:{location_part(location)}", totals_tag(Event), "starts_at")
         page = yield from _page(near, (*EVENT_COLUMNS, "distance_sq"), limit, total)
         return _with_distances(page)
-    ordered = queryset.order_by("starts_at", "-views", "pk")
     upcoming = Total("upcomingEvents", totals_tag(Event), "starts_at")
-    return (yield from _page(ordered, EVENT_COLUMNS, limit, upcoming))
+    return (yield from _page(_UPCOMING_EVENTS(now=now), EVENT_COLUMNS, limit, upcoming))
+
+
+_FEATURED_OFFERS_TOTAL = Total("featuredOffers", totals_tag(Offer), "valid_until")
+_VALID_OFFERS_TOTAL = Total("validOffers", totals_tag(Offer), "valid_until")
+_FLASH_SALES_TOTAL = Total(
+    "flashSales", totals_tag(Offer), Least("valid_until", "flash_sale_ends_at")
+)
 
 
 @planned
 def offers_featured(*, now: datetime, limit: int) -> Plan[Page]:
     """Featured offers still valid, newest first (an offer leaves when its validity ends)."""
-    queryset = Offer.objects.featured_valid(now).order_by("-created_at", "-pk")
-    total = Total("featuredOffers", totals_tag(Offer), "valid_until")
-    return (yield from _offers(queryset, limit, total))
+    return (yield from _offers(_FEATURED_OFFERS(now=now), limit, _FEATURED_OFFERS_TOTAL))
 
 
 @planned
 def offers_valid(*, now: datetime, limit: int) -> Plan[Page]:
     """Every offer still valid, newest first (``/offers`` without ``featured``)."""
-    queryset = Offer.objects.valid(now).order_by("-created_at", "-pk")
-    total = Total("validOffers", totals_tag(Offer), "valid_until")
-    return (yield from _offers(queryset, limit, total))
+    return (yield from _offers(_VALID_OFFERS(now=now), limit, _VALID_OFFERS_TOTAL))
 
 
 @planned
 def offers_flash_sales(*, now: datetime, limit: int) -> Plan[Page]:
     """Running flash sales, cheapest sale price first (one leaves when the sale or offer ends)."""
-    queryset = Offer.objects.flash_sales(now).order_by("flash_sale_price", "valid_until", "pk")
-    ends = Least("valid_until", "flash_sale_ends_at")
-    total = Total("flashSales", totals_tag(Offer), ends)
-    return (yield from _offers(queryset, limit, total))
+    return (yield from _offers(_FLASH_SALES(now=now), limit, _FLASH_SALES_TOTAL))
 
 
 # The offer's store in the same query, where a join is cheap (SQL).
 _STORE_JOIN = {"store_name": F("store__name"), "store_logo": F("store__logo")}
 
 
-def _offers(queryset: QuerySet, limit: int, total: Total) -> Plan[Page]:
+def _offers(queryset: Query, limit: int, total: Total) -> Plan[Page]:
     """Offer rows with their store's name and logo.
 
     On MongoDB a join is a ``$lookup`` run on every offer before the filter,
     so there the stores are read by a second query on their keys.
     """
-    if not is_mongodb(queryset.db):
+    if not on_mongodb():
         return (yield from _page(queryset, OFFER_COLUMNS, limit, total, _STORE_JOIN))
     page = yield from _page(queryset, OFFER_COLUMNS, limit, total)
     ids = {row["store_id"] for row in page.rows}

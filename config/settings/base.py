@@ -228,6 +228,8 @@ CACHE_REWARM_DEBOUNCE_S = env.float("CACHE_REWARM_DEBOUNCE_S", default=2.0)  # s
 CACHE_WARMING_INTERVAL = env.int("CACHE_WARMING_INTERVAL", default=240_000)  # ms
 QUERY_TIMEOUT = env.int("QUERY_TIMEOUT", default=5_000)  # ms, per section
 REQUEST_TIMEOUT = env.int("REQUEST_TIMEOUT", default=10_000)  # ms, whole request
+# Check every use of a compiled query shape against a fresh build (aggregation/shapes.py).
+QUERY_SHAPES_VERIFY = env.bool("QUERY_SHAPES_VERIFY", default=False)
 AGGREGATION_MAX_WORKERS = env.int("AGGREGATION_MAX_WORKERS", default=16)
 # Sections in the thread pool (true) or one after another on the request thread
 # (false). Measured on two cores: see README "Performance" for the choice.

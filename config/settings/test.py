@@ -14,6 +14,8 @@ os.environ.setdefault("DB_POOL_SIZE", "20")
 os.environ.setdefault("RATE_LIMIT_READS", "100000/m")
 os.environ.setdefault("RATE_LIMIT_FRESH", "100000/m")
 os.environ.setdefault("RATE_LIMIT_WRITES", "100000/m")
+# Every use of a compiled query shape is checked against its queryset built afresh.
+os.environ.setdefault("QUERY_SHAPES_VERIFY", "true")
 
 from .base import *  # noqa: F403
 
