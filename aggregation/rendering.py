@@ -45,12 +45,6 @@ def sparse_etag(etag: str, paths: list[str]) -> str:
     return f'W/"{digest.hexdigest()}"'
 
 
-def unchanged_sections(body: BatchBody, known: dict[str, str] | None) -> list[str]:
-    """The sections ``known`` names at their current version (sent as ``notModified``)."""
-    versions = body.section_versions or {}
-    return [s for s, v in (known or {}).items() if versions.get(s) == v]
-
-
 @dataclass
 class Rendered:
     """A response body and the content coding it is in (``identity``: none)."""

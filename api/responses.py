@@ -18,7 +18,7 @@ from aggregation.batch import BatchResult
 from aggregation.compute import SectionResult
 from aggregation.encoding import IDENTITY
 from aggregation.errors import ErrorCode
-from aggregation.rendering import render_batch, sparse_etag, unchanged_sections
+from aggregation.rendering import render_batch, sparse_etag
 from aggregation.sparse import SectionFields
 from api.cache_status import cache_status
 from api.errors import DATABASE_RETRY_AFTER_S, APIError
@@ -43,8 +43,9 @@ def batch_response(
     ``fieldset`` (its paths and its spec) reduces the cached sections for this
     response only; ``known`` (section: version the client holds) sends each
     section still at that version as ``notModified``. The ETag names the
-    reduced content. A result asked for with ``fresh=true`` skipped the cache
-    on purpose, as ``Cache-Status`` says.
+    content the client holds once it has merged them (reduced by ``fieldset``).
+    A result asked for with ``fresh=true`` skipped the cache on purpose, as
+    ``Cache-Status`` says.
     """
     result.body = with_pieces(result.body, result.cache_key)
     status = result.status_code
@@ -78,11 +79,10 @@ def batch_response(
         headers |= edge.tag_header(result.tags)
     if status == 503:  # every section failed for want of the database
         headers["Retry-After"] = str(DATABASE_RETRY_AFTER_S)
-    variant = [
-        *(fieldset[0] if fieldset else ()),
-        *(f"known:{s}" for s in unchanged_sections(result.body, known)),
-    ]
-    etag = sparse_etag(result.body.etag, variant) if variant else result.body.etag
+    # The ETag is the merged copy's: a ``notModified`` section is what the
+    # client holds, so sent with ``known=`` it names the body the client ends
+    # up with, and ``If-None-Match`` with it answers 304 when nothing changed.
+    etag = sparse_etag(result.body.etag, fieldset[0]) if fieldset else result.body.etag
     if status == 200:
         headers["ETag"] = etag
         if not_modified(request, etag):

@@ -1037,13 +1037,17 @@ def test_known_with_sections_fields_snake_case_and_unknown_versions(api_client, 
     }
     assert sections["offers"] == {"id": "offers", "total": 2}  # unknown version: sent, and sparse
     assert list(sections) == ["events", "offers"]  # flashSales is not part of this response
-    # The ETag names the variant: a 304 needs the same known= and fields=.
+    # The ETag names the merged copy: the fieldset is part of it, known= is not.
     again = api_client.get(
         URL,
         {**params, "known": f"events:{versions['events']}", "fields": "offers.total"},
         HTTP_IF_NONE_MATCH=response["ETag"],
     )
     assert again.status_code == 200 and again["ETag"] != response["ETag"]
+    same_fields = {**params, "fields": "offers.total,events.items.title"}
+    for known in ({}, {"known": f"offers:{versions['offers']}"}):
+        held = api_client.get(URL, {**same_fields, **known}, HTTP_IF_NONE_MATCH=response["ETag"])
+        assert (held.status_code, held["ETag"]) == (304, response["ETag"])
 
 
 def test_known_from_another_variant_or_user_is_changed(user_client, user, api_client, catalogue):

@@ -508,6 +508,29 @@ def test_known_after_a_profile_change_returns_only_the_overview(client_for, worl
     assert after["metadata"]["bodyVersion"] == full["metadata"]["bodyVersion"]
 
 
+def test_known_with_the_etag_held_is_a_304_until_a_section_changes(client_for, world):
+    trainer = world["trainer"]
+    client = client_for(trainer.user)
+    url = f"/api/v1/trainers/{trainer.pk}/bootstrap"
+    whole = client.get(url)
+    before = whole.json()["data"]
+    known = ",".join(f"{s}:{v}" for s, v in before["metadata"]["sectionVersions"].items())
+    # The ETag of a known= answer is that of the copy the client holds once merged.
+    assert client.get(url, {"known": known})["ETag"] == whole["ETag"]
+    unchanged = client.get(url, {"known": known}, HTTP_IF_NONE_MATCH=whole["ETag"])
+    assert (unchanged.status_code, unchanged.content) == (304, b"")
+    assert unchanged["ETag"] == whole["ETag"]
+    _change_trainer_bio(world, client_for)
+    changed = client.get(url, {"known": known}, HTTP_IF_NONE_MATCH=whole["ETag"])
+    assert changed.status_code == 200 and changed["ETag"] != whole["ETag"]
+    after = changed.json()["data"]
+    assert [s for s in TRAINER_SECTIONS if "notModified" not in after[s]] == ["overview"]
+    merged = {s: before[s] if after[s].get("notModified") else after[s] for s in TRAINER_SECTIONS}
+    now = client.get(url)
+    assert now["ETag"] == changed["ETag"]  # names the merged copy: the whole body
+    assert merged == {s: now.json()["data"][s] for s in TRAINER_SECTIONS}
+
+
 def test_a_version_never_unlocks_another_subjects_data(client_for, world, staff_client):
     mine, other = world["trainer"], TrainerFactory()
     mine_client, other_client = client_for(mine.user), client_for(other.user)
