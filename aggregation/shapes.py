@@ -45,6 +45,7 @@ from django.core.exceptions import EmptyResultSet
 from django.db.backends.base.base import BaseDatabaseWrapper
 from django.db.models import QuerySet
 from django.db.models.query import FlatValuesListIterable, ValuesIterable, ValuesListIterable
+from psycopg.types.numeric import Int2
 
 logger = structlog.get_logger(__name__)
 
@@ -136,8 +137,8 @@ def compiled(query: Query, connection: BaseDatabaseWrapper) -> Compiled:
     """
     if isinstance(query, Bound):
         template = _template(query, connection)
-        if template is not None:
-            found = template.bind(dict(query.values), connection)
+        found = template.bind(dict(query.values), connection) if template is not None else None
+        if found is not None:
             if settings.QUERY_SHAPES_VERIFY:
                 _verify(query, found, connection)
             return found
@@ -168,6 +169,8 @@ def _compile_queryset(queryset: QuerySet, connection: BaseDatabaseWrapper) -> Co
 # the type the driver was handed (Django gives PostgreSQL ``Int4(n)`` for an
 # integer column's ``n``), or None if the value goes as it is.
 _Slot = tuple[int, str, int | None, type | None]
+_INT_MAX = 2**31 - 1  # within every integer column's range but a small one's
+_INT_LIMITS: dict[type | None, int] = {Int2: 2**15 - 1}
 
 
 @dataclass
@@ -179,10 +182,15 @@ class _Template:
     flat: bool
     converters: list[tuple[int, tuple[list[Any], Any]]] = field(default_factory=list)
 
-    def bind(self, values: dict[str, Any], connection: BaseDatabaseWrapper) -> Compiled:
+    def bind(self, values: dict[str, Any], connection: BaseDatabaseWrapper) -> Compiled | None:
+        """The query with ``values`` in; None when one is outside what the template holds."""
         params = list(self.params)
         for position, name, index, wrap in self.slots:
             value = values[name] if index is None else values[name][index]
+            if isinstance(value, int) and not 0 <= value <= _INT_LIMITS.get(wrap, _INT_MAX):
+                # Django's SQL changes for an integer out of its column's range
+                # (no query, or no condition): compiled for this use alone.
+                return None
             params[position] = value if wrap is None else wrap(value)
         return Compiled(self.sql, params, lambda rows: self.read(rows, connection))
 
@@ -211,12 +219,17 @@ class _Template:
 def _template(bound: Bound, connection: BaseDatabaseWrapper) -> _Template | None:
     key = (connection.alias, connection.vendor, bound.structure, _signature(bound.values))
     templates = bound.shape._templates
-    if key not in templates:
-        try:
-            templates[key] = _make_template(bound, connection)
-        except TypeError:  # an unhashable structure: nothing to key a template by
-            return None
-    return templates[key]
+    try:
+        if key in templates:
+            return templates[key]
+    except TypeError:  # an unhashable structure: nothing to key a template by
+        return None
+    try:
+        template = _make_template(bound, connection)
+    except Exception as exc:  # noqa: BLE001  # a stand-in the build refuses: compiled per use
+        template = _not_a_template(bound, f"a stand-in was refused: {type(exc).__name__}")
+    templates[key] = template
+    return template
 
 
 def _signature(values: tuple[tuple[str, Any], ...]) -> tuple[Any, ...]:

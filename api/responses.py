@@ -82,7 +82,10 @@ def batch_response(
     # The ETag is the merged copy's: a ``notModified`` section is what the
     # client holds, so sent with ``known=`` it names the body the client ends
     # up with, and ``If-None-Match`` with it answers 304 when nothing changed.
-    etag = sparse_etag(result.body.etag, fieldset[0]) if fieldset else result.body.etag
+    # Not with a fieldset: a version is of the whole section, so what the
+    # client kept may be another fieldset's; that variant stays apart.
+    variant = [*fieldset[0], *(f"known:{s}" for s in (known or {}))] if fieldset else []
+    etag = sparse_etag(result.body.etag, variant) if variant else result.body.etag
     if status == 200:
         headers["ETag"] = etag
         if not_modified(request, etag):
