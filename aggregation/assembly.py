@@ -53,6 +53,7 @@ class BatchBody:
     sections_zstd: bytes | None = None
     zstd_bounds: tuple[int, ...] | None = None
     brotli_head: bytes | None = None
+    head_crc: int | None = None  # CRC-32 of ENVELOPE_HEADS[layout] + sections_json
 
     @property
     def partial_failure(self) -> bool:

@@ -26,6 +26,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import re
+import zlib
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any, Literal, NamedTuple
@@ -107,10 +108,12 @@ class Pieces:
     sections_zstd: bytes | None
     zstd_bounds: tuple[int, ...] | None
     brotli_head: bytes | None
+    head_crc: int
 
     def stored(self) -> dict[str, Any]:
         """The ``BatchBody`` fields these pieces fill (all but ``sections_json``)."""
         return {
+            "head_crc": self.head_crc,
             "sections_deflate": self.sections_deflate,
             "piece_bounds": self.piece_bounds,
             "deflate_bounds": self.deflate_bounds,
@@ -162,6 +165,7 @@ def pieces_of(
         brotli_head=brotli_head(head + sections_json, settings.RESPONSE_BROTLI_QUALITY)
         if "br" in encodings
         else None,
+        head_crc=zlib.crc32(sections_json, zlib.crc32(head)),
     )
 
 
@@ -230,11 +234,12 @@ def stretches(
     for index, section_id in enumerate(ids):
         start, end = piece_bounds[index], piece_bounds[index + 1]
         version = versions[section_id]
-        lead, trail = _framing(layout, index, len(ids), section_id)
         if known is not None and known.get(section_id) == version:
+            lead, trail = _framing(layout, index, len(ids), section_id)
             unchanged.append(section_id)
             out.append((lead + not_modified(section_id, version) + trail, None))
         elif fieldset is not None and section_id in fieldset:
+            lead, trail = _framing(layout, index, len(ids), section_id)
             value = orjson.loads(sections_json[start + len(lead) : end - len(trail)])
             reduced = apply_fieldset({section_id: value}, fieldset)[section_id]
             out.append((lead + orjson.dumps(reduced) + trail, None))

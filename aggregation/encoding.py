@@ -28,6 +28,7 @@ import re
 import struct
 import zlib
 from collections.abc import Iterable, Sequence
+from functools import lru_cache
 
 import brotli
 import zstandard
@@ -77,6 +78,21 @@ def choose_encoding(accept_encoding: str, offered: Sequence[str]) -> str:
     stands for every coding the header does not name; ``q=0`` refuses one.
     An absent or empty header, or one naming nothing offered, means identity.
     """
+    # Clients send a handful of distinct headers: remember the usual ones.
+    if len(accept_encoding) <= _REMEMBERED_HEADER_LENGTH:
+        return _remembered_choice(accept_encoding, tuple(offered))
+    return _choose(accept_encoding, offered)
+
+
+_REMEMBERED_HEADER_LENGTH = 200
+
+
+@lru_cache(maxsize=256)
+def _remembered_choice(accept_encoding: str, offered: tuple[str, ...]) -> str:
+    return _choose(accept_encoding, offered)
+
+
+def _choose(accept_encoding: str, offered: Sequence[str]) -> str:
     accepted = accepted_encodings(accept_encoding)
     wildcard = accepted.get("*", 0.0)
     best, best_q = IDENTITY, 0.0
@@ -96,6 +112,18 @@ def deflate_segment(data: bytes) -> bytes:
 def _small_deflate_segment(data: bytes) -> bytes:
     compressor = zlib.compressobj(GZIP_LEVEL, zlib.DEFLATED, _SMALL_WBITS, _SMALL_MEM_LEVEL)
     return compressor.compress(data) + compressor.flush(zlib.Z_SYNC_FLUSH)
+
+
+@lru_cache(maxsize=8)
+def _head_segment(head: bytes) -> bytes:
+    """The deflate segment of an envelope's constant head (a few of them exist)."""
+    return _small_deflate_segment(head)
+
+
+@lru_cache(maxsize=8)
+def _head_frame(head: bytes, level: int) -> bytes:
+    """The zstd frame of an envelope's constant head."""
+    return zstd_frame(head, level)
 
 
 def zstd_frame(data: bytes, level: int) -> bytes:
@@ -120,6 +148,24 @@ def gzip_stitched(runs: Iterable[Run]) -> bytes:
     parts.append(GZIP_END)
     parts.append(struct.pack("<II", crc, size & 0xFFFFFFFF))
     return b"".join(parts)
+
+
+def gzip_around(head: bytes, stored: bytes, crc: int, size: int, tail: bytes) -> bytes:
+    """One gzip member of a whole body: a constant ``head``, its sections, then ``tail``.
+
+    ``stored`` is every section's segment, ``crc`` and ``size`` are the
+    CRC-32 and length of ``head`` and the sections (kept with the body), so a
+    response compresses and checksums only its ``tail``.
+    """
+    trailer = struct.pack("<II", zlib.crc32(tail, crc), (size + len(tail)) & 0xFFFFFFFF)
+    return b"".join(
+        (GZIP_HEADER, _head_segment(head), stored, _small_deflate_segment(tail), GZIP_END, trailer)
+    )
+
+
+def zstd_around(head: bytes, stored: bytes, tail: bytes, level: int) -> bytes:
+    """The zstd frames of a whole body: a constant ``head``, its sections' frames, ``tail``."""
+    return b"".join((_head_frame(head, level), stored, zstd_frame(tail, level)))
 
 
 def zstd_stitched(runs: Iterable[Run], level: int) -> bytes:

@@ -28,7 +28,9 @@ from .encoding import (
     brotli_finished,
     brotli_whole,
     choose_encoding,
+    gzip_around,
     gzip_stitched,
+    zstd_around,
     zstd_stitched,
 )
 from .sparse import SectionFields
@@ -137,15 +139,22 @@ def _encode(
     *,
     reduced: bool,
 ) -> bytes:
+    # A whole body behind its usual head: every section's stored bytes in one.
+    whole = not reduced and prefix == ENVELOPE_HEADS[body.layout]
     if encoding == "gzip":
+        if whole and body.head_crc is not None:
+            size = len(prefix) + len(body.sections_json)
+            return gzip_around(prefix, body.sections_deflate, body.head_crc, size, suffix)
         runs = _runs(prefix, parts, suffix, body.deflate_bounds, body.sections_deflate)
         return gzip_stitched(runs)
     if encoding == "zstd":
+        if whole and body.sections_zstd is not None:
+            return zstd_around(prefix, body.sections_zstd, suffix, settings.RESPONSE_ZSTD_LEVEL)
         runs = _runs(prefix, parts, suffix, body.zstd_bounds, body.sections_zstd)
         return zstd_stitched(runs, settings.RESPONSE_ZSTD_LEVEL)
     plain = b"".join((prefix, *(raw for raw, _ in parts), suffix))
     if encoding == "br":
-        if not reduced and body.brotli_head is not None and prefix == ENVELOPE_HEADS[body.layout]:
+        if whole and body.brotli_head is not None:
             return brotli_finished(body.brotli_head, suffix)
         return brotli_whole(plain)
     return plain

@@ -8,9 +8,13 @@ import orjson
 import pytest
 
 from aggregation.assembly import assemble, with_pieces
+from aggregation.batch import BatchResult
 from aggregation.compute import SectionResult
 from aggregation.delivery import InvalidKnown, parse_known, section_version, serialized, stretches
+from aggregation.rendering import render_batch
 from aggregation.sections import Section, SectionPayload, SectionRegistry
+from caching.engine import CacheResult
+from tests.decoding import decompressed
 
 
 def _section(section_id: str) -> Section:
@@ -77,11 +81,41 @@ def test_a_body_stored_without_pieces_gets_the_same_ones():
     body = assemble(results, layout="inline", subject="trainer:bootstrap:1")
     old = replace(
         body, section_versions=None, body_version=None, piece_bounds=None, deflate_bounds=None,
-        sections_zstd=None, zstd_bounds=None, brotli_head=None,
+        sections_zstd=None, zstd_bounds=None, brotli_head=None, head_crc=None,
     )  # fmt: skip
     old.errors = [{"section": "sessions", "code": "SECTION_FETCH_ERROR", "message": "x"}]
     rebuilt = with_pieces(old, "trainer:bootstrap:1")
     assert rebuilt.section_versions == body.section_versions
     assert rebuilt.sections_json == body.sections_json
     assert rebuilt.piece_bounds == body.piece_bounds
+    assert rebuilt.head_crc == body.head_crc
     assert with_pieces(body, "anything") is body
+
+
+@pytest.mark.parametrize("layout", ["sections", "inline"])
+@pytest.mark.parametrize("coding", ["gzip", "zstd", "br", "identity"])
+def test_a_whole_body_decodes_the_same_with_or_without_its_stored_checksum(layout, coding):
+    """A whole body is its stored sections behind the envelope, checksummed once when stored.
+
+    A body stored by the release before ``head_crc`` goes piece by piece and
+    decodes to the same response.
+    """
+    sessions = [{"id": i} for i in range(50)]
+    body = assemble({"overview": _result({"a": "x" * 300}), "sessions": _result(sessions)},
+                    layout=layout, subject="s")  # fmt: skip
+    stored = {"gzip": body.sections_deflate, "zstd": body.sections_zstd}.get(coding)
+
+    def sent(body) -> dict:
+        result = BatchResult(body=body, cache=CacheResult(body, True), cache_key="k",
+                             user_id=None, started=0.0)  # fmt: skip
+        rendered = render_batch(result, accept_encoding=coding)
+        assert rendered.encoding == coding
+        assert stored is None or stored in rendered.content  # reused, not compressed again
+        data = orjson.loads(decompressed(rendered.content, coding))["data"]
+        for clock in ("timestamp", "executionTime"):
+            del data["metadata"][clock]
+        return data
+
+    now = sent(body)
+    assert (now["sections"] if layout == "sections" else now)["sessions"] == sessions
+    assert sent(replace(body, head_crc=None)) == now

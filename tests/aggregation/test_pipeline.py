@@ -19,7 +19,7 @@ from aggregation.sections import Section, SectionContext, SectionPayload
 from homepage.models import CategoryAffinity, Product
 from homepage.sections import homepage_sections
 from students.sections import student_bootstrap
-from tests.homepage.factories import EventFactory, OfferFactory, ProductFactory, StoreFactory
+from tests.homepage.factories import ProductFactory
 from tests.students.factories import StudentFactory
 from tests.trainers.factories import SessionFactory, TrainerFactory
 from trainers.sections import trainer_bootstrap
@@ -37,16 +37,6 @@ def _compare(sections: list[Section], context: SectionContext, *, consistent: bo
     assert [o.error_code for o in outcomes] == [None] * len(sections)
     for section, outcome in zip(sections, outcomes, strict=True):
         assert outcome.payload == section.fetch(context), section.id
-
-
-@pytest.fixture
-def storefront() -> None:
-    ProductFactory.create_batch(6, featured=True, category="books")
-    ProductFactory.create_batch(3, featured=True, category="toys")
-    StoreFactory.create_batch(5)
-    EventFactory.create_batch(5)
-    OfferFactory.create_batch(3)
-    OfferFactory.create_batch(2, flash=True)
 
 
 def test_homepage_sections_match_their_plans_run_query_by_query(storefront):

@@ -23,7 +23,7 @@ from aggregation.shapes import Shape, ShapeMismatch, compiled, is_template
 from homepage import selectors
 from homepage.models import CategoryAffinity, Offer, Product
 from homepage.sections import homepage_sections
-from tests.homepage.factories import EventFactory, OfferFactory, ProductFactory, StoreFactory
+from tests.homepage.factories import OfferFactory, ProductFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -165,13 +165,7 @@ def test_a_bind_must_name_an_argument():
 
 
 @pytest.mark.django_db(transaction=True)
-def test_every_list_of_the_homepage_is_a_template(fresh_homepage_shapes, user):
-    ProductFactory.create_batch(6, featured=True, category="books")
-    ProductFactory.create_batch(3, featured=True, category="toys")
-    StoreFactory.create_batch(5)
-    EventFactory.create_batch(5)
-    OfferFactory.create_batch(6)
-    OfferFactory.create_batch(6, flash=True)
+def test_every_list_of_the_homepage_is_a_template(fresh_homepage_shapes, storefront, user):
     CategoryAffinity.objects.create(user=user, category="toys", score=0.9)
     CategoryAffinity.objects.create(user=user, category="books", score=0.5)
     now = datetime.now(UTC)
