@@ -63,6 +63,8 @@ class BatchBody:
     @property
     def all_failed(self) -> bool:
         """True when every section failed: nothing worth sending or caching."""
+        if not self.errors:  # a failed section always has its error: the usual answer, at once
+            return False
         return bool(self.section_status) and all(
             s != "success" for s in self.section_status.values()
         )

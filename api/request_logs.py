@@ -40,12 +40,18 @@ def request_started(
     """Start the clock, keep only sane client request ids, bind the client IP."""
     request.started_at = time.perf_counter()  # type: ignore[attr-defined]
     # META, not request.headers: that builds a dict of every header first.
-    request_id = request.META.get("HTTP_X_REQUEST_ID", "")
+    sent = request.META.get("HTTP_X_REQUEST_ID", "")
+    request_id = structlog.contextvars.get_contextvars().get("request_id", "")
     bound = {"ip": client_ip(request)}
-    if not REQUEST_ID.match(request_id):
-        # Made up here: with tracing on, the trace's id, so a log line leads to its trace.
+    if not REQUEST_ID.match(sent):
+        # Made up here: with tracing on, the trace's id, so a log line leads to its trace;
+        # else the one django-structlog made when none was sent, or a new one.
         ids = tracing.current_ids()
-        request_id = bound["request_id"] = ids[0] if ids is not None else str(uuid.uuid4())
+        if ids is not None:
+            request_id = ids[0]
+        elif sent or not request_id:
+            request_id = str(uuid.uuid4())
+        bound["request_id"] = request_id
     tracing.annotate({"app.request_id": request_id})  # and a trace to its log lines
     structlog.contextvars.bind_contextvars(**bound)
 
