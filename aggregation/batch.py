@@ -25,6 +25,7 @@ from caching.shared import shared_cache
 
 from .assembly import BatchBody, Extras, Layout, assemble
 from .compute import Reuse, compute_sections, section_cache_key, section_tags
+from .dictionaries import keep
 from .formats import iso
 from .plans import Started, shared_totals
 from .sections import Section, SectionContext, SectionRegistry
@@ -63,6 +64,7 @@ class BatchRequest:
     layout: Layout = "sections"
     extras: Extras | None = None
     verify: tuple[str, dict[str, Any]] | None = None
+    dictionaries: bool = False  # keep each body computed, for clients that hold it (``dcz``)
     # Plans started to learn which shared totals to read ahead, to be driven on.
     started: dict[str, Started] = field(default_factory=dict, compare=False, repr=False)
 
@@ -90,6 +92,9 @@ class BatchResult:
     started: float
     tags: list[str] = field(default_factory=list)
     fresh: bool = False  # asked for with fresh=true: the cache was skipped on purpose
+    # The metadata this response has of its own, once fixed (``moment``); a
+    # response is rendered again from it when a client holds it as a dictionary.
+    fixed_moment: dict[str, Any] | None = None
 
     @classmethod
     def of(
@@ -113,17 +118,31 @@ class BatchResult:
             return 200
         return 503 if self.body.unavailable else 500
 
-    def metadata(self) -> dict[str, Any]:
-        """``data.metadata`` of seed 004 §1.3, plus ``stale`` (and ``snapshot``, versions)."""
-        metadata: dict[str, Any] = {"timestamp": iso(datetime.now(UTC))}
+    def moment(self) -> dict[str, Any]:
+        """The metadata that is this response's own: when, for whom, and how it was served."""
+        moment: dict[str, Any] = {"timestamp": iso(datetime.now(UTC))}
         if self.user_id is not None:  # declared optional: absent for anonymous callers
-            metadata["userId"] = str(self.user_id)
-        metadata |= {
-            "cacheKey": self.cache_key,
+            moment["userId"] = str(self.user_id)
+        moment |= {
             "ttl": self.cache.ttl,
             "fromCache": self.cache.from_cache,
             "stale": self.cache.stale,
             "executionTime": round((time.perf_counter() - self.started) * 1000, 2),
+        }
+        return moment
+
+    def metadata(self) -> dict[str, Any]:
+        """``data.metadata`` of seed 004 §1.3, plus ``stale`` (and ``snapshot``, versions)."""
+        own = self.fixed_moment if self.fixed_moment is not None else self.moment()
+        metadata: dict[str, Any] = {"timestamp": own["timestamp"]}
+        if "userId" in own:
+            metadata["userId"] = own["userId"]
+        metadata |= {
+            "cacheKey": self.cache_key,
+            "ttl": own["ttl"],
+            "fromCache": own["fromCache"],
+            "stale": own["stale"],
+            "executionTime": own["executionTime"],
             "partialFailure": self.body.partial_failure,
         }
         if self.body.snapshot is not None:
@@ -190,6 +209,8 @@ def serve_batch(request: BatchRequest, mode: ReadMode = ReadMode.CACHED) -> Batc
             snapshot=snapshot,
             subject=request.cache_key,
         )
+        if request.dictionaries:
+            keep(request.cache_key, body)
         return Computed(
             body,
             ok=not body.all_failed,

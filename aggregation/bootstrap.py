@@ -180,6 +180,7 @@ class Bootstrap:
             layout="inline",
             extras=lambda _: {"owner": owner},
             verify=(self.policy.namespace, {"subject_id": subject_id}),
+            dictionaries=settings.DELTA_DICTIONARIES,
         )
 
     def peek(

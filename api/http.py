@@ -9,6 +9,7 @@ from django.http import HttpRequest
 from django.utils.http import parse_etags
 
 VARY = "Accept-Encoding, Authorization, Cookie"
+DICTIONARY_VARY = "Available-Dictionary, Dictionary-ID"  # where dcz is offered (RFC 9842)
 
 
 def cache_control(*, public: bool, status: int = 200, expires_at: float | None = None) -> str:

@@ -7,26 +7,43 @@ DRF's renderer: the hot path of a cache hit does no serialization at all.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import dataclass
 from typing import Any
 
 from django.http import HttpRequest, HttpResponse, HttpResponseNotModified
 from rest_framework.response import Response
 
 from aggregation import metrics, tracing
-from aggregation.assembly import with_pieces
+from aggregation.assembly import BatchBody, with_pieces
 from aggregation.batch import BatchResult
 from aggregation.compute import SectionResult
+from aggregation.dictionaries import DCZ, Held, compressor_for, dcz, dictionary_id, restored
 from aggregation.encoding import IDENTITY
 from aggregation.errors import ErrorCode
 from aggregation.rendering import render_batch, sparse_etag
 from aggregation.sparse import SectionFields
 from api.cache_status import cache_status
 from api.errors import DATABASE_RETRY_AFTER_S, APIError
-from api.http import VARY, cache_control, not_modified
+from api.http import DICTIONARY_VARY, VARY, cache_control, not_modified
 from api.request_logs import note_aggregation
 from caching import edge
 
 _FAILURE_STATUS = {ErrorCode.TIMEOUT_ERROR: 504, ErrorCode.DB_CONNECTION_ERROR: 503}
+
+
+@dataclass(frozen=True)
+class Holding:
+    """What a client holds of earlier responses, and whether whole ones may become dictionaries.
+
+    ``known``: section versions (``known=``). ``match``: the ``Use-As-Dictionary``
+    pattern of the endpoint (None: not offered). ``dictionary``: the one the
+    request names, and ``kept``, its body as kept in the shared cache.
+    """
+
+    known: dict[str, str] | None = None
+    match: str | None = None
+    dictionary: Held | None = None
+    kept: BatchBody | None = None
 
 
 def batch_response(
@@ -36,17 +53,20 @@ def batch_response(
     public: bool,
     extra: dict[str, Any] | None = None,
     fieldset: tuple[list[str], dict[str, SectionFields]] | None = None,
-    known: dict[str, str] | None = None,
+    holding: Holding = Holding(),
 ) -> HttpResponse:
     """The response for a batch result: 304, or JSON in the best coding the client takes.
 
     ``fieldset`` (its paths and its spec) reduces the cached sections for this
-    response only; ``known`` (section: version the client holds) sends each
-    section still at that version as ``notModified``. The ETag names the
+    response only; ``holding.known`` (section: version the client holds) sends
+    each section still at that version as ``notModified``. The ETag names the
     content the client holds once it has merged them (reduced by ``fieldset``).
-    A result asked for with ``fresh=true`` skipped the cache on purpose, as
+    With ``holding.match``, a whole response is offered as a dictionary and a
+    client holding one gets ``dcz`` (``aggregation/dictionaries.py``). A result
+    asked for with ``fresh=true`` skipped the cache on purpose, as
     ``Cache-Status`` says.
     """
+    known = holding.known
     result.body = with_pieces(result.body, result.cache_key)
     status = result.status_code
     note_aggregation(
@@ -62,7 +82,7 @@ def batch_response(
         "Cache-Control": cache_control(
             public=public, status=status, expires_at=result.body.expires_at
         ),
-        "Vary": VARY,
+        "Vary": VARY if holding.match is None else f"{VARY}, {DICTIONARY_VARY}",
         "X-Cache": "STALE"
         if result.cache.stale
         else ("HIT" if result.cache.from_cache else "MISS"),
@@ -93,19 +113,52 @@ def batch_response(
             for name, value in headers.items():
                 response[name] = value
             return response
+    if holding.match is not None and status == 200 and not fieldset and not known:
+        # A whole response the client may keep as a dictionary: its own metadata,
+        # fixed now, is in its id, so it can be rendered again byte for byte.
+        result.fixed_moment = result.moment()
+        ident = dictionary_id(result.body.body_version or "", result.fixed_moment)
+        headers["Use-As-Dictionary"] = f'match="{holding.match}", id="{ident}"'
+    delta = _delta(result, holding) if status == 200 else None
     rendered = render_batch(
         result,
         extra=extra,
-        accept_encoding=request.META.get("HTTP_ACCEPT_ENCODING", ""),
+        accept_encoding="identity"
+        if delta is not None
+        else request.META.get("HTTP_ACCEPT_ENCODING", ""),
         fieldset=fieldset[1] if fieldset else None,
         known=known,
     )
+    if delta is not None:
+        rendered.content, rendered.encoding = dcz(rendered.content, *delta), DCZ
     response = HttpResponse(rendered.content, status=status, content_type="application/json")
     if rendered.encoding != IDENTITY:
         response["Content-Encoding"] = rendered.encoding
     for name, value in headers.items():
         response[name] = value
     return response
+
+
+def _delta(result: BatchResult, holding: Holding) -> tuple[bytes, Any] | None:
+    """The held dictionary's hash and a compressor with it, if the client's copy is made again.
+
+    The kept body must be of this response's cache key (it is read from
+    there) and of the version the id names; the bytes made from it must hash
+    to what the client sent. Otherwise None: the response goes out as usual.
+    """
+    held, kept = holding.dictionary, holding.kept
+    if held is None or kept is None or kept.body_version != held.body_version:
+        return None
+
+    def make() -> bytes:
+        body = with_pieces(restored(kept), result.cache_key)
+        again = BatchResult(body=body, cache=result.cache, cache_key=result.cache_key,
+                            user_id=None, started=0.0, fixed_moment=held.moment)  # fmt: skip
+        return render_batch(again, accept_encoding=IDENTITY).content
+
+    ident = (result.cache_key, dictionary_id(held.body_version, held.moment))
+    compressor = compressor_for(ident, held.digest, make)
+    return None if compressor is None else (held.digest, compressor)
 
 
 def section_response(

@@ -15,9 +15,11 @@ rule, and lists its individual section endpoints with ``section_endpoint``::
 
 from __future__ import annotations
 
+import contextlib
 import copy
 from typing import Any
 
+from django.conf import settings
 from django.db.models import Model
 from django.http import HttpRequest, HttpResponse
 from django.http.response import HttpResponseBase
@@ -27,18 +29,20 @@ from rest_framework.decorators import action
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from aggregation.assembly import BatchBody
 from aggregation.batch import BatchResult
 from aggregation.bootstrap import Bootstrap
 from aggregation.bounded import within_query_timeout
+from aggregation.dictionaries import Held, dictionary_key, held_dictionary
 from api.access import User
 from api.authentication import request_token, token_cache_key, user_from_cache
 from api.deprecation import LegacyEndpoint
 from api.ratelimits import RateLimit, over_budget
 from caching.activity import record_activity
-from caching.shared import shared_cache
+from caching.shared import SharedCacheUnavailable, shared_cache
 
 from .batch_serializers import BootstrapQuerySerializer, bootstrap_response_serializer
-from .responses import batch_response, section_response
+from .responses import Holding, batch_response, section_response
 from .serializers import envelope_serializer, error_responses, validated_query
 
 ID_PATTERN = r"[0-9]{1,18}"
@@ -151,7 +155,9 @@ class BootstrapViewSet(LegacyEndpoint, viewsets.ViewSet):
         except (exceptions.ValidationError, KeyError, ValueError):
             return None
         token_key = token_cache_key(token)
-        extra_keys = (token_key, self.spec.owner_key(subject_id))
+        _, kept_key = self._held(request, subject_id)
+        extra_keys: tuple[str, ...] = (token_key, self.spec.owner_key(subject_id))
+        extra_keys += (kept_key,) if kept_key is not None else ()
         cached, extra = self.spec.peek(subject_id, extra_keys=extra_keys)
         user = user_from_cache(extra.get(token_key))
         if user is None or params["fresh"]:  # (fresh: what was read is not read again)
@@ -160,6 +166,30 @@ class BootstrapViewSet(LegacyEndpoint, viewsets.ViewSet):
         if over_budget(request) is not None or not self._may_see(user, cached):
             return None
         return self._respond(request, subject_id, cached, params)  # type: ignore[arg-type]
+
+    def _held(self, request: HttpRequest, subject_id: int) -> tuple[Held | None, str | None]:
+        """The dictionary the request names, and the key its body is kept under (if any)."""
+        held = held_dictionary(request.META) if settings.DELTA_DICTIONARIES else None
+        if held is None:
+            return None, None
+        return held, dictionary_key(self.spec.cache_key(subject_id), held.body_version)
+
+    def _holding(self, request: HttpRequest, subject_id: int, params: dict[str, Any]) -> Holding:
+        """What the client holds: ``known=`` versions, and the dictionary it names, if kept.
+
+        The kept body is read from the shared cache, where the first look read
+        it already (no round trip of its own then).
+        """
+        if not settings.DELTA_DICTIONARIES:
+            return Holding(known=params.get("known"))
+        match = f"{request.path}?*"  # this subject's bootstrap, whatever its query
+        held, key = self._held(request, subject_id)
+        kept = None
+        if key is not None:
+            with contextlib.suppress(SharedCacheUnavailable):
+                kept = shared_cache.get_many([key]).get(key)
+        return Holding(known=params.get("known"), match=match, dictionary=held,
+                       kept=kept if isinstance(kept, BatchBody) else None)  # fmt: skip
 
     def _params(self, request: HttpRequest) -> dict[str, Any]:
         """The bootstrap's validated query parameters (``fresh``, ``known``)."""
@@ -199,7 +229,9 @@ class BootstrapViewSet(LegacyEndpoint, viewsets.ViewSet):
         # The cached content is the same for the subject and staff; the metadata
         # names whoever asked.
         result.user_id = request.user.pk
-        return batch_response(request, result, public=False, known=params.get("known"))
+        return batch_response(
+            request, result, public=False, holding=self._holding(request, subject_id, params)
+        )
 
     def section(self, request: Request, kwargs: dict[str, Any], section_id: str) -> Response:
         """One section alone, from its own cache entry."""

@@ -11,7 +11,9 @@ bytes of one response (its body, and on the wire with its status and headers):
   overview comes back);
 - unchanged, with all four sections ``known=``: alone (four stand-ins), and
   with the ETag held as ``If-None-Match`` (a 304, as the client docs advise);
-- the anonymous homepage and the bootstrap in identity, gzip, zstd and br.
+- the anonymous homepage and the bootstrap in identity, gzip, zstd and br;
+- after the profile change, a client holding the bootstrap it had before as a
+  dictionary (RFC 9842): the whole bootstrap, and ``known=``, in ``dcz``.
 
 The targets: the refresh after a profile change ships at most 10% of the
 whole bootstrap's bytes and answers within 1.2x a warm hit's p50; an
@@ -24,7 +26,9 @@ Brotli at most 0.85x its gzip size.
 from __future__ import annotations
 
 import argparse
+import base64
 import gzip
+import hashlib
 import json
 import os
 import sys
@@ -81,6 +85,21 @@ def _row(port: int, path: str, headers: dict[str, str], seconds: int) -> dict[st
     return row
 
 
+def _holding(body: bytes, offer: str) -> dict[str, str]:
+    """The headers of a client holding ``body`` as the dictionary ``offer`` named."""
+    ident = offer.split('id="', 1)[1].rstrip('"')
+    digest = base64.b64encode(hashlib.sha256(body).digest()).decode()
+    return {"Accept-Encoding": "dcz, gzip", "Available-Dictionary": f":{digest}:",
+            "Dictionary-ID": f'"{ident}"'}  # fmt: skip
+
+
+def _undelta(body: bytes, dictionary: bytes) -> Any:
+    """A ``dcz`` body decoded as a client does: past its header, with the dictionary it names."""
+    raw = zstandard.ZstdCompressionDict(dictionary, dict_type=zstandard.DICT_TYPE_RAWCONTENT)
+    reader = zstandard.ZstdDecompressor(dict_data=raw).decompressobj()
+    return json.loads(reader.decompress(body[40:]))
+
+
 def _known(versions: dict[str, str]) -> str:
     return ",".join(f"{section}:{version}" for section, version in versions.items())
 
@@ -99,6 +118,9 @@ def delivery_rows(port: int, trainer: tuple[str, int], seconds: int) -> dict[str
     sessions = len(before["sessions"])
     versions = before["metadata"]["sectionVersions"]
     etag = head["ETag"]
+    # A client keeping the bootstrap as a dictionary (RFC 9842): the bytes it decoded.
+    _, held_body, held_head = client.get(bootstrap, auth)
+    holding = _holding(held_body, held_head["Use-As-Dictionary"])
 
     rows: dict[str, dict[str, Any]] = {}
     rows["bootstrap warm, whole (gzip)"] = _row(port, bootstrap, gz, seconds)
@@ -131,6 +153,18 @@ def delivery_rows(port: int, trainer: tuple[str, int], seconds: int) -> dict[str
     rows["bootstrap after a profile change, known= and If-None-Match (gzip)"] = _row(
         port, refreshed, {**gz, "If-None-Match": etag}, seconds
     )
+    _, body, head = client.get(bootstrap, {**auth, **holding})
+    if (
+        head.get("Content-Encoding") != "dcz"
+        or _undelta(body, held_body)["data"]["overview"] != (after["overview"])
+    ):
+        raise RuntimeError("The bootstrap held as a dictionary did not come back as its delta.")
+    rows["bootstrap after a profile change, whole, dcz against the copy held"] = _row(
+        port, bootstrap, {**auth, **holding}, seconds
+    )
+    rows["bootstrap after a profile change, known= and dcz"] = _row(
+        port, refreshed, {**auth, **holding}, seconds
+    )
     for coding in CODINGS:
         headers = {} if coding == "identity" else {"Accept-Encoding": coding}
         rows[f"homepage warm, {coding}"] = _row(port, HOME, headers, seconds)
@@ -158,9 +192,14 @@ def delivery_rows(port: int, trainer: tuple[str, int], seconds: int) -> dict[str
     unchanged = rows["bootstrap unchanged, all four known= (gzip)"]
     conditional = rows["bootstrap unchanged, all four known= and If-None-Match"]
     home_br, home_gzip = rows["homepage warm, br"], rows["homepage warm, gzip"]
+    delta = rows["bootstrap after a profile change, whole, dcz against the copy held"]
     targets = {
         "known= after a profile change, bytes vs whole (<= 0.10)": (
             known["bytes"] / whole["bytes"], 0.10),
+        "dcz after a profile change, bytes vs whole (<= 0.10)": (
+            delta["bytes"] / whole["bytes"], 0.10),
+        "dcz after a profile change, p50 vs warm hit (<= 1.2)": (
+            delta["p50_ms"] / whole["p50_ms"], 1.2),
         "known= after a profile change, p50 vs warm hit (<= 1.2)": (
             known["p50_ms"] / whole["p50_ms"], 1.2),
         "unchanged, all four known= and If-None-Match, body bytes vs whole (<= 0.03)": (

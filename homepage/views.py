@@ -22,7 +22,7 @@ from api.access import personalised_user_id
 from api.authentication import request_token, token_cache_key, user_from_cache
 from api.deprecation import LegacyEndpoint
 from api.ratelimits import RateLimit, over_budget
-from api.responses import batch_response, section_response
+from api.responses import Holding, batch_response, section_response
 from api.serializers import error_responses, validated_query
 from caching.shared import shared_cache
 
@@ -69,7 +69,7 @@ def _respond(request: HttpRequest, params: dict, result: BatchResult) -> HttpRes
         public=result.user_id is None and not params["fresh"],
         extra={"analytics": result.body.extras} if params["includeAnalytics"] else None,
         fieldset=(fieldset["paths"], fieldset["spec"]) if fieldset else None,
-        known=params.get("known"),
+        holding=Holding(known=params.get("known")),
     )
 
 

@@ -284,6 +284,10 @@ if not set(RESPONSE_ENCODINGS) <= {"br", "zstd", "gzip"}:
     raise ImproperlyConfigured("RESPONSE_ENCODINGS lists only br, zstd and gzip.")
 RESPONSE_BROTLI_QUALITY = env.int("RESPONSE_BROTLI_QUALITY", default=6)  # 0-11
 RESPONSE_ZSTD_LEVEL = env.int("RESPONSE_ZSTD_LEVEL", default=6)  # 1-22
+# Bootstraps compressed against the copy a client holds (RFC 9842 dcz,
+# aggregation/dictionaries.py): each body computed is kept this long for it.
+DELTA_DICTIONARIES = env.bool("DELTA_DICTIONARIES", default=True)
+DELTA_DICTIONARY_TTL_S = env.int("DELTA_DICTIONARY_TTL_S", default=86_400)  # seconds
 
 TOKEN_CACHE_TTL_S = env.int("TOKEN_CACHE_TTL_S", default=300)  # seconds a token lookup is kept
 

@@ -11,6 +11,8 @@ trips of their own (docs/benchmark.md).
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import statistics
 import urllib.request
 from collections.abc import Callable, Iterator
@@ -67,7 +69,11 @@ def _token(user: object) -> str:
 
 
 def _per_request(
-    base: str, proxies: dict[str, Proxy], path: str, token: str | None
+    base: str,
+    proxies: dict[str, Proxy],
+    path: str,
+    token: str | None,
+    headers: dict[str, str] | None = None,
 ) -> dict[str, float]:
     """Round trips of one request to each store (the median of a few), after two to warm up.
 
@@ -80,8 +86,12 @@ def _per_request(
         request = urllib.request.Request(base + path)
         if token:
             request.add_header("Authorization", f"Token {token}")
+        for name, value in (headers or {}).items():
+            request.add_header(name, value)
         with urllib.request.urlopen(request, timeout=30) as response:
             assert response.status == 200, path
+            if headers:  # a client holding a dictionary: it was used
+                assert response.headers["Content-Encoding"] == "dcz", path
 
     get()
     get()
@@ -96,7 +106,7 @@ def _per_request(
 
 
 @pytest.fixture
-def paths() -> dict[str, tuple[str, str | None]]:
+def paths() -> dict[str, tuple]:
     """Each path: its URL and the token it is requested with."""
     ProductFactory.create_batch(12, featured=True)
     StoreFactory.create_batch(3)
@@ -137,11 +147,29 @@ BUDGETS = {
     "trainer bootstrap warm": (0, 1),
     "student bootstrap cold": (1, 3),
     "student bootstrap warm": (0, 1),
+    # Holding a dictionary (dcz): its kept body is read in the same first look.
+    "trainer bootstrap warm, dcz": (0, 1),
+    "trainer bootstrap cold, dcz": (1, 3),
 }
+
+
+def _holding(base: str, path: str, token: str) -> dict[str, str]:
+    """The headers of a client that kept the bootstrap at ``path`` as a dictionary."""
+    request = urllib.request.Request(base + path, headers={"Authorization": f"Token {token}"})
+    with urllib.request.urlopen(request, timeout=30) as response:
+        body, offer = response.read(), response.headers["Use-As-Dictionary"]
+    ident = offer.split('id="', 1)[1].rstrip('"')
+    digest = base64.b64encode(hashlib.sha256(body).digest()).decode()
+    return {"Accept-Encoding": "dcz, gzip", "Available-Dictionary": f":{digest}:",
+            "Dictionary-ID": f'"{ident}"'}  # fmt: skip
 
 
 def test_each_path_makes_the_round_trips_it_is_designed_to(stack, paths):
     base, proxies = stack
+    bootstrap, token = paths["trainer bootstrap warm"]
+    held = _holding(base, bootstrap, token)  # type: ignore[arg-type]
+    paths["trainer bootstrap warm, dcz"] = (bootstrap, token, held)
+    paths["trainer bootstrap cold, dcz"] = (f"{bootstrap}?fresh=true", token, held)
     measured = {name: _per_request(base, proxies, *paths[name]) for name in BUDGETS}
     over: Callable[[str], bool] = lambda name: (  # noqa: E731
         measured[name]["postgresql"] > BUDGETS[name][0]
