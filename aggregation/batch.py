@@ -25,7 +25,6 @@ from caching.shared import shared_cache
 
 from .assembly import BatchBody, Extras, Layout, assemble
 from .compute import Reuse, compute_sections, section_cache_key, section_tags
-from .dictionaries import keep
 from .formats import iso
 from .plans import Started, shared_totals
 from .sections import Section, SectionContext, SectionRegistry
@@ -64,7 +63,6 @@ class BatchRequest:
     layout: Layout = "sections"
     extras: Extras | None = None
     verify: tuple[str, dict[str, Any]] | None = None
-    dictionaries: bool = False  # keep each body computed, for clients that hold it (``dcz``)
     # Plans started to learn which shared totals to read ahead, to be driven on.
     started: dict[str, Started] = field(default_factory=dict, compare=False, repr=False)
 
@@ -209,8 +207,6 @@ def serve_batch(request: BatchRequest, mode: ReadMode = ReadMode.CACHED) -> Batc
             snapshot=snapshot,
             subject=request.cache_key,
         )
-        if request.dictionaries:
-            keep(request.cache_key, body)
         return Computed(
             body,
             ok=not body.all_failed,

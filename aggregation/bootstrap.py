@@ -180,7 +180,6 @@ class Bootstrap:
             layout="inline",
             extras=lambda _: {"owner": owner},
             verify=(self.policy.namespace, {"subject_id": subject_id}),
-            dictionaries=settings.DELTA_DICTIONARIES,
         )
 
     def peek(

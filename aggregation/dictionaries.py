@@ -4,20 +4,22 @@ Compression Dictionary Transport (RFC 9842) with ``dcz`` (Zstandard):
 
 1. A whole response names itself a dictionary for later requests to the same
    path (``Use-As-Dictionary: match="...", id="..."``). The id says how to make
-   that response's exact bytes again: the body's version and the metadata that
-   was its own (its time, ``fromCache``...). The body itself is kept in the
-   shared cache under its version when it is computed (``retained``), for
-   ``DELTA_DICTIONARY_TTL_S``, in the pipeline that stores it (no round trip of
-   its own), and only for the subject whose cache key it is under.
+   that response's exact bytes again: which body it was rendered from (a
+   digest of its exact sections, ``held_version``) and the metadata that was
+   its own (its time, ``fromCache``...). Sent to a client that takes ``dcz``,
+   the body is kept in the shared cache under that digest, within the
+   subject's cache key, for ``DELTA_DICTIONARY_TTL_S`` (once per body per
+   process; in the request's deferred writes). Only bodies some client may
+   hold are kept, and a recomputed body is kept beside, never over, another.
 2. A client that kept it sends ``Available-Dictionary`` (the SHA-256 of those
-   bytes), ``Dictionary-ID`` and ``dcz`` in ``Accept-Encoding``. The entry is
-   read in the round trip that reads the response's own entry.
+   bytes), ``Dictionary-ID`` and ``dcz`` in ``Accept-Encoding``. The kept body
+   is read in the round trip that reads the response's own entry.
 3. The server makes the held bytes again from the kept body and the id, and
    sends ``dcz`` only if their SHA-256 is the one the client named: a 40-byte
    header (a skippable zstd frame carrying that hash) and one zstd frame
-   compressed with them as a raw-content dictionary. Anything else (no entry,
-   a malformed or forged id, another hash, Redis down) is sent as it would
-   have been without the headers.
+   compressed with them as a raw-content dictionary. Anything else (no kept
+   body, a malformed or forged id, another hash, Redis down, a kept body that
+   cannot be read) is sent as it would have been without the headers.
 
 After one profile change, a trainer's whole bootstrap of 200 sessions comes
 back in about 150 bytes against 5 KB gzipped. The client must keep the bytes
@@ -28,19 +30,20 @@ from __future__ import annotations
 
 import base64
 import binascii
-import contextlib
 import hashlib
 import re
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any
 
 import orjson
 import zstandard
-from cachetools import LRUCache
+from cachetools import LRUCache, TTLCache
 from django.conf import settings
 
 from caching.keys import beside
+from caching.process import register_state
 from caching.shared import SharedCacheUnavailable, shared_cache
 
 from .assembly import BatchBody
@@ -50,9 +53,9 @@ DCZ = "dcz"
 # A skippable frame (magic 0x184D2A5E, 32 bytes long) holding the dictionary's SHA-256.
 DCZ_HEADER = b"\x5e\x2a\x4d\x18\x20\x00\x00\x00"
 DCZ_LEVEL = 3
-_DIGEST = re.compile(r"^\s*:([A-Za-z0-9+/]{43}=):\s*$")  # an sf-binary of 32 bytes
+_DIGEST = re.compile(r"^\s*:([A-Za-z0-9+/]{43})=?:\s*$")  # an sf-binary of 32 bytes
 _ID = re.compile(r'^\s*"([A-Za-z0-9_.-]{1,1000})"\s*$')  # an sf-string, as this server writes it
-_VERSION = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+_VERSION = re.compile(r"^[A-Za-z0-9_-]{1,64}$")  # a held_version
 # The metadata a response had of its own, and the types it had them in.
 _MOMENT_TYPES: dict[str, tuple[type, ...]] = {
     "timestamp": (str,),
@@ -68,7 +71,7 @@ class Held:
     """The dictionary a client says it holds: its SHA-256, and what the id says it was."""
 
     digest: bytes
-    body_version: str
+    version: str  # the held_version of the body the response was rendered from
     moment: dict[str, Any]
 
 
@@ -86,13 +89,13 @@ def held_dictionary(meta: dict[str, Any]) -> Held | None:
     parsed = _parse_id(ident.group(1))
     if parsed is None:
         return None
-    return Held(base64.b64decode(digest.group(1)), *parsed)
+    return Held(base64.b64decode(digest.group(1) + "="), *parsed)
 
 
-def dictionary_id(body_version: str, moment: dict[str, Any]) -> str:
-    """The id a response is named by as a dictionary: its body's version and its own metadata."""
+def dictionary_id(version: str, moment: dict[str, Any]) -> str:
+    """The id a response is named by as a dictionary: its body's held_version, its own metadata."""
     packed = base64.urlsafe_b64encode(orjson.dumps(moment)).rstrip(b"=").decode()
-    return f"{body_version}.{packed}"
+    return f"{version}.{packed}"
 
 
 def _parse_id(ident: str) -> tuple[str, dict[str, Any]] | None:
@@ -117,21 +120,39 @@ def _parse_id(ident: str) -> tuple[str, dict[str, Any]] | None:
     return version, moment
 
 
-def dictionary_key(cache_key: str, body_version: str) -> str:
-    """Where the body behind ``cache_key`` at ``body_version`` is kept (in the entry's shard)."""
-    return beside(f"dictionary:{cache_key}:{body_version}", cache_key)
+def held_version(body: BatchBody) -> str:
+    """A digest of exactly what a body renders: its sections' bytes (its ETag) and snapshot.
+
+    Not ``body_version``: that one leaves out each section's ``lastUpdated``,
+    so two computations of the same content share it but not their bytes.
+    """
+    digest = hashlib.blake2b(body.etag.encode(), digest_size=12)
+    digest.update(orjson.dumps(body.snapshot))
+    return base64.urlsafe_b64encode(digest.digest()).decode()
+
+
+def dictionary_key(cache_key: str, version: str) -> str:
+    """Where the body behind ``cache_key`` of ``held_version`` is kept (in the entry's shard)."""
+    return beside(f"dictionary:{cache_key}:{version}", cache_key)
+
+
+# Bodies this process has kept lately: written once a minute at most, not per
+# response, and again after Redis comes back (or is flushed: within the minute).
+_kept: TTLCache = TTLCache(maxsize=1024, ttl=60)
 
 
 def keep(cache_key: str, body: BatchBody) -> None:
-    """Keep ``body`` for ``DELTA_DICTIONARY_TTL_S`` (with the entry's writes, when deferred).
-
-    Not a body that failed whole: nobody is sent one as a dictionary.
-    """
-    if body.body_version is None or body.all_failed:
-        return
-    key = dictionary_key(cache_key, body.body_version)
-    with contextlib.suppress(SharedCacheUnavailable):  # then dcz is not offered: no harm
+    """Keep ``body`` for ``DELTA_DICTIONARY_TTL_S``, once per process (in deferred writes)."""
+    key = dictionary_key(cache_key, held_version(body))
+    with _lock:
+        if key in _kept:
+            return
+        _kept[key] = True
+    try:
         shared_cache.set(key, retained(body), settings.DELTA_DICTIONARY_TTL_S)
+    except SharedCacheUnavailable:  # then no dcz against it: no harm, try again next time
+        with _lock:
+            _kept.pop(key, None)
 
 
 def retained(body: BatchBody) -> BatchBody:
@@ -153,39 +174,52 @@ def restored(kept: BatchBody) -> BatchBody:
     return replace(kept, sections_json=reader.decompress(kept.sections_zstd))
 
 
-# Dictionaries made and checked in this process: (cache key, id) -> the one or None.
-# Few: each client holds its own (its id has its response's time), so only a
-# client asking again soon finds its own here. Each is precomputed for its
-# level: on a 100 KB bootstrap that costs what one compression by value does
-# (~120 us), and makes every later one 4x faster, for ~600 KB of tables.
+# Held responses made again in this process: (cache key, id) -> their SHA-256 and,
+# once a client named that hash, the dictionary. Few: each client holds its own
+# (its id has its response's time), so only a client asking again soon finds
+# its own here. A dictionary is precomputed for its level: on a 100 KB bootstrap
+# that costs what one compression by value does (~120 us) and makes every
+# later one 4x faster, for ~600 KB of tables.
 _made: LRUCache = LRUCache(maxsize=16)
 _lock = threading.Lock()
 
 
 def compressor_for(
-    held_key: tuple[str, str], digest: bytes, make: Any
+    held_key: tuple[str, str], digest: bytes, make: Callable[[], bytes]
 ) -> zstandard.ZstdCompressor | None:
     """A compressor with the held bytes as its dictionary, if ``make()`` gives bytes of ``digest``.
 
-    ``make`` renders the held response again; what it gives is remembered
-    for ``held_key``, a mismatch included, so a repeat costs nothing.
+    ``make`` renders the held response again; its hash is remembered for
+    ``held_key`` whatever was asked, so a request naming a wrong hash first
+    does not spoil the id for the client that holds the right one.
     """
     with _lock:
-        found = _made.get(held_key, False)
-    if found is False:
-        content: bytes = make()
-        found = None
-        if hashlib.sha256(content).digest() == digest:
-            dictionary = zstandard.ZstdCompressionDict(
-                content, dict_type=zstandard.DICT_TYPE_RAWCONTENT
-            )
-            dictionary.precompute_compress(level=DCZ_LEVEL)
-            found = (digest, dictionary)
+        made = _made.get(held_key)
+    if made is None:
+        content = make()
+        made = [hashlib.sha256(content).digest(), content, None]
         with _lock:
-            _made[held_key] = found
-    if found is None or found[0] != digest:
+            _made[held_key] = made
+    if made[0] != digest:
         return None
-    return zstandard.ZstdCompressor(level=DCZ_LEVEL, dict_data=found[1], write_content_size=True)
+    if made[2] is None:
+        dictionary = zstandard.ZstdCompressionDict(
+            made[1], dict_type=zstandard.DICT_TYPE_RAWCONTENT
+        )
+        dictionary.precompute_compress(level=DCZ_LEVEL)
+        made[2] = dictionary
+    return zstandard.ZstdCompressor(level=DCZ_LEVEL, dict_data=made[2], write_content_size=True)
+
+
+def forget() -> None:
+    """Forget the bodies kept and the dictionaries made by this process (tests)."""
+    with _lock:
+        _made.clear()
+        _kept.clear()
+
+
+register_state("delta delivery: dictionaries made, bodies kept", forget)
+shared_cache.on_recovery(forget)
 
 
 def dcz(content: bytes, digest: bytes, compressor: zstandard.ZstdCompressor) -> bytes:

@@ -6,6 +6,7 @@ DRF's renderer: the hot path of a cache hit does no serialization at all.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -17,8 +18,17 @@ from aggregation import metrics, tracing
 from aggregation.assembly import BatchBody, with_pieces
 from aggregation.batch import BatchResult
 from aggregation.compute import SectionResult
-from aggregation.dictionaries import DCZ, Held, compressor_for, dcz, dictionary_id, restored
-from aggregation.encoding import IDENTITY
+from aggregation.dictionaries import (
+    DCZ,
+    Held,
+    compressor_for,
+    dcz,
+    dictionary_id,
+    held_version,
+    keep,
+    restored,
+)
+from aggregation.encoding import IDENTITY, accepted_encodings
 from aggregation.errors import ErrorCode
 from aggregation.rendering import render_batch, sparse_etag
 from aggregation.sparse import SectionFields
@@ -27,6 +37,8 @@ from api.errors import DATABASE_RETRY_AFTER_S, APIError
 from api.http import DICTIONARY_VARY, VARY, cache_control, not_modified
 from api.request_logs import note_aggregation
 from caching import edge
+
+logger = logging.getLogger(__name__)
 
 _FAILURE_STATUS = {ErrorCode.TIMEOUT_ERROR: 504, ErrorCode.DB_CONNECTION_ERROR: 503}
 
@@ -113,19 +125,14 @@ def batch_response(
             for name, value in headers.items():
                 response[name] = value
             return response
+    accept_encoding = request.META.get("HTTP_ACCEPT_ENCODING", "")
     if holding.match is not None and status == 200 and not fieldset and not known:
-        # A whole response the client may keep as a dictionary: its own metadata,
-        # fixed now, is in its id, so it can be rendered again byte for byte.
-        result.fixed_moment = result.moment()
-        ident = dictionary_id(result.body.body_version or "", result.fixed_moment)
-        headers["Use-As-Dictionary"] = f'match="{holding.match}", id="{ident}"'
+        headers["Use-As-Dictionary"] = _offered(result, holding.match, accept_encoding)
     delta = _delta(result, holding) if status == 200 else None
     rendered = render_batch(
         result,
         extra=extra,
-        accept_encoding="identity"
-        if delta is not None
-        else request.META.get("HTTP_ACCEPT_ENCODING", ""),
+        accept_encoding=IDENTITY if delta is not None else accept_encoding,
         fieldset=fieldset[1] if fieldset else None,
         known=known,
     )
@@ -147,7 +154,7 @@ def _delta(result: BatchResult, holding: Holding) -> tuple[bytes, Any] | None:
     to what the client sent. Otherwise None: the response goes out as usual.
     """
     held, kept = holding.dictionary, holding.kept
-    if held is None or kept is None or kept.body_version != held.body_version:
+    if held is None or kept is None:
         return None
 
     def make() -> bytes:
@@ -156,9 +163,31 @@ def _delta(result: BatchResult, holding: Holding) -> tuple[bytes, Any] | None:
                             user_id=None, started=0.0, fixed_moment=held.moment)  # fmt: skip
         return render_batch(again, accept_encoding=IDENTITY).content
 
-    ident = (result.cache_key, dictionary_id(held.body_version, held.moment))
-    compressor = compressor_for(ident, held.digest, make)
+    ident = (result.cache_key, dictionary_id(held.version, held.moment))
+    try:
+        compressor = compressor_for(ident, held.digest, make)
+    except Exception:  # a kept body this release cannot render (say, an older one's)
+        logger.warning("dictionary_unusable", exc_info=True)
+        return None
     return None if compressor is None else (held.digest, compressor)
+
+
+def _offered(result: BatchResult, match: str, accept_encoding: str) -> str:
+    """``Use-As-Dictionary`` of a whole response, whose body is kept for a client taking dcz.
+
+    The response's own metadata is fixed now and goes into its id, so that it
+    can be rendered again byte for byte.
+    """
+    result.fixed_moment = result.moment()
+    ident = dictionary_id(held_version(result.body), result.fixed_moment)
+    if accepted_encodings(accept_encoding).get(DCZ, 0.0) > 0:  # a client that may keep it
+        keep(result.cache_key, result.body)
+    return f'match="{_sf_escaped(match)}", id="{ident}"'
+
+
+def _sf_escaped(value: str) -> str:
+    """``value`` inside an sf-string (RFC 8941): backslash and double quote escaped."""
+    return value.replace("\\", "\\\\").replace('"', '\\"')
 
 
 def section_response(

@@ -172,7 +172,7 @@ class BootstrapViewSet(LegacyEndpoint, viewsets.ViewSet):
         held = held_dictionary(request.META) if settings.DELTA_DICTIONARIES else None
         if held is None:
             return None, None
-        return held, dictionary_key(self.spec.cache_key(subject_id), held.body_version)
+        return held, dictionary_key(self.spec.cache_key(subject_id), held.version)
 
     def _holding(self, request: HttpRequest, subject_id: int, params: dict[str, Any]) -> Holding:
         """What the client holds: ``known=`` versions, and the dictionary it names, if kept.

@@ -118,8 +118,10 @@ def delivery_rows(port: int, trainer: tuple[str, int], seconds: int) -> dict[str
     sessions = len(before["sessions"])
     versions = before["metadata"]["sectionVersions"]
     etag = head["ETag"]
-    # A client keeping the bootstrap as a dictionary (RFC 9842): the bytes it decoded.
-    _, held_body, held_head = client.get(bootstrap, auth)
+    # A client keeping the bootstrap as a dictionary (RFC 9842): the bytes it decoded
+    # (it takes dcz, so the server keeps the body for it).
+    _, held_body, held_head = client.get(bootstrap, {**auth, "Accept-Encoding": "dcz, gzip"})
+    held_body = gzip.decompress(held_body)
     holding = _holding(held_body, held_head["Use-As-Dictionary"])
 
     rows: dict[str, dict[str, Any]] = {}

@@ -285,7 +285,7 @@ if not set(RESPONSE_ENCODINGS) <= {"br", "zstd", "gzip"}:
 RESPONSE_BROTLI_QUALITY = env.int("RESPONSE_BROTLI_QUALITY", default=6)  # 0-11
 RESPONSE_ZSTD_LEVEL = env.int("RESPONSE_ZSTD_LEVEL", default=6)  # 1-22
 # Bootstraps compressed against the copy a client holds (RFC 9842 dcz,
-# aggregation/dictionaries.py): each body computed is kept this long for it.
+# aggregation/dictionaries.py): a body sent to a client taking dcz is kept this long.
 DELTA_DICTIONARIES = env.bool("DELTA_DICTIONARIES", default=True)
 DELTA_DICTIONARY_TTL_S = env.int("DELTA_DICTIONARY_TTL_S", default=86_400)  # seconds
 

@@ -21,7 +21,7 @@ def _meta(**headers: str) -> dict[str, str]:
 def test_an_id_gives_back_the_version_and_moment_it_was_made_of():
     held = held_dictionary(_meta())
     assert held is not None
-    assert (held.digest, held.body_version, held.moment) == (bytes(range(32)), "G0-5Ica4dfhr136a",
+    assert (held.digest, held.version, held.moment) == (bytes(range(32)), "G0-5Ica4dfhr136a",
                                                              MOMENT)  # fmt: skip
     assert held_dictionary(_meta(HTTP_ACCEPT_ENCODING="dcz;q=0.5")) is not None
 
