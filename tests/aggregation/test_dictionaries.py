@@ -46,6 +46,9 @@ def _packed(raw: bytes) -> str:
         {"HTTP_DICTIONARY_ID": '"v.!!"'},
         {"HTTP_DICTIONARY_ID": '"' + "v" * 65 + '.e30"'},  # a version too long
         {"HTTP_DICTIONARY_ID": '".e30"'},
+        {"HTTP_DICTIONARY_ID": '"abc\x00.e30"'},  # NUL
+        {"HTTP_DICTIONARY_ID": '"\u00e9t\u00e9.e30"'},  # not ASCII
+        {"HTTP_AVAILABLE_DICTIONARY": ":" + "A" * 10_000 + ":"},
     ],
 )
 def test_anything_else_is_no_dictionary(headers):
