@@ -27,8 +27,9 @@ from aggregation.dictionaries import (
     held_version,
     keep,
     restored,
+    takes_dcz,
 )
-from aggregation.encoding import IDENTITY, accepted_encodings
+from aggregation.encoding import IDENTITY
 from aggregation.errors import ErrorCode
 from aggregation.rendering import render_batch, sparse_etag
 from aggregation.sparse import SectionFields
@@ -149,9 +150,9 @@ def batch_response(
 def _delta(result: BatchResult, holding: Holding) -> tuple[bytes, Any] | None:
     """The held dictionary's hash and a compressor with it, if the client's copy is made again.
 
-    The kept body must be of this response's cache key (it is read from
-    there) and of the version the id names; the bytes made from it must hash
-    to what the client sent. Otherwise None: the response goes out as usual.
+    The kept body was read under this response's cache key and the version
+    the id names; the bytes made from it must hash to what the client sent.
+    Otherwise None: the response goes out as usual.
     """
     held, kept = holding.dictionary, holding.kept
     if held is None or kept is None:
@@ -180,7 +181,7 @@ def _offered(result: BatchResult, match: str, accept_encoding: str) -> str:
     """
     result.fixed_moment = result.moment()
     ident = dictionary_id(held_version(result.body), result.fixed_moment)
-    if accepted_encodings(accept_encoding).get(DCZ, 0.0) > 0:  # a client that may keep it
+    if takes_dcz(accept_encoding):  # a client that may keep it
         keep(result.cache_key, result.body)
     return f'match="{_sf_escaped(match)}", id="{ident}"'
 

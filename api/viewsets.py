@@ -168,11 +168,17 @@ class BootstrapViewSet(LegacyEndpoint, viewsets.ViewSet):
         return self._respond(request, subject_id, cached, params)  # type: ignore[arg-type]
 
     def _held(self, request: HttpRequest, subject_id: int) -> tuple[Held | None, str | None]:
-        """The dictionary the request names, and the key its body is kept under (if any)."""
-        held = held_dictionary(request.META) if settings.DELTA_DICTIONARIES else None
-        if held is None:
-            return None, None
-        return held, dictionary_key(self.spec.cache_key(subject_id), held.version)
+        """The dictionary the request names, and the key its body is kept under (if any).
+
+        Parsed once per request: the first look and the response both ask.
+        """
+        django_request = getattr(request, "_request", request)  # a DRF request wraps Django's
+        found = getattr(django_request, "held_dictionary", None)
+        if found is None:
+            held = held_dictionary(request.META) if settings.DELTA_DICTIONARIES else None
+            key = dictionary_key(self.spec.cache_key(subject_id), held.version) if held else None
+            found = django_request.held_dictionary = (held, key)  # type: ignore[union-attr]
+        return found
 
     def _holding(self, request: HttpRequest, subject_id: int, params: dict[str, Any]) -> Holding:
         """What the client holds: ``known=`` versions, and the dictionary it names, if kept.
