@@ -216,7 +216,7 @@ def serve_batch(request: BatchRequest, mode: ReadMode = ReadMode.CACHED) -> Batc
 
     # Round trips to Redis on a miss: the entry and its generations; the lock and
     # everything the computation reads (read ahead); every write, in one pipeline.
-    with shared_cache.read_ahead(), shared_cache.deferred_writes():
+    with shared_cache.batched():
         cached = get_or_compute(
             request.cache_key,
             compute,

@@ -85,24 +85,36 @@ def render_batch(
     body = result.body
     if body.piece_bounds is None or body.section_versions is None:
         raise ValueError("A body without pieces: pass it through with_pieces first.")
-    parts, unchanged = stretches(
+    parts: list[Stretch] | None = None  # None: the stored sections, whole
+    unchanged: list[str] = []
+    if fieldset or known:  # most responses send the body whole and walk no piece
+        parts, unchanged = _stretches(body, fieldset, known)
+        if all(index is not None for _, index in parts):
+            parts = None
+    prefix, suffix = _envelope(result, extra)
+    sections_length = len(body.sections_json) if parts is None else sum(len(r) for r, _ in parts)
+    encoding = (
+        choose_encoding(accept_encoding, offered_encodings(reduced=parts is not None))
+        if len(prefix) + sections_length + len(suffix) >= MIN_COMPRESS_LENGTH
+        else IDENTITY
+    )
+    return Rendered(_encode(body, encoding, prefix, parts, suffix), encoding, unchanged)
+
+
+def _stretches(
+    body: BatchBody,
+    fieldset: dict[str, SectionFields] | None = None,
+    known: dict[str, str] | None = None,
+) -> tuple[list[Stretch], list[str]]:
+    """The body's sections as ``delivery.stretches`` (its pieces checked by ``render_batch``)."""
+    assert body.piece_bounds is not None and body.section_versions is not None  # noqa: S101
+    return stretches(
         sections_json=body.sections_json,
         piece_bounds=body.piece_bounds,
         versions=body.section_versions,
         layout=body.layout,
         fieldset=fieldset,
         known=known,
-    )
-    prefix, suffix = _envelope(result, extra)
-    reduced = any(index is None for _, index in parts)
-    length = len(prefix) + len(suffix) + sum(len(raw) for raw, _ in parts)
-    encoding = (
-        choose_encoding(accept_encoding, offered_encodings(reduced=reduced))
-        if length >= MIN_COMPRESS_LENGTH
-        else IDENTITY
-    )
-    return Rendered(
-        _encode(body, encoding, prefix, parts, suffix, reduced=reduced), encoding, unchanged
     )
 
 
@@ -131,28 +143,30 @@ def _envelope(result: BatchResult, extra: dict[str, Any] | None) -> tuple[bytes,
 
 
 def _encode(
-    body: BatchBody,
-    encoding: str,
-    prefix: bytes,
-    parts: list[Stretch],
-    suffix: bytes,
-    *,
-    reduced: bool,
+    body: BatchBody, encoding: str, prefix: bytes, parts: list[Stretch] | None, suffix: bytes
 ) -> bytes:
+    """The response in ``encoding``: ``parts`` (None: the stored sections, whole) enveloped."""
     # A whole body behind its usual head: every section's stored bytes in one.
-    whole = not reduced and prefix == ENVELOPE_HEADS[body.layout]
+    whole = parts is None and prefix == ENVELOPE_HEADS[body.layout]
     if encoding == "gzip":
         if whole and body.head_crc is not None:
             size = len(prefix) + len(body.sections_json)
             return gzip_around(prefix, body.sections_deflate, body.head_crc, size, suffix)
-        runs = _runs(prefix, parts, suffix, body.deflate_bounds, body.sections_deflate)
+        runs = _runs(
+            prefix, parts or _stretches(body)[0], suffix, body.deflate_bounds, body.sections_deflate
+        )
         return gzip_stitched(runs)
     if encoding == "zstd":
         if whole and body.sections_zstd is not None:
             return zstd_around(prefix, body.sections_zstd, suffix, settings.RESPONSE_ZSTD_LEVEL)
-        runs = _runs(prefix, parts, suffix, body.zstd_bounds, body.sections_zstd)
+        runs = _runs(
+            prefix, parts or _stretches(body)[0], suffix, body.zstd_bounds, body.sections_zstd
+        )
         return zstd_stitched(runs, settings.RESPONSE_ZSTD_LEVEL)
-    plain = b"".join((prefix, *(raw for raw, _ in parts), suffix))
+    if parts is None:
+        plain = b"".join((prefix, body.sections_json, suffix))
+    else:
+        plain = b"".join((prefix, *(raw for raw, _ in parts), suffix))
     if encoding == "br":
         if whole and body.brotli_head is not None:
             return brotli_finished(body.brotli_head, suffix)

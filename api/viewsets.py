@@ -137,7 +137,7 @@ class BootstrapViewSet(LegacyEndpoint, viewsets.ViewSet):
         # One read of the cache serves the whole request: what the first look
         # found (the token, the owner, the entry and its generations) is not
         # read again on a miss, and every write goes out in one pipeline.
-        with shared_cache.read_ahead(), shared_cache.deferred_writes():
+        with shared_cache.batched():
             response = self._cached_bootstrap(request, kwargs)
             if response is not None:
                 return response

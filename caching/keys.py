@@ -11,6 +11,8 @@ import functools
 import zlib
 
 from django.conf import settings
+from django.core.signals import setting_changed
+from django.dispatch import receiver
 
 CLUSTER_SLOTS = 16_384  # Redis Cluster's hash slots
 
@@ -45,9 +47,16 @@ def tag_key(tag: str, shard: int = 0) -> str:
 # every copy (bumps are rare next to reads). With one shard nothing changes.
 
 
+@functools.cache  # asked several times per request; settings change only in tests
 def cache_shards() -> int:
     """How many shards keys are spread over (``CACHE_SHARDS``; 1: no hash tags)."""
     return int(settings.CACHE_SHARDS)
+
+
+@receiver(setting_changed)
+def _settings_changed(setting: str, **_: object) -> None:
+    if setting == "CACHE_SHARDS":
+        cache_shards.cache_clear()
 
 
 def shard_of(key: str) -> int:

@@ -17,6 +17,7 @@ calls are batched where the logic allows, on the calling thread only:
 - ``deferred_writes()``: writes nobody waits on (``set``, ``set_each``,
   ``release``, ``zadd_trim``, ``hincrby_many``, ``hset_many``) are queued and sent in one
   pipeline when it closes, even if the block raised.
+- ``batched()``: both at once, as a request handler opens them.
 """
 
 from __future__ import annotations
@@ -105,6 +106,33 @@ class _Batching(threading.local):
 
     seen: dict[str, Any] | None = None
     writes: list[Write] | None = None
+
+
+class _Batched:
+    """``read_ahead()`` and ``deferred_writes()`` at once: a class, as it opens on every request."""
+
+    __slots__ = ("_batching", "_flush", "_reads", "_writes")
+
+    def __init__(self, batching: _Batching, flush: Callable[[list[Write] | None], None]) -> None:
+        self._batching, self._flush = batching, flush
+
+    def __enter__(self) -> None:
+        batching = self._batching
+        self._reads, self._writes = batching.seen is None, batching.writes is None
+        if self._reads:
+            batching.seen = {}
+        if self._writes:
+            batching.writes = []
+
+    def __exit__(self, *exc_info: object) -> None:
+        batching = self._batching
+        try:
+            if self._writes:
+                writes, batching.writes = batching.writes, None
+                self._flush(writes)
+        finally:
+            if self._reads:
+                batching.seen = None
 
 
 class SharedCache:
@@ -209,9 +237,16 @@ class SharedCache:
             yield
         finally:
             writes, self._batching.writes = self._batching.writes, None
-            if writes:
-                with contextlib.suppress(SharedCacheUnavailable):  # as each write alone would
-                    self.call(lambda: self._pipelined(writes))
+            self._flush(writes)
+
+    def batched(self) -> contextlib.AbstractContextManager[None]:
+        """``read_ahead()`` and ``deferred_writes()`` together, as one request opens them."""
+        return _Batched(self._batching, self._flush)
+
+    def _flush(self, writes: list[Write] | None) -> None:
+        if writes:
+            with contextlib.suppress(SharedCacheUnavailable):  # as each write alone would
+                self.call(lambda: self._pipelined(writes))
 
     def _pipelined(self, writes: list[Write]) -> None:
         redis = self._redis()

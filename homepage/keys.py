@@ -8,9 +8,12 @@ content never shares a key.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 
 from django.conf import settings
+from django.core.signals import setting_changed
+from django.dispatch import receiver
 
 from aggregation.sections import Section, SectionContext
 from caching.engine import CachePolicy
@@ -73,6 +76,7 @@ def count_cache_key(name: str) -> str:
     return f"homepage:count:{name}:{HOMEPAGE_KEY_VERSION}"
 
 
+@functools.cache  # per request otherwise; settings change only in tests (below)
 def homepage_policy() -> CachePolicy:
     """Whole homepage responses: fresh ``CACHE_SOFT_TTL_S``, then stale-while-revalidate.
 
@@ -89,6 +93,7 @@ def homepage_policy() -> CachePolicy:
     )
 
 
+@functools.cache
 def section_policy() -> CachePolicy:
     """Single sections (specification §4.2: ten minutes), shared by the legacy endpoints."""
     return CachePolicy(
@@ -96,3 +101,9 @@ def section_policy() -> CachePolicy:
         soft_ttl=settings.CACHE_SECTION_TTL_S,
         hard_ttl=settings.CACHE_SECTION_TTL_S,
     )
+
+
+@receiver(setting_changed)
+def _settings_changed(**_: object) -> None:  # (the policies read several settings)
+    homepage_policy.cache_clear()
+    section_policy.cache_clear()

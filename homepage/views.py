@@ -91,7 +91,7 @@ class HomepageView(APIView):
         """
         if request.method != "GET" or not settings.ENABLE_BATCH_ENDPOINT:
             return super().dispatch(request, *args, **kwargs)
-        with shared_cache.read_ahead(), shared_cache.deferred_writes():
+        with shared_cache.batched():
             response = self._cached(request)
             if response is not None:
                 return response
