@@ -7,7 +7,8 @@ checkout's virtualenv), each on its own gunicorn (2 x 4), database and Redis
 database, and alternates one-connection ``wrk`` runs on the ceiling, the
 ceiling plus one Redis round trip and the warm homepage, round after round.
 It prints the medians and each code's warm homepage over its ceiling plus
-one round trip (the ratio ``bench.run`` reports as ``warm_vs_floor``).
+one round trip (the ratio ``bench.run`` reports as ``warm_vs_floor``), of the
+medians and as the median of each round's own ratio (steadier on a busy host).
 
     .venv/bin/python -m bench.versus e2bcde4 --rounds 6
 """
@@ -15,6 +16,7 @@ one round trip (the ratio ``bench.run`` reports as ``warm_vs_floor``).
 from __future__ import annotations
 
 import argparse
+import operator
 import os
 import statistics
 import subprocess
@@ -106,12 +108,19 @@ def versus(commit: str, rounds: int, seconds: int, results: Path) -> dict[str, A
             subprocess.run(["git", "worktree", "remove", "--force", str(other)], cwd=ROOT,
                            check=False, capture_output=True)  # fmt: skip
     medians = {s: {r: statistics.median(v) for r, v in rows.items()} for s, rows in samples.items()}
+    # Each round's own ratio, taken seconds apart: the machine's drift over the
+    # run (samples here move by half between rounds) cancels out of it.
+    paired = {
+        s: round(statistics.median(map(operator.truediv, rows["warm"], rows["floor"])), 3)
+        for s, rows in samples.items()
+    }
     return {
         "commit": commit,
         "rounds": rounds,
         "samples": samples,
         "medians": medians,
         "warm_vs_floor": {s: round(m["warm"] / m["floor"], 3) for s, m in medians.items()},
+        "warm_vs_floor_paired": paired,
     }
 
 
@@ -126,10 +135,24 @@ def main() -> int:
     result = versus(args.commit, args.rounds, args.seconds, Path(args.out).parent)
     print_table(
         [
-            [side, m["ceiling"], m["floor"], m["warm"], result["warm_vs_floor"][side]]
+            [
+                side,
+                m["ceiling"],
+                m["floor"],
+                m["warm"],
+                result["warm_vs_floor"][side],
+                result["warm_vs_floor_paired"][side],
+            ]
             for side, m in result["medians"].items()
         ],  # fmt: skip
-        headers=["code", "ceiling p50 ms", "ceiling + 1 RT", "warm homepage", "warm / (c + 1 RT)"],
+        headers=[
+            "code",
+            "ceiling p50 ms",
+            "ceiling + 1 RT",
+            "warm homepage",
+            "warm / (c + 1 RT)",
+            "median of each round's",
+        ],  # fmt: skip
     )
     write_json(Path(args.out), result)
     print(f"wrote {args.out}")
