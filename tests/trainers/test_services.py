@@ -6,6 +6,8 @@ from datetime import timedelta
 from decimal import Decimal
 
 import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from api.errors import APIError
@@ -13,7 +15,7 @@ from caching.tags import read_generations
 from students.models import Achievement, CourseProgress, StudentProgress
 from tests.students.factories import StudentFactory
 from trainers import services
-from trainers.models import Allocation, PayoutClaim, Session, TrainerPerformance
+from trainers.models import Allocation, PayoutClaim, Session, Trainer, TrainerPerformance
 from trainers.services import InvalidTransition
 
 from .factories import (
@@ -203,6 +205,21 @@ def test_every_mutation_invalidates_everyone_it_touches(django_capture_on_commit
         services.session_confirm(session=session)
     after, _ = read_generations(tags)
     assert all(after[t] != before[t] for t in tags)
+
+
+def test_profile_update_writes_only_what_changed_in_one_statement():
+    allocation = AllocationFactory()
+    as_read = Trainer.objects.get(pk=allocation.trainer_id)  # by the access check
+    Trainer.objects.filter(pk=as_read.pk).update(name="Changed meanwhile")
+    with CaptureQueriesContext(connection) as queries:
+        services.trainer_profile_update(trainer=as_read, bio="New bio")
+    row = Trainer.objects.get(pk=as_read.pk)
+    assert (row.name, row.bio) == ("Changed meanwhile", "New bio")  # nothing lost
+    assert row.updated_at > allocation.trainer.updated_at
+    statements = [q["sql"] for q in queries.captured_queries]
+    # The UPDATE, and the read of which students see this trainer (their tags).
+    assert [s.split()[0] for s in statements] == ["UPDATE", "SELECT"]
+    assert '"name"' not in statements[0]
 
 
 def test_profile_update_invalidates_the_trainers_students(django_capture_on_commit_callbacks):
