@@ -322,25 +322,26 @@ def network_rows(
         server = serve(env, port)
         client = Client(port)
         try:
-            for delay in delays_ms:
-                for proxy in proxies.values():
-                    proxy.delay_ms = delay
-                jobs = paths(shopper, trainer, student)
-                measured: dict[int, dict] = {}  # the same conventional job, measured once
-                for path, service, conventional in jobs:
+            # Each path at every delay in turn, seconds apart: a busy host's drift over
+            # the run would otherwise show as an effect of the delay.
+            measured: dict[tuple[int, float], dict] = {}  # a conventional job shared by rows
+            for path, service, conventional in paths(shopper, trainer, student):
+                for delay in delays_ms:
+                    for proxy in proxies.values():
+                        proxy.delay_ms = delay
                     for build, job in (("service", service), ("conventional", conventional)):
                         if job is None:
                             continue
-                        if id(job) not in measured:
+                        if (id(job), delay) not in measured:
                             print(f"  {delay:g} ms: {path}, {build}", file=sys.stderr, flush=True)
                             result = _measure(job, client, proxies, requests, warmup)
                             if delay == max(delays_ms):  # one more, each round trip named
                                 result["turns"] = _explain(job, client, proxies, statements)
-                            measured[id(job)] = result
+                            measured[id(job), delay] = result
                         row = rows.setdefault(f"{path} | {build}", {
                             "path": path, "build": build, "what": job.label, "delays": {},
                         })  # fmt: skip
-                        row["delays"][f"{delay:g}"] = measured[id(job)]
+                        row["delays"][f"{delay:g}"] = measured[id(job), delay]
         finally:
             client.close()
             stop(server)
