@@ -12,7 +12,9 @@ build's (``bench/reference``):
   them (a client's turn after a reply; ``bench/proxy.py``): counters reset, a
   fixed number of sequential requests, counts divided by the requests;
 - **p50/p99** of those requests at each delay (each reply held 0, 0.5, 1 ms),
-  one keep-alive connection, one request after another, after a warm-up.
+  one keep-alive connection, one request after another, after a warm-up; the
+  delays taken in turn, a tenth of the requests each time, so that a busy
+  host's drift does not read as the delay's effect.
 
 Cold is ``fresh=true`` (every section computed), as in ``bench.run``; warm is
 the same URL again. Tasks go to the broker (Redis, through the proxy) as from
@@ -53,11 +55,12 @@ from bench.harness import (
     trainer_tokens,
     write_json,
 )
-from bench.proxy import Proxy
+from bench.proxy import Counts, Proxy
 
 DELAYS_MS = (0.0, 0.5, 1.0)
 REQUESTS = 200
 WARMUP = 10
+ROUNDS = 10  # each path takes the delays in turn this many times
 HOME = "/api/v1/homepage"
 LISTS = {  # the service's legacy list -> the conventional build's list
     "/api/v1/products/featured": "justForYou",
@@ -264,18 +267,44 @@ def _explain(
     return turns
 
 
-def _measure(job: Job, client: Client, proxies: dict[str, Proxy], requests: int, warmup: int):
+def _measure(
+    job: Job, client: Client, proxies: dict[str, Proxy], requests: int, warmup: int,
+    delays_ms: tuple[float, ...],
+) -> dict[float, dict]:  # fmt: skip
+    """``job`` at each delay: p50, p99 and round trips per request.
+
+    In rounds that take every delay in turn: a busy host's drift over the run
+    then weighs on each delay alike, instead of reading as the delay's effect.
+    """
     for i in range(warmup):
         job.run(client, i)
-    for proxy in proxies.values():
-        proxy.reset()
-    times = [job.run(client, warmup + i) for i in range(requests)]
-    counts = {name: proxy.reset() for name, proxy in proxies.items()}
+    rounds = max(1, min(ROUNDS, requests))
+    times: dict[float, list[float]] = {d: [] for d in delays_ms}
+    counts: dict[float, dict[str, list[Counts]]] = {d: {n: [] for n in proxies} for d in delays_ms}
+    sent = warmup
+    for turn in range(rounds):
+        for delay in delays_ms:
+            for proxy in proxies.values():
+                proxy.delay_ms = delay
+                proxy.reset()
+            share = requests // rounds + (turn < requests % rounds)
+            times[delay] += [job.run(client, sent + i) for i in range(share)]
+            sent += share
+            for name, proxy in proxies.items():
+                counts[delay][name].append(proxy.reset())
     return {
-        "p50_ms": round(percentile(times, 50), 3),
-        "p99_ms": round(percentile(times, 99), 3),
-        "round_trips": {name: round(c.round_trips / requests, 2) for name, c in counts.items()},
-        "connections_opened": {name: c.connections for name, c in counts.items()},
+        delay: {
+            "p50_ms": round(percentile(times[delay], 50), 3),
+            "p99_ms": round(percentile(times[delay], 99), 3),
+            "round_trips": {
+                name: round(sum(c.round_trips for c in taken) / requests, 2)
+                for name, taken in counts[delay].items()
+            },
+            "connections_opened": {
+                name: sum(c.connections for c in taken) for name, taken in counts[delay].items()
+            },
+        }  # fmt: skip
+        for delay in delays_ms
     }
 
 
@@ -322,26 +351,26 @@ def network_rows(
         server = serve(env, port)
         client = Client(port)
         try:
-            # Each path at every delay in turn, seconds apart: a busy host's drift over
-            # the run would otherwise show as an effect of the delay.
-            measured: dict[tuple[int, float], dict] = {}  # a conventional job shared by rows
+            measured: dict[int, dict[float, dict]] = {}  # a conventional job shared by rows
             for path, service, conventional in paths(shopper, trainer, student):
-                for delay in delays_ms:
-                    for proxy in proxies.values():
-                        proxy.delay_ms = delay
-                    for build, job in (("service", service), ("conventional", conventional)):
-                        if job is None:
-                            continue
-                        if (id(job), delay) not in measured:
-                            print(f"  {delay:g} ms: {path}, {build}", file=sys.stderr, flush=True)
-                            result = _measure(job, client, proxies, requests, warmup)
-                            if delay == max(delays_ms):  # one more, each round trip named
-                                result["turns"] = _explain(job, client, proxies, statements)
-                            measured[id(job), delay] = result
-                        row = rows.setdefault(f"{path} | {build}", {
-                            "path": path, "build": build, "what": job.label, "delays": {},
-                        })  # fmt: skip
-                        row["delays"][f"{delay:g}"] = measured[id(job), delay]
+                for build, job in (("service", service), ("conventional", conventional)):
+                    if job is None:
+                        continue
+                    if id(job) not in measured:
+                        print(f"  {path}, {build}", file=sys.stderr, flush=True)
+                        measured[id(job)] = _measure(
+                            job, client, proxies, requests, warmup, delays_ms
+                        )
+                        for proxy in proxies.values():  # one more, each round trip named
+                            proxy.delay_ms = max(delays_ms)
+                        measured[id(job)][max(delays_ms)]["turns"] = _explain(
+                            job, client, proxies, statements
+                        )
+                    row = rows.setdefault(f"{path} | {build}", {
+                        "path": path, "build": build, "what": job.label, "delays": {},
+                    })  # fmt: skip
+                    for delay, result in measured[id(job)].items():
+                        row["delays"][f"{delay:g}"] = result
         finally:
             client.close()
             stop(server)
