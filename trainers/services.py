@@ -37,7 +37,7 @@ from .models import (
 from .signals import allocation_approved, session_completed
 
 # The rows a service locks by primary key.
-_Locked = TypeVar("_Locked", Allocation, Session, PayoutClaim, Trainer)
+_Locked = TypeVar("_Locked", Allocation, Session, PayoutClaim)
 
 CENTS = Decimal("0.01")
 
@@ -318,13 +318,17 @@ def _assign(obj: object, changes: dict[str, Any], allowed: frozenset[str]) -> No
         setattr(obj, name, value)
 
 
+@transaction.atomic(savepoint=False)
 def trainer_profile_update(*, trainer: Trainer, **changes: Any) -> Trainer:
     """Change profile fields (model field names); students who see this trainer see it too.
 
-    Only the fields changed are written, in one ``UPDATE``: nothing to lock, as
-    a concurrent change to other fields is kept (one round trip to the
-    database rather than four: ``BEGIN``, ``SELECT ... FOR UPDATE``, ``UPDATE``
-    of every column, ``COMMIT``). ``trainer`` is the row as read for the access check.
+    Only the fields sent are written (with ``updated_at``), in one ``UPDATE``
+    without a lock: a concurrent change to other fields is kept, and the
+    request makes five round trips to the database rather than six (no
+    ``SELECT ... FOR UPDATE``). In one transaction all the same, as every
+    service here: the change listener is told which tags it bumps, and a
+    failure before the commit undoes the write. ``trainer`` is the row as read
+    for the access check: its other fields are as they were read.
     """
     _assign(trainer, changes, PROFILE_FIELDS)
     if changes:

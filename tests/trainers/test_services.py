@@ -11,6 +11,7 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from api.errors import APIError
+from caching import tags
 from caching.tags import read_generations
 from students.models import Achievement, CourseProgress, StudentProgress
 from tests.students.factories import StudentFactory
@@ -220,6 +221,22 @@ def test_profile_update_writes_only_what_changed_in_one_statement():
     # The UPDATE, and the read of which students see this trainer (their tags).
     assert [s.split()[0] for s in statements] == ["UPDATE", "SELECT"]
     assert '"name"' not in statements[0]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_profile_update_names_its_tags_inside_its_transaction(monkeypatch):
+    """So the change listener, seeing the write, knows it was announced (no second bump)."""
+    announced: list[tuple[list[str], bool]] = []
+    monkeypatch.setattr(
+        tags,
+        "_announcers",
+        [lambda names, using: announced.append((names, connection.in_atomic_block))],
+    )
+    allocation = AllocationFactory()
+    announced.clear()
+    services.trainer_profile_update(trainer=allocation.trainer, bio="Announced")
+    assert announced and all(inside for _, inside in announced)
+    assert f"student:{allocation.student_id}" in announced[-1][0]
 
 
 def test_profile_update_invalidates_the_trainers_students(django_capture_on_commit_callbacks):
