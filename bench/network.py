@@ -276,6 +276,8 @@ def _measure(
     In rounds that take every delay in turn: a busy host's drift over the run
     then weighs on each delay alike, instead of reading as the delay's effect.
     """
+    for proxy in proxies.values():
+        proxy.delay_ms = delays_ms[0]
     for i in range(warmup):
         job.run(client, i)
     rounds = max(1, min(ROUNDS, requests))

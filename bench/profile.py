@@ -10,8 +10,9 @@ ceiling's. ``--pyinstrument`` writes a flame graph (HTML) of the path.
     .venv/bin/python -m bench.profile "/api/v1/homepage?fresh=true" --pyinstrument cold.html
     .venv/bin/python -m bench.profile /api/v1/homepage --calls
 
-``--calls`` counts the Python function calls per request: a measure of the
-path's own work that a busy machine does not move, to compare two codes by.
+``--calls`` counts the function calls per request (Python and built-in, on
+the request's thread): a measure of the path's own work that a busy machine
+hardly moves, to compare two codes by.
 """
 
 from __future__ import annotations
@@ -58,7 +59,7 @@ def main() -> int:
     parser.add_argument("--trainer", action="store_true", help="Send the first trainer's token.")
     parser.add_argument("--pyinstrument", metavar="HTML", help="Write a flame graph here.")
     parser.add_argument(
-        "--calls", action="store_true", help="Count Python function calls per request (cProfile)."
+        "--calls", action="store_true", help="Count function calls per request (cProfile: Python and built-in; this thread)."
     )
     parser.add_argument(
         "--database-url", default="postgres://postgres@127.0.0.1:5432/bench_aggregation"
@@ -104,7 +105,7 @@ def main() -> int:
     measured = run(path, args.requests)
     ratio = measured / ceiling
     print(f"{path}: {measured:.3f} ms/request; ceiling {ceiling:.3f} ms ({ratio:.2f}x)")
-    if args.calls:  # the same on a quiet machine and a busy one, unlike its time
+    if args.calls:  # steady on a busy machine, unlike the time
         profiler = cProfile.Profile()
         profiler.enable()
         run(path, args.requests)
