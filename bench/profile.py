@@ -59,7 +59,9 @@ def main() -> int:
     parser.add_argument("--trainer", action="store_true", help="Send the first trainer's token.")
     parser.add_argument("--pyinstrument", metavar="HTML", help="Write a flame graph here.")
     parser.add_argument(
-        "--calls", action="store_true", help="Count function calls per request (cProfile: Python and built-in; this thread)."
+        "--calls",
+        action="store_true",
+        help="Count function calls per request (cProfile: Python and built-in, this thread).",
     )
     parser.add_argument(
         "--database-url", default="postgres://postgres@127.0.0.1:5432/bench_aggregation"
